@@ -1,0 +1,5 @@
+export * from "./apdu";
+export * from "./errors";
+export * from "./hex";
+export * from "./status";
+export * from "./transmit";

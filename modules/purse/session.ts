@@ -1,0 +1,80 @@
+import { ApduError } from "../iso7816/errors";
+import { SW } from "../iso7816/status";
+import { transmit, transmitOk, type Transceiver } from "../iso7816/transmit";
+import * as commands from "./commands";
+import { parseBasicData, parseTransactionRecord, type BasicData, type BasicDataLayout, type TransactionRecord } from "./files";
+import {
+  parseBalance, parseDebitForPurchase, parseFci, parseInitializeForPurchase, parseTransactionProve,
+  type DebitForPurchaseResponse, type FileControlInformation, type InitializeForPurchaseResponse, type TransactionProveResponse,
+} from "./responses";
+
+export interface PurseApplication {
+  layout: BasicDataLayout;
+  aid: Uint8Array;
+}
+
+export const TUNION_APPLICATION: PurseApplication = Object.freeze({ layout: "tunion", aid: commands.AID_TUNION });
+export const CITY_UNION_APPLICATION: PurseApplication = Object.freeze({ layout: "cityunion", aid: commands.AID_CITY_UNION });
+
+/** The electronic-purse commands of one card, over any transceiver (a PN532, a virtual card). */
+export class PurseCard {
+  readonly #card: Transceiver;
+  application: PurseApplication | undefined;
+
+  constructor(card: Transceiver) {
+    this.#card = card;
+  }
+
+  /** Tries the applications in the configured order; a card without one (6A82) moves on to the next. */
+  async selectApplication(order: readonly PurseApplication[]): Promise<{ application: PurseApplication; fci: FileControlInformation }> {
+    let last: ApduError | undefined;
+    for (const application of order) {
+      const response = await transmit(this.#card, commands.selectByName(application.aid));
+      if (response.sw === SW.OK) {
+        this.application = application;
+        return { application, fci: parseFci(response.data) };
+      }
+      last = new ApduError(response.sw, "SELECT");
+      if (response.sw !== SW.FILE_NOT_FOUND && response.sw !== SW.FUNCTION_NOT_SUPPORTED) throw last;
+    }
+    throw last ?? new ApduError(SW.FILE_NOT_FOUND, "SELECT");
+  }
+
+  async readBasicData(layout = this.application?.layout ?? "tunion"): Promise<BasicData> {
+    const response = await transmitOk(this.#card, commands.readBinary(commands.SFI_BASIC_DATA, 0, 30), "READ BINARY 0x15");
+    return parseBasicData(response.data, layout);
+  }
+
+  async getBalance(): Promise<number> {
+    return parseBalance((await transmitOk(this.#card, commands.getBalance(), "GET BALANCE")).data);
+  }
+
+  async initializeForPurchase(request: commands.InitializeForPurchaseRequest): Promise<InitializeForPurchaseResponse> {
+    const response = await transmitOk(this.#card, commands.initializeForPurchase(request), "INITIALIZE FOR PURCHASE");
+    return parseInitializeForPurchase(response.data);
+  }
+
+  async debitForPurchase(request: commands.DebitForPurchaseRequest): Promise<DebitForPurchaseResponse> {
+    const response = await transmitOk(this.#card, commands.debitForPurchase(request), "DEBIT FOR PURCHASE");
+    return parseDebitForPurchase(response.data);
+  }
+
+  /** Returns undefined on 9406: the card has no MAC/TAC for that serial, so that transaction did not happen. */
+  async getTransactionProve(transactionType: number, serial: number): Promise<TransactionProveResponse | undefined> {
+    const response = await transmitOk(this.#card, commands.getTransactionProve(transactionType, serial), "GET TRANSACTION PROVE", [SW.MAC_TAC_NOT_AVAILABLE]);
+    if (response.sw === SW.MAC_TAC_NOT_AVAILABLE) return undefined;
+    return parseTransactionProve(response.data);
+  }
+
+  /** Reads the transaction log, newest first, until the card says there are no more records. */
+  async readTransactionLog(maxRecords = 10): Promise<TransactionRecord[]> {
+    const records: TransactionRecord[] = [];
+    for (let n = 1; n <= maxRecords; n++) {
+      const response = await transmit(this.#card, commands.readRecord(commands.SFI_TRANSACTION_LOG, n, 23));
+      if (response.sw === SW.RECORD_NOT_FOUND) break;
+      if (response.sw !== SW.OK) throw new ApduError(response.sw, "READ RECORD 0x18");
+      records.push(parseTransactionRecord(response.data));
+    }
+    return records;
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * Electronic-purse cryptography for PBOC / JT/T 978 purchases: the part a PSAM does in a classic terminal.
+ *
+ * The consumption front-end uses it to make MAC1 and check MAC2 and TAC, the virtual card uses it to play the card,
+ * and a clearing system can use it to verify TACs. Host side only (node:crypto); device code never imports it.
+ *
+ * 3DES follows spec/purse.md §4.2-4.6 (confirmed by published examples and real cards). SM4 follows the decisions at
+ * the top of spec/purse.md, which are assumptions: they live here, and only here, so an issuer's specification can
+ * replace them.
+ *
+ * Every function checks its arguments and throws PurseCryptoError (code "PURSE_CRYPTO") on a wrong size or value.
+ */
+import { createCipheriv, timingSafeEqual } from "node:crypto";
+import { encodeDate, encodeTime } from "../../modules/purse/bcd";
+
+export type PurseAlgorithm = "3des" | "sm4";
+
+export class PurseCryptoError extends Error {
+  readonly code = "PURSE_CRYPTO";
+  constructor(message: string) {
+    super(message);
+    this.name = "PurseCryptoError";
+  }
+}
+
+/** The algorithm identifier byte of the INITIALIZE FOR PURCHASE response: 00 = 3DES (real cards), 04 = SM4 (assumed). */
+export function algorithmFromId(algorithmId: number): PurseAlgorithm {
+  if (algorithmId === 0x00) return "3des";
+  if (algorithmId === 0x04) return "sm4";
+  throw new PurseCryptoError(`unsupported algorithm identifier 0x${algorithmId.toString(16).padStart(2, "0")}`);
+}
+
+export function algorithmId(alg: PurseAlgorithm): number {
+  checkAlgorithm(alg);
+  return alg === "3des" ? 0x00 : 0x04;
+}
+
+function checkAlgorithm(alg: PurseAlgorithm): void {
+  if (alg !== "3des" && alg !== "sm4") throw new PurseCryptoError(`unknown purse algorithm ${String(alg)}`);
+}
+
+function checkBytes(what: string, value: Uint8Array, ...lengths: number[]): void {
+  if (!(value instanceof Uint8Array)) throw new PurseCryptoError(`${what} must be a Uint8Array`);
+  if (!lengths.includes(value.length)) throw new PurseCryptoError(`${what} must be ${lengths.join(" or ")} bytes, got ${value.length}`);
+}
+
+function checkUint(what: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new PurseCryptoError(`${what} must be an integer in 0..${max}, got ${value}`);
+}
+
+function blockSize(alg: PurseAlgorithm): number {
+  return alg === "3des" ? 8 : 16;
+}
+
+/** Single DES is 3DES with K1 = K2 (OpenSSL 3 keeps plain DES in its legacy provider only). */
+function desKey(key: Uint8Array): Uint8Array {
+  if (key.length === 16) return key;
+  const k = new Uint8Array(16);
+  k.set(key, 0);
+  k.set(key, 8);
+  return k;
+}
+
+function cipherName(alg: PurseAlgorithm, mode: "ecb" | "cbc"): string {
+  return alg === "3des" ? `des-ede-${mode}` : `sm4-${mode}`;
+}
+
+function encrypt(alg: PurseAlgorithm, mode: "ecb" | "cbc", key: Uint8Array, data: Uint8Array): Uint8Array {
+  const k = alg === "3des" ? desKey(key) : key;
+  const iv = mode === "cbc" ? new Uint8Array(blockSize(alg)) : null;
+  const cipher = createCipheriv(cipherName(alg, mode), k, iv);
+  cipher.setAutoPadding(false);
+  const out = new Uint8Array(data.length);
+  const first = cipher.update(data);
+  out.set(first, 0);
+  out.set(cipher.final(), first.length);
+  return out;
+}
+
+function complement(bytes: Uint8Array): Uint8Array {
+  return bytes.map((b) => b ^ 0xff);
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+function uint32(value: number): Uint8Array {
+  return new Uint8Array([(value >>> 24) & 0xff, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff]);
+}
+
+function bcdField(what: string, encode: (s: string) => Uint8Array, value: string): Uint8Array {
+  try {
+    return encode(value);
+  } catch {
+    throw new PurseCryptoError(`${what} "${value}" is not valid`);
+  }
+}
+
+/** ISO/IEC 9797-1 padding method 2: 80, then 00 up to a whole block (a full block is added to aligned data). */
+export function pad(alg: PurseAlgorithm, data: Uint8Array): Uint8Array {
+  checkAlgorithm(alg);
+  const size = blockSize(alg);
+  const out = new Uint8Array((Math.floor(data.length / size) + 1) * size);
+  out.set(data, 0);
+  out[data.length] = 0x80;
+  return out;
+}
+
+/**
+ * Card-key diversification with the 8-byte factor (the right 8 bytes of the ASN).
+ * 3DES: E(MK, F) || E(MK, NOT F). SM4: SM4(MK, F || NOT F). Returns the 16-byte card key.
+ */
+export function diversifyKey(alg: PurseAlgorithm, masterKey: Uint8Array, factor: Uint8Array): Uint8Array {
+  checkAlgorithm(alg);
+  checkBytes("master key", masterKey, 16);
+  checkBytes("diversification factor", factor, 8);
+  if (alg === "3des") return concat(encrypt(alg, "ecb", masterKey, factor), encrypt(alg, "ecb", masterKey, complement(factor)));
+  return encrypt(alg, "ecb", masterKey, concat(factor, complement(factor)));
+}
+
+/**
+ * The purchase session key SESPK from the card's purchase key (DPK), the INIT random, the EP serial and the TSN
+ * (its right 2 bytes). 3DES: 8 bytes. SM4: 16 bytes, the 8-byte input padded with 80 00.. to one block.
+ */
+export function purchaseSessionKey(alg: PurseAlgorithm, dpk: Uint8Array, random: Uint8Array, epSerial: number, tsn: number): Uint8Array {
+  checkAlgorithm(alg);
+  checkBytes("purchase key", dpk, 16);
+  checkBytes("random", random, 4);
+  checkUint("EP serial", epSerial, 0xffff);
+  checkUint("TSN", tsn, 0xffffffff);
+  const input = concat(random, new Uint8Array([epSerial >> 8, epSerial & 0xff, (tsn >>> 8) & 0xff, tsn & 0xff]));
+  if (alg === "3des") return encrypt(alg, "ecb", dpk, input);
+  return encrypt(alg, "ecb", dpk, concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0])));
+}
+
+/**
+ * The PBOC transaction MAC: ISO/IEC 9797-1 MAC algorithm 1, padding method 2, zero IV, leftmost 4 bytes of the last
+ * block. 3DES takes an 8-byte key (single DES, as MAC1/MAC2/TAC use) or a 16-byte key (3DES CBC); SM4 a 16-byte key.
+ */
+export function pbocMac(alg: PurseAlgorithm, key: Uint8Array, data: Uint8Array): Uint8Array {
+  checkAlgorithm(alg);
+  if (alg === "3des") checkBytes("MAC key", key, 8, 16);
+  else checkBytes("MAC key", key, 16);
+  if (!(data instanceof Uint8Array)) throw new PurseCryptoError("MAC data must be a Uint8Array");
+  const chained = encrypt(alg, "cbc", key, pad(alg, data));
+  const size = blockSize(alg);
+  return chained.slice(chained.length - size, chained.length - size + 4);
+}
+
+function checkSessionKey(alg: PurseAlgorithm, key: Uint8Array): void {
+  checkAlgorithm(alg);
+  checkBytes("session key", key, alg === "3des" ? 8 : 16);
+}
+
+export interface PurchaseFields {
+  /** Amount in fen. */
+  amount: number;
+  /** Transaction type: 06 purchase, 09 compound purchase. */
+  type: number;
+  /** 6-byte terminal ID, as sent in INITIALIZE FOR PURCHASE. */
+  terminalId: Uint8Array;
+  /** YYYYMMDD */
+  date: string;
+  /** hhmmss */
+  time: string;
+}
+
+function purchaseHead(f: PurchaseFields): Uint8Array {
+  if (typeof f !== "object" || f === null) throw new PurseCryptoError("purchase fields are required");
+  checkUint("amount", f.amount, 0xffffffff);
+  checkUint("transaction type", f.type, 0xff);
+  checkBytes("terminal ID", f.terminalId, 6);
+  return concat(uint32(f.amount), new Uint8Array([f.type]), f.terminalId);
+}
+
+function dateTime(f: PurchaseFields): Uint8Array {
+  return concat(bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time));
+}
+
+/** MAC1 (made by the front-end, checked by the card): amount 4 || type 1 || terminal 6 || date 4 || time 3. */
+export function purchaseMac1(alg: PurseAlgorithm, sessionKey: Uint8Array, f: PurchaseFields): Uint8Array {
+  checkSessionKey(alg, sessionKey);
+  return pbocMac(alg, sessionKey, concat(purchaseHead(f), dateTime(f)));
+}
+
+/** MAC2 (made by the card after it debits): over the 4-byte amount. */
+export function purchaseMac2(alg: PurseAlgorithm, sessionKey: Uint8Array, amount: number): Uint8Array {
+  checkSessionKey(alg, sessionKey);
+  checkUint("amount", amount, 0xffffffff);
+  return pbocMac(alg, sessionKey, uint32(amount));
+}
+
+/** The key a TAC is made with: DTK left XOR right for 3DES (single DES), the whole DTK for SM4. */
+export function tacKey(alg: PurseAlgorithm, dtk: Uint8Array): Uint8Array {
+  checkAlgorithm(alg);
+  checkBytes("TAC key", dtk, 16);
+  if (alg === "sm4") return dtk;
+  const key = new Uint8Array(8);
+  for (let i = 0; i < 8; i++) key[i] = dtk[i]! ^ dtk[i + 8]!;
+  return key;
+}
+
+/** TAC (made by the card, checked at clearing): amount 4 || type 1 || terminal 6 || TSN 4 || date 4 || time 3. */
+export function purchaseTac(alg: PurseAlgorithm, dtk: Uint8Array, f: PurchaseFields & { tsn: number }): Uint8Array {
+  const key = tacKey(alg, dtk);
+  const head = purchaseHead(f);
+  checkUint("TSN", f.tsn, 0xffffffff);
+  return pbocMac(alg, key, concat(head, uint32(f.tsn), dateTime(f)));
+}
+
+/** Constant-time comparison of two MACs or TACs. */
+export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a instanceof Uint8Array && b instanceof Uint8Array && a.length === b.length && timingSafeEqual(a, b);
+}
