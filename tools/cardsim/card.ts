@@ -157,8 +157,7 @@ export class VirtualCard {
     for (const tear of this.#tears) {
       const wanted = typeof tear.command === "number" ? tear.command : COMMAND_INS[tear.command];
       if (wanted !== ins || tear.when !== when) continue;
-      if (when === "before") tear.seen++;
-      if (tear.seen >= (tear.occurrence ?? 1)) {
+      if (++tear.seen >= (tear.occurrence ?? 1)) {
         this.#tears.splice(this.#tears.indexOf(tear), 1);
         return true;
       }
