@@ -70,3 +70,31 @@ export function describeResponse(command: Uint8Array, bytes: Uint8Array): string
     return `malformed response ${toHex(bytes, " ")}`;
   }
 }
+
+export interface TraceLine {
+  command: Uint8Array;
+  response?: Uint8Array;
+  error?: unknown;
+  ms: number;
+}
+
+/** Wraps a transceiver so that every APDU and its answer (or failure) reaches `log`, timed with `now`. */
+export function tracingTransceiver(
+  inner: { transceive(command: Uint8Array): Promise<Uint8Array> },
+  log: (line: TraceLine) => void,
+  now: () => number,
+): { transceive(command: Uint8Array): Promise<Uint8Array> } {
+  return {
+    async transceive(command: Uint8Array) {
+      const start = now();
+      try {
+        const response = await inner.transceive(command);
+        log({ command, response, ms: now() - start });
+        return response;
+      } catch (error) {
+        log({ command, error, ms: now() - start });
+        throw error;
+      }
+    },
+  };
+}

@@ -11,8 +11,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const out = path.join(root, "build", "xs-tests");
 mkdirSync(out, { recursive: true });
 
-const only = process.argv.slice(2);
-const files = readdirSync(path.join(root, "test", "device"))
+// Usage: run.ts [--dir <folder of *.test.ts>] [name filters...]
+const argv = process.argv.slice(2);
+const dirAt = argv.indexOf("--dir");
+const testDir = dirAt >= 0 ? path.resolve(argv.splice(dirAt, 2)[1]!) : path.join(root, "test", "device");
+const only = argv;
+const files = readdirSync(testDir)
   .filter((f) => f.endsWith(".test.ts"))
   .filter((f) => !only.length || only.some((o) => f.includes(o)))
   .sort();
@@ -23,7 +27,7 @@ for (const file of files) {
   const entry = path.join(out, file.replace(/\.ts$/, ".entry.ts"));
   writeFileSync(entry, [
     `import { runAll } from ${JSON.stringify(path.join(root, "test/xs/harness.ts"))};`,
-    `import ${JSON.stringify(path.join(root, "test/device", file))};`,
+    `import ${JSON.stringify(path.join(testDir, file))};`,
     "runAll();",
   ].join("\n"));
   const bundle = path.join(out, file.replace(/\.ts$/, ".js"));
