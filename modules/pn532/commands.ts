@@ -1,0 +1,131 @@
+/** Command codes and parameter values from UM0701 §7, and the decoders for their answers. */
+import { Pn532FrameError } from "./errors";
+
+export const Command = Object.freeze({
+  Diagnose: 0x00,
+  GetFirmwareVersion: 0x02,
+  GetGeneralStatus: 0x04,
+  ReadRegister: 0x06,
+  WriteRegister: 0x08,
+  SetSerialBaudRate: 0x10,
+  SetParameters: 0x12,
+  SAMConfiguration: 0x14,
+  PowerDown: 0x16,
+  RFConfiguration: 0x32,
+  InDataExchange: 0x40,
+  InCommunicateThru: 0x42,
+  InDeselect: 0x44,
+  InListPassiveTarget: 0x4a,
+  InRelease: 0x52,
+  InAutoPoll: 0x60,
+});
+
+/** RFConfiguration items. */
+export const RfItem = Object.freeze({ Field: 0x01, VariousTimings: 0x02, MaxRtyCOM: 0x04, MaxRetries: 0x05 });
+
+/** SetParameters flag bits. */
+export const Param = Object.freeze({
+  NADUsed: 0x01, DIDUsed: 0x02, AutomaticATR_RES: 0x04, AutomaticRATS: 0x10, ISO14443_4_PICC: 0x20, RemovePrePostAmble: 0x40,
+});
+
+/** InListPassiveTarget BrTy. */
+export const BaudModulation = Object.freeze({ TypeA106: 0x00, FeliCa212: 0x01, FeliCa424: 0x02, TypeB106: 0x03, Jewel106: 0x04 });
+
+/** Status byte bits next to the error code. */
+export const STATUS_MI = 0x40;
+export const STATUS_NAD = 0x80;
+/** InDataExchange Tg bit: more pieces of this block follow (host-side chaining). */
+export const TG_MI = 0x40;
+
+export interface FirmwareVersion {
+  ic: number;
+  version: number;
+  revision: number;
+  /** b0 ISO14443A, b1 ISO14443B, b2 ISO18092. */
+  support: number;
+}
+
+/** An ISO 14443-A target as InListPassiveTarget / InAutoPoll report it. */
+export interface TargetA {
+  tg: number;
+  /** SENS_RES in the order the PN532 gives it (nfc-list prints it the same way). */
+  atqa: Uint8Array;
+  sak: number;
+  uid: Uint8Array;
+  /** ATS without its length byte TL; present when the PN532 ran RATS (SAK bit 0x20 and fAutomaticRATS). */
+  ats?: Uint8Array;
+}
+
+export function decodeFirmwareVersion(data: Uint8Array): FirmwareVersion {
+  if (data.length < 4) throw new Pn532FrameError("GetFirmwareVersion answer shorter than 4 bytes");
+  return { ic: data[0]!, version: data[1]!, revision: data[2]!, support: data[3]! };
+}
+
+/** Reads one 106A target at `offset`; returns it with the offset after it. */
+export function decodeTargetA(data: Uint8Array, offset: number, last: boolean): { target: TargetA; next: number } {
+  let i = offset;
+  if (data.length < i + 5) throw new Pn532FrameError("106A target data truncated");
+  const tg = data[i++]!;
+  const atqa = data.slice(i, i + 2);
+  i += 2;
+  const sak = data[i++]!;
+  const uidLength = data[i++]!;
+  if (data.length < i + uidLength) throw new Pn532FrameError("106A target UID truncated");
+  const uid = data.slice(i, i + uidLength);
+  i += uidLength;
+  const target: TargetA = { tg, atqa, sak, uid };
+  const remaining = data.length - i;
+  // The ATS carries no marker of its own: SAK says the card speaks ISO 14443-4, and TL must fit what is left
+  // (a second target starts with Tg = 2, which a one-byte-short TL check alone would not rule out).
+  if ((sak & 0x20) && remaining > 0) {
+    const tl = data[i]!;
+    if (tl >= 1 && tl <= remaining && (last || remaining > tl)) {
+      target.ats = data.slice(i + 1, i + tl);
+      i += tl;
+    }
+  }
+  return { target, next: i };
+}
+
+export function decodeListPassiveTarget(data: Uint8Array): TargetA[] {
+  if (data.length < 1) throw new Pn532FrameError("InListPassiveTarget answer is empty");
+  const count = data[0]!;
+  if (count > 2) throw new Pn532FrameError(`InListPassiveTarget reported ${count} targets`);
+  const targets: TargetA[] = [];
+  let offset = 1;
+  for (let n = 0; n < count; n++) {
+    const { target, next } = decodeTargetA(data, offset, n === count - 1);
+    targets.push(target);
+    offset = next;
+  }
+  return targets;
+}
+
+export interface PolledTarget {
+  /** InAutoPoll type code (0x10 MIFARE, 0x20 ISO14443-4A, 0x00 generic 106...). */
+  type: number;
+  /** Decoded for the 106A types; the raw target data otherwise. */
+  target?: TargetA;
+  data: Uint8Array;
+}
+
+const TYPE_A = [0x00, 0x10, 0x20];
+
+export function decodeAutoPoll(data: Uint8Array): PolledTarget[] {
+  if (data.length < 1) throw new Pn532FrameError("InAutoPoll answer is empty");
+  const count = data[0]!;
+  const out: PolledTarget[] = [];
+  let i = 1;
+  for (let n = 0; n < count; n++) {
+    if (data.length < i + 2) throw new Pn532FrameError("InAutoPoll target truncated");
+    const type = data[i]!;
+    const length = data[i + 1]!;
+    if (data.length < i + 2 + length) throw new Pn532FrameError("InAutoPoll target data truncated");
+    const raw = data.slice(i + 2, i + 2 + length);
+    const polled: PolledTarget = { type, data: raw };
+    if (TYPE_A.includes(type)) polled.target = decodeTargetA(raw, 0, true).target;
+    out.push(polled);
+    i += 2 + length;
+  }
+  return out;
+}

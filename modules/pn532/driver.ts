@@ -1,0 +1,566 @@
+/**
+ * PN532 command driver over an ECMA-419 serial line in HSU mode. One command is on the wire at a time: frame out,
+ * ACK back (resent when it does not come, UM §6.2.3), then the response (NACKed when damaged, aborted with an ACK
+ * when late). Everything waits on the host's timers, nothing blocks; close() and abort() end every wait.
+ */
+import type { SerialPort, SerialSpec, Timers } from "../device/types";
+import {
+  BaudModulation, Command, Param, RfItem, STATUS_MI, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
+  type FirmwareVersion, type PolledTarget, type TargetA,
+} from "./commands";
+import {
+  Pn532AbortedError, Pn532ApplicationError, Pn532CardGoneError, Pn532ClosedError, Pn532FrameError, Pn532IoError,
+  Pn532NoCardError, Pn532ParameterError, Pn532TimeoutError, statusError,
+} from "./errors";
+import { ACK_FRAME, FrameParser, NACK_FRAME, TFI_HOST, TFI_PN532, WAKE_UP, encodeFrame, type Frame, type FrameFault } from "./frame";
+
+export interface PN532Options {
+  /** The serial line: `{io: device.io.Serial, port, receive, transmit, baud}` on the ESP32, `{io: NodeSerial, path}` on Node. */
+  serial: SerialSpec;
+  timers: Timers;
+  /** Problems no caller is waiting for: serial errors, damaged frames while idle. */
+  onError?: (error: Error) => void;
+  /** Wait for the ACK after the frame has left, ms. UM says 15 ms; USB-serial adapters add up to 16 ms latency. */
+  ackTimeout?: number;
+  /** Resends of a command whose ACK did not come. */
+  ackRetries?: number;
+  /** Default wait for a response after the ACK, ms. */
+  responseTimeout?: number;
+  /** Wait for an InDataExchange answer: the card's FWT, stretched by S(WTX), which the PN532 handles itself. */
+  exchangeTimeout?: number;
+  /** NACKs sent for one damaged response before giving up. */
+  nackRetries?: number;
+  /** Largest DataOut per InDataExchange frame; longer APDUs go in pieces with the MI bit (262 is the chip's limit). */
+  maxDataOut?: number;
+  /** Wait for the ACK of the wake-up SAMConfiguration: the chip's oscillator starts first (libnfc allows 1000 ms). */
+  wakeUpTimeout?: number;
+  /** MxRtyPassiveActivation used while detecting cards: a bounded number so InListPassiveTarget answers at once. */
+  passiveRetries?: number;
+  /** Sees every byte written and read, for traces and wire counts. */
+  trace?: (direction: "out" | "in", bytes: Uint8Array) => void;
+}
+
+export interface CommandOptions {
+  /** Response deadline after the ACK, ms. */
+  timeout?: number;
+}
+
+export interface DetectOptions {
+  /** Give up after this long, ms (0: one poll only). */
+  timeout?: number;
+  /** Pause between polls, ms: the event loop and other work run in between. */
+  interval?: number;
+}
+
+export interface Pn532Stats {
+  bytesOut: number;
+  bytesIn: number;
+  commands: number;
+  resends: number;
+  nacks: number;
+  aborts: number;
+  faults: number;
+}
+
+type State = "idle" | "ack" | "response";
+
+interface Pending {
+  code: number;
+  frame: Uint8Array;
+  wake: boolean;
+  timeout: number;
+  sends: number;
+  nacks: number;
+  timer: unknown;
+  resolve: (data: Uint8Array) => void;
+  reject: (error: Error) => void;
+}
+
+interface Job {
+  run: () => Promise<unknown>;
+  resolve: (value: any) => void;
+  reject: (error: Error) => void;
+}
+
+const MAX_RESPONSE = 4096;
+
+export class PN532 {
+  readonly #serial: SerialPort;
+  readonly #timers: Timers;
+  readonly #onError: ((error: Error) => void) | undefined;
+  readonly #trace: ((direction: "out" | "in", bytes: Uint8Array) => void) | undefined;
+  readonly #parser: FrameParser;
+  readonly #baud: number;
+  readonly #ackTimeout: number;
+  readonly #ackRetries: number;
+  readonly #responseTimeout: number;
+  readonly #exchangeTimeout: number;
+  readonly #nackRetries: number;
+  readonly #maxDataOut: number;
+  readonly #wakeUpTimeout: number;
+  readonly #passiveRetries: number;
+  #state: State = "idle";
+  #pending: Pending | undefined;
+  #queue: Job[] = [];
+  #draining = false;
+  #closed = false;
+  /** The chip starts in LowVbat and sleeps after PowerDown: either way it needs the HSU wake-up and SAMConfiguration. */
+  #asleep = true;
+  #retriesBounded = false;
+  #waits = new Set<{ handle: unknown; reject: (error: Error) => void }>();
+  #generation = 0;
+  target: TargetA | undefined;
+  readonly stats: Pn532Stats = { bytesOut: 0, bytesIn: 0, commands: 0, resends: 0, nacks: 0, aborts: 0, faults: 0 };
+
+  constructor(options: PN532Options) {
+    this.#timers = options.timers;
+    this.#onError = options.onError;
+    this.#trace = options.trace;
+    this.#baud = options.serial.baud ?? 115200;
+    this.#ackTimeout = options.ackTimeout ?? 50;
+    this.#ackRetries = options.ackRetries ?? 2;
+    this.#responseTimeout = options.responseTimeout ?? 1000;
+    this.#exchangeTimeout = options.exchangeTimeout ?? 5000;
+    this.#nackRetries = options.nackRetries ?? 2;
+    this.#maxDataOut = options.maxDataOut ?? 262;
+    this.#wakeUpTimeout = options.wakeUpTimeout ?? 200;
+    this.#passiveRetries = options.passiveRetries ?? 0x02;
+    if (this.#maxDataOut < 1 || this.#maxDataOut > 262) throw new Pn532ParameterError("maxDataOut must be 1..262");
+    this.#parser = new FrameParser({ onFrame: (frame) => this.#onFrame(frame), onFault: (fault) => this.#onFault(fault) });
+    const driver = this;
+    this.#serial = new options.serial.io({
+      ...options.serial,
+      baud: this.#baud,
+      format: "buffer",
+      onReadable(this: SerialPort) {
+        driver.#readable(this);
+      },
+      onError(error: Error) {
+        driver.#onError?.(error);
+      },
+    });
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  /** Wire time of `bytes` at the line's baud rate (8N1: 10 bits a byte), ms. */
+  wireTime(bytes: number): number {
+    return (bytes * 10000) / this.#baud;
+  }
+
+  // ---- the public commands, in the manual's names ----
+
+  /** Wake-up, SAMConfiguration (normal mode), GetFirmwareVersion, automatic RATS, bounded retries. */
+  async start(): Promise<FirmwareVersion> {
+    this.#asleep = true;
+    await this.samConfiguration();
+    const firmware = await this.getFirmwareVersion();
+    await this.setParameters(Param.AutomaticATR_RES | Param.AutomaticRATS);
+    await this.setMaxRetries(0xff, 0x01, this.#passiveRetries);
+    return firmware;
+  }
+
+  command(code: number, params: Uint8Array = new Uint8Array(0), options: CommandOptions = {}): Promise<Uint8Array> {
+    return this.#enqueue(() => this.#exchange(code, params, options.timeout ?? this.#responseTimeout));
+  }
+
+  async getFirmwareVersion(): Promise<FirmwareVersion> {
+    return decodeFirmwareVersion(await this.command(Command.GetFirmwareVersion));
+  }
+
+  /** Line test (NumTst 0): the chip echoes the data. */
+  async diagnose(test: number, data: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
+    const params = new Uint8Array(1 + data.length);
+    params[0] = test;
+    params.set(data, 1);
+    return this.command(Command.Diagnose, params);
+  }
+
+  async samConfiguration(mode = 0x01, timeout = 0x14, irq?: number): Promise<void> {
+    const params = irq === undefined ? new Uint8Array([mode, timeout]) : new Uint8Array([mode, timeout, irq]);
+    await this.command(Command.SAMConfiguration, params);
+  }
+
+  async setParameters(flags: number): Promise<void> {
+    await this.command(Command.SetParameters, new Uint8Array([flags]));
+  }
+
+  async rfConfiguration(item: number, data: Uint8Array): Promise<void> {
+    const params = new Uint8Array(1 + data.length);
+    params[0] = item;
+    params.set(data, 1);
+    await this.command(Command.RFConfiguration, params);
+  }
+
+  async setField(on: boolean, autoRFCA = false): Promise<void> {
+    await this.rfConfiguration(RfItem.Field, new Uint8Array([(on ? 1 : 0) | (autoRFCA ? 2 : 0)]));
+  }
+
+  /** Timeout codes: 0 none, n = 100 µs × 2^(n-1) (0x0A = 51.2 ms, 0x0B = 102.4 ms). */
+  async setTimings(atrResTimeout: number, nonDepTimeout: number): Promise<void> {
+    await this.rfConfiguration(RfItem.VariousTimings, new Uint8Array([0x00, atrResTimeout, nonDepTimeout]));
+  }
+
+  /** 0xFF means for ever: with MxRtyPassiveActivation 0xFF InListPassiveTarget waits until a card comes. */
+  async setMaxRetries(atr: number, psl: number, passiveActivation: number): Promise<void> {
+    await this.rfConfiguration(RfItem.MaxRetries, new Uint8Array([atr, psl, passiveActivation]));
+    this.#retriesBounded = passiveActivation !== 0xff;
+  }
+
+  async readRegister(addresses: readonly number[]): Promise<Uint8Array> {
+    const params = new Uint8Array(addresses.length * 2);
+    addresses.forEach((a, i) => {
+      params[2 * i] = a >> 8;
+      params[2 * i + 1] = a & 0xff;
+    });
+    return this.command(Command.ReadRegister, params);
+  }
+
+  async writeRegister(values: readonly (readonly [number, number])[]): Promise<void> {
+    const params = new Uint8Array(values.length * 3);
+    values.forEach(([a, v], i) => {
+      params[3 * i] = a >> 8;
+      params[3 * i + 1] = a & 0xff;
+      params[3 * i + 2] = v;
+    });
+    await this.command(Command.WriteRegister, params);
+  }
+
+  /** Activates up to `maxTargets` type-A cards; with fAutomaticRATS the PN532 also gets the ATS of ISO-DEP cards. */
+  async inListPassiveTarget(maxTargets = 1, initiatorData?: Uint8Array, options: CommandOptions = {}): Promise<TargetA[]> {
+    if (maxTargets !== 1 && maxTargets !== 2) throw new Pn532ParameterError("MaxTg must be 1 or 2");
+    const extra = initiatorData ?? new Uint8Array(0);
+    const params = new Uint8Array(2 + extra.length);
+    params[0] = maxTargets;
+    params[1] = BaudModulation.TypeA106;
+    params.set(extra, 2);
+    const targets = decodeListPassiveTarget(await this.command(Command.InListPassiveTarget, params, options));
+    this.target = targets[0];
+    return targets;
+  }
+
+  /** Polls for the given types (PollNr 1..254 or 0xFF, Period in 150 ms units). */
+  async inAutoPoll(pollNr: number, period: number, types: readonly number[], options: CommandOptions = {}): Promise<PolledTarget[]> {
+    if (!types.length || types.length > 15) throw new Pn532ParameterError("InAutoPoll takes 1..15 types");
+    const params = new Uint8Array([pollNr, period, ...types]);
+    // Give the chip the whole polling time it was asked for, plus slack for the wire.
+    const timeout = options.timeout ?? (pollNr === 0xff ? 0x7fffffff : pollNr * types.length * period * 150 + 500);
+    const polled = decodeAutoPoll(await this.command(Command.InAutoPoll, params, { timeout }));
+    const first = polled.find((p) => p.target);
+    if (first) this.target = first.target;
+    return polled;
+  }
+
+  /**
+   * Exchanges one block with target `tg` (an APDU for an ISO-DEP card). DataOut longer than maxDataOut goes in
+   * pieces with the MI bit; an answer with the MI status bit is fetched piece by piece with bare `40 tg`.
+   */
+  inDataExchange(tg: number, data: Uint8Array, options: CommandOptions = {}): Promise<Uint8Array> {
+    if (tg < 1 || tg > 2) return Promise.reject(new Pn532ParameterError("target number must be 1 or 2"));
+    if (data.length > MAX_RESPONSE) return Promise.reject(new Pn532ParameterError(`DataOut of ${data.length} bytes is too long`));
+    const timeout = options.timeout ?? this.#exchangeTimeout;
+    return this.#enqueue(async () => {
+      let offset = 0;
+      let reply: Uint8Array;
+      do {
+        const size = Math.min(this.#maxDataOut, data.length - offset);
+        const more = offset + size < data.length;
+        const params = new Uint8Array(1 + size);
+        params[0] = tg | (more ? TG_MI : 0);
+        params.set(data.subarray(offset, offset + size), 1);
+        reply = this.#checkStatus(Command.InDataExchange, await this.#exchange(Command.InDataExchange, params, timeout));
+        offset += size;
+      } while (offset < data.length);
+      const parts: Uint8Array[] = [reply.subarray(1)];
+      let total = reply.length - 1;
+      while (reply[0]! & STATUS_MI) {
+        reply = this.#checkStatus(Command.InDataExchange, await this.#exchange(Command.InDataExchange, new Uint8Array([tg]), timeout));
+        parts.push(reply.subarray(1));
+        total += reply.length - 1;
+        if (total > MAX_RESPONSE) throw new Pn532FrameError(`chained answer grew past ${MAX_RESPONSE} bytes`);
+      }
+      const out = new Uint8Array(total);
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return out;
+    });
+  }
+
+  /** Raw frame exchange with the current CIU framing (presence checks, non-ISO-DEP cards). */
+  async inCommunicateThru(data: Uint8Array, options: CommandOptions = {}): Promise<Uint8Array> {
+    return this.#checkStatus(Command.InCommunicateThru, await this.command(Command.InCommunicateThru, data, options)).slice(1);
+  }
+
+  async inDeselect(tg = 0): Promise<void> {
+    this.#checkStatus(Command.InDeselect, await this.command(Command.InDeselect, new Uint8Array([tg])));
+  }
+
+  async inRelease(tg = 0): Promise<void> {
+    this.#checkStatus(Command.InRelease, await this.command(Command.InRelease, new Uint8Array([tg])));
+    if (tg === 0 || this.target?.tg === tg) this.target = undefined;
+  }
+
+  /** Puts the chip to sleep; the next command wakes it with the HSU wake-up and SAMConfiguration first. */
+  async powerDown(wakeUpEnable = 0xf0): Promise<number> {
+    const params = new Uint8Array([wakeUpEnable]);
+    const reply = await this.#enqueue(async () => {
+      const r = await this.#exchange(Command.PowerDown, params, this.#responseTimeout);
+      this.#asleep = true;
+      this.#retriesBounded = false;
+      this.target = undefined;
+      return r;
+    });
+    return reply[0] ?? 0;
+  }
+
+  /**
+   * Looks for one type-A card without ever holding the event loop: each InListPassiveTarget has a bounded retry
+   * count, so the chip answers at once, and the driver sleeps on a timer between polls. abort() ends it.
+   */
+  async detect(options: DetectOptions = {}): Promise<TargetA> {
+    const timeout = options.timeout ?? 0;
+    const interval = options.interval ?? 50;
+    const deadline = this.#timers.now() + timeout;
+    const generation = this.#generation;
+    for (;;) {
+      if (!this.#retriesBounded) await this.setMaxRetries(0xff, 0x01, this.#passiveRetries);
+      const targets = await this.inListPassiveTarget(1);
+      if (targets.length) return targets[0]!;
+      if (generation !== this.#generation) throw new Pn532AbortedError("detection aborted");
+      const left = deadline - this.#timers.now();
+      if (left <= 0) throw new Pn532NoCardError(`no card within ${timeout} ms`);
+      await this.#sleep(Math.min(interval, left));
+    }
+  }
+
+  /** The ISO 7816 transceiver the purse layer uses: one APDU to the activated card, its answer back. */
+  async transceive(apdu: Uint8Array): Promise<Uint8Array> {
+    const target = this.target;
+    if (!target) throw new Pn532NoCardError("no activated card: detect() first");
+    try {
+      return await this.inDataExchange(target.tg, apdu);
+    } catch (error) {
+      if (error instanceof Pn532CardGoneError && this.target === target) this.target = undefined;
+      throw error;
+    }
+  }
+
+  /** Cancels the command on the wire (telling the chip with an ACK), every queued command and any detect() loop. */
+  abort(): void {
+    this.#cancelAll(() => new Pn532AbortedError());
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#cancelAll(() => new Pn532ClosedError());
+    this.#closed = true;
+    try {
+      this.#serial.close();
+    } catch {
+      // Already gone: nothing more to free.
+    }
+  }
+
+  // ---- the command layer ----
+
+  #cancelAll(make: () => Error): void {
+    this.#generation++;
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const job of queued) job.reject(make());
+    for (const wait of this.#waits) {
+      this.#timers.clear(wait.handle);
+      wait.reject(make());
+    }
+    this.#waits.clear();
+    const pending = this.#pending;
+    if (pending) {
+      this.stats.aborts++;
+      if (!this.#closed) this.#write(ACK_FRAME);
+      this.#finish(pending, make());
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const wait = {
+        handle: undefined as unknown,
+        reject,
+      };
+      wait.handle = this.#timers.set(() => {
+        this.#waits.delete(wait);
+        resolve();
+      }, ms);
+      this.#waits.add(wait);
+    });
+  }
+
+  #enqueue<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new Pn532ClosedError());
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ run, resolve, reject });
+      this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let job = this.#queue.shift(); job; job = this.#queue.shift()) {
+        try {
+          job.resolve(await job.run());
+        } catch (error) {
+          job.reject(error as Error);
+        }
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  #checkStatus(code: number, reply: Uint8Array): Uint8Array {
+    if (reply.length < 1) throw new Pn532FrameError(`command 0x${code.toString(16)} answered without a status byte`);
+    const error = statusError(code, reply[0]!);
+    if (error) throw error;
+    return reply;
+  }
+
+  /** One command frame and its answer (PD1.. of the response), waking the chip first when it sleeps. */
+  async #exchange(code: number, params: Uint8Array, timeout: number): Promise<Uint8Array> {
+    if (this.#closed) throw new Pn532ClosedError();
+    if (this.#asleep) {
+      const sam = code === Command.SAMConfiguration ? params : new Uint8Array([0x01, 0x14]);
+      const reply = await this.#send(Command.SAMConfiguration, sam, this.#responseTimeout, true);
+      this.#asleep = false;
+      if (code === Command.SAMConfiguration) return reply;
+    }
+    return this.#send(code, params, timeout, false);
+  }
+
+  #send(code: number, params: Uint8Array, timeout: number, wake: boolean): Promise<Uint8Array> {
+    const body = new Uint8Array(1 + params.length);
+    body[0] = code;
+    body.set(params, 1);
+    const frame = encodeFrame(TFI_HOST, body);
+    return new Promise<Uint8Array>((resolve, reject) => {
+      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, timer: undefined, resolve, reject };
+      this.#pending = pending;
+      this.stats.commands++;
+      this.#transmit(pending);
+    });
+  }
+
+  #transmit(pending: Pending): void {
+    pending.sends++;
+    if (pending.sends > 1) this.stats.resends++;
+    this.#state = "ack";
+    // A half-received frame from before cannot belong to this command; let the parser rescan it now.
+    this.#parser.resync();
+    let bytes = pending.frame;
+    if (pending.wake) {
+      bytes = new Uint8Array(WAKE_UP.length + pending.frame.length);
+      bytes.set(WAKE_UP);
+      bytes.set(pending.frame, WAKE_UP.length);
+    }
+    if (!this.#write(bytes)) {
+      this.#finish(pending, new Pn532IoError("serial line refused the command frame"));
+      return;
+    }
+    const wait = this.wireTime(bytes.length) + (pending.wake ? this.#wakeUpTimeout : this.#ackTimeout);
+    pending.timer = this.#timers.set(() => this.#ackTimedOut(pending, wait), Math.ceil(wait));
+  }
+
+  #ackTimedOut(pending: Pending, waited: number): void {
+    if (this.#pending !== pending || this.#state !== "ack") return;
+    if (pending.sends <= this.#ackRetries) {
+      this.#transmit(pending);
+      return;
+    }
+    this.#finish(pending, new Pn532TimeoutError(pending.code, "ack", Math.round(waited)));
+  }
+
+  #responseTimedOut(pending: Pending): void {
+    if (this.#pending !== pending) return;
+    // The chip may still be working on it; the ACK tells it to stop so its late answer cannot meet the next command.
+    this.stats.aborts++;
+    this.#write(ACK_FRAME);
+    this.#finish(pending, new Pn532TimeoutError(pending.code, "response", pending.timeout));
+  }
+
+  #finish(pending: Pending, result: Uint8Array | Error): void {
+    if (this.#pending !== pending) return;
+    this.#timers.clear(pending.timer);
+    this.#pending = undefined;
+    this.#state = "idle";
+    if (result instanceof Uint8Array) pending.resolve(result);
+    else pending.reject(result);
+  }
+
+  #write(bytes: Uint8Array): boolean {
+    try {
+      this.#serial.write(bytes);
+    } catch (error) {
+      this.#onError?.(error as Error);
+      return false;
+    }
+    this.stats.bytesOut += bytes.length;
+    this.#trace?.("out", bytes);
+    return true;
+  }
+
+  #readable(port: SerialPort): void {
+    if (this.#closed) return;
+    for (let chunk = port.read(); chunk !== undefined; chunk = port.read()) {
+      // Typed as ArrayBuffer; some hosts hand back a view, which must not be read past its own window.
+      const any = chunk as unknown as ArrayBuffer | Uint8Array;
+      const bytes = any instanceof Uint8Array ? any : new Uint8Array(any);
+      if (!bytes.length) break;
+      this.stats.bytesIn += bytes.length;
+      this.#trace?.("in", bytes);
+      this.#parser.push(bytes);
+    }
+  }
+
+  #onFrame(frame: Frame): void {
+    const pending = this.#pending;
+    // Late answers to aborted commands, stray ACKs: nobody is waiting for them.
+    if (!pending) return;
+    if (frame.kind === "ack") {
+      if (this.#state !== "ack") return;
+      this.#timers.clear(pending.timer);
+      this.#state = "response";
+      pending.timer = this.#timers.set(() => this.#responseTimedOut(pending), pending.timeout);
+      return;
+    }
+    // Before the ACK, any answer may be a leftover from an earlier command with the same code.
+    if (this.#state !== "response") return;
+    if (frame.kind === "error") {
+      this.#finish(pending, new Pn532ApplicationError(pending.code));
+    } else if (frame.kind === "information" && frame.tfi === TFI_PN532 && frame.data[0] === pending.code + 1) {
+      this.#finish(pending, frame.data.subarray(1));
+    }
+  }
+
+  #onFault(fault: FrameFault): void {
+    this.stats.faults++;
+    const pending = this.#pending;
+    // Only a frame whose header checked out but whose data did not is worth a NACK: it is the answer, damaged.
+    if (!pending || this.#state !== "response" || fault !== "dcs") {
+      if (!pending) this.#onError?.(new Pn532FrameError(`damaged frame on the line (${fault}) while idle`));
+      return;
+    }
+    if (pending.nacks >= this.#nackRetries) {
+      this.#finish(pending, new Pn532FrameError(`response to 0x${pending.code.toString(16)} still damaged after ${pending.nacks} NACKs`));
+      return;
+    }
+    pending.nacks++;
+    this.stats.nacks++;
+    this.#write(NACK_FRAME);
+  }
+}

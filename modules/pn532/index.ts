@@ -1,0 +1,4 @@
+export * from "./errors";
+export * from "./frame";
+export * from "./commands";
+export * from "./driver";

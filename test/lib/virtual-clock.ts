@@ -1,0 +1,78 @@
+// A virtual clock implementing the device `Timers` shape, for driver tests that run the same under mocha and inside XS
+// (which has no setTimeout): time moves only when a test says so, and every promise job runs between timer callbacks.
+import type { Timers } from "../../modules/device/types";
+
+interface Entry { at: number; seq: number; callback: () => void }
+
+export async function settle(turns = 64): Promise<void> {
+  for (let i = 0; i < turns; i++) await Promise.resolve();
+}
+
+export class VirtualClock implements Timers {
+  #now = 0;
+  #seq = 0;
+  #entries = new Map<number, Entry>();
+
+  set(callback: () => void, ms: number): unknown {
+    const id = ++this.#seq;
+    this.#entries.set(id, { at: this.#now + Math.max(0, ms || 0), seq: id, callback });
+    return id;
+  }
+
+  clear(handle: unknown): void {
+    if (typeof handle === "number") this.#entries.delete(handle);
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  get pending(): number {
+    return this.#entries.size;
+  }
+
+  #next(limit: number): [number, Entry] | undefined {
+    let best: [number, Entry] | undefined;
+    for (const [id, e] of this.#entries) {
+      if (e.at > limit) continue;
+      if (!best || e.at < best[1].at || (e.at === best[1].at && e.seq < best[1].seq)) best = [id, e];
+    }
+    return best;
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order and letting promise jobs settle after each. */
+  async advance(ms: number): Promise<void> {
+    const end = this.#now + ms;
+    await settle();
+    for (let next = this.#next(end); next; next = this.#next(end)) {
+      this.#entries.delete(next[0]);
+      this.#now = Math.max(this.#now, next[1].at);
+      next[1].callback();
+      await settle();
+    }
+    this.#now = end;
+    await settle();
+  }
+
+  /**
+   * Runs the clock until `promise` settles, jumping from timer to timer; fails if it would need more than `limit` ms
+   * of virtual time or if nothing is left that could settle it (a hang).
+   */
+  async run<T>(promise: Promise<T>, limit = 60_000): Promise<T> {
+    let done = false;
+    const watched = promise.then(
+      (value) => { done = true; return value; },
+      (error: unknown) => { done = true; throw error; },
+    );
+    watched.catch(() => {});
+    const start = this.#now;
+    await settle();
+    while (!done) {
+      const next = this.#next(Infinity);
+      if (!next) throw new Error("hang: the promise is pending and no timer is left to settle it");
+      if (next[1].at - start > limit) throw new Error(`hang: still pending after ${limit} ms of virtual time`);
+      await this.advance(Math.max(0, next[1].at - this.#now));
+    }
+    return watched;
+  }
+}
