@@ -1,0 +1,274 @@
+// Serial-line integration: the PN532 driver talks through a socat pty pair to the emulator, which hosts virtual
+// cards; the purse layer runs on top exactly as it does over a virtual card directly.
+import assert from "node:assert/strict";
+import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { encodeCommand } from "../../modules/iso7816/apdu";
+import {
+  Pn532AbortedError, Pn532CardGoneError, Pn532NoCardError, Pn532RfTimeoutError, Pn532TimeoutError, type PN532,
+} from "../../modules/pn532/index";
+import { PurseCard, TUNION_APPLICATION, getTransactionProve } from "../../modules/purse/index";
+import { purchaseMac1, purchaseMac2, purchaseSessionKey } from "../../tools/purse-crypto/index";
+import type { VirtualCard } from "../../tools/cardsim/card";
+import { INSTANT_TIMING, PTY_INSTALL_HINT, runScript } from "../../tools/pn532sim/index";
+import { EchoCard, hasSocat, memoryRig, ptyRig, tunionCard, within, type Rig, type RigOptions } from "./pn532-helpers";
+
+const TERMINAL = fromHex("001122334455");
+
+/** The front-end's part of a purchase, done here with the card's own key: MAC1 for the card, the MAC2 to expect. */
+function authorize(card: VirtualCard, init: { random: Uint8Array; epSerial: number }, amount: number, tsn: number) {
+  const app = card.application("tunion");
+  const sessionKey = purchaseSessionKey(app.algorithm, fromHex(app.dpk), init.random, init.epSerial, tsn);
+  const fields = { amount, type: 0x06, terminalId: TERMINAL, date: "20260115", time: "101500" };
+  return { mac1: purchaseMac1(app.algorithm, sessionKey, fields), mac2: purchaseMac2(app.algorithm, sessionKey, amount), ...fields };
+}
+
+async function purchase(pn532: PN532, card: VirtualCard, amount: number, tsn: number) {
+  const purse = new PurseCard(pn532);
+  await purse.selectApplication([TUNION_APPLICATION]);
+  const basic = await purse.readBasicData();
+  const init = await purse.initializeForPurchase({ keyIndex: 1, amount, terminalId: TERMINAL });
+  const auth = authorize(card, init, amount, tsn);
+  const debit = await purse.debitForPurchase({ tsn, date: auth.date, time: auth.time, mac1: auth.mac1 });
+  return { purse, basic, init, auth, debit };
+}
+
+function suite(kind: "pty" | "memory") {
+  const make = (options: RigOptions) => (kind === "pty" ? ptyRig(options) : memoryRig(options));
+  return function (this: Mocha.Suite) {
+    let rig: Rig | undefined;
+    before(function () {
+      if (kind === "pty" && !hasSocat()) {
+        this.skip();
+      }
+    });
+    afterEach(async () => {
+      await rig?.close();
+      rig = undefined;
+    });
+
+    it("start() wakes the chip and reads PN532 v1.6; detect() activates the card (ATQA, SAK, UID, ATS)", async () => {
+      const card = tunionCard();
+      rig = await make({ cards: [card] });
+      const firmware = await within(3000, rig.pn532.start());
+      assert.deepEqual(firmware, { ic: 0x32, version: 1, revision: 6, support: 7 });
+      assert.equal(rig.emulator.received[0]!.code, 0x14);
+      const target = await within(3000, rig.pn532.detect({ timeout: 500 }));
+      assert.equal(toHex(target.uid), toHex(card.uid));
+      assert.equal(toHex(target.atqa), "0344");
+      assert.equal(target.sak, 0x20);
+      assert.equal(toHex(target.ats!), "7577810280");
+    });
+
+    it("the purse over the PN532: SELECT, READ 0x15, INIT, DEBIT, GET TRANSACTION PROVE", async () => {
+      const card = tunionCard(10_000);
+      rig = await make({ cards: [card] });
+      await rig.pn532.start();
+      await rig.pn532.detect({ timeout: 500 });
+      const { purse, basic, init, auth, debit } = await within(5000, purchase(rig.pn532, card, 1234, 7));
+      assert.equal(basic.cityCode, "1000");
+      assert.equal(basic.asn, "10000000000000000001");
+      assert.equal(init.balance, 10_000);
+      assert.equal(toHex(debit.mac2), toHex(auth.mac2));
+      assert.equal(card.application("tunion").balance, 10_000 - 1234);
+      const prove = await purse.getTransactionProve(0x06, init.epSerial + 1);
+      assert.ok(prove);
+      assert.equal(toHex(prove.mac2), toHex(debit.mac2));
+      assert.equal(toHex(prove.tac), toHex(debit.tac));
+      assert.equal(await purse.getBalance(), 10_000 - 1234);
+    });
+
+    it("long APDUs: 261 bytes out and 258 in, in extended frames, then with MI chaining both ways", async () => {
+      const echo = new EchoCard();
+      const card = tunionCard();
+      rig = await make({ cards: [echo, card], emulator: { timing: { cardProcessing: () => 1 } } });
+      await rig.pn532.start();
+      await rig.pn532.inListPassiveTarget(1, echo.uid);
+      const long = new Uint8Array(261).map((_, i) => (i * 13) & 0xff);
+      long.set([0x00, 0xd6, 0x00, 0x00, 0xff], 0);
+      const r1 = await within(3000, rig.pn532.transceive(long));
+      assert.equal(toHex(r1), toHex(long.subarray(5, 260)) + "9000");
+      assert.equal(toHex(echo.commands.at(-1)!), toHex(long));
+      const r2 = await within(3000, rig.pn532.transceive(fromHex("00B0000000")));
+      assert.equal(r2.length, 258);
+      assert.equal(toHex(r2.subarray(254)), "FEFF9000");
+      // The purse card too takes a 261-byte SELECT (it has no such AID): the whole APDU reached it intact.
+      await rig.pn532.inListPassiveTarget(1, card.uid);
+      const select = encodeCommand({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: new Uint8Array(255).fill(0xa0), le: 256 });
+      assert.equal(select.length, 261);
+      assert.equal(toHex(await rig.pn532.transceive(select)), "6A82");
+      assert.equal(toHex(card.exchanges.at(-1)!.command), toHex(select));
+      await rig.close();
+
+      rig = await make({ cards: [echo], emulator: { maxDataIn: 64, timing: { cardProcessing: () => 1 } }, driver: { maxDataOut: 100 } });
+      await rig.pn532.start();
+      await rig.pn532.detect();
+      const r3 = await within(3000, rig.pn532.transceive(long));
+      assert.equal(toHex(r3), toHex(long.subarray(5, 260)) + "9000");
+      const r4 = await within(3000, rig.pn532.transceive(fromHex("00B0000000")));
+      assert.equal(r4.length, 258);
+      const tgs = rig.emulator.received.filter((c) => c.code === 0x40).map((c) => [c.params[0], c.params.length - 1]);
+      // Out: 100 + 100 + 61 with MI on the first two; in: 257 bytes fetched as 64 + 4 x 40 01, then 258 likewise.
+      assert.deepEqual(tgs, [[0x41, 100], [0x41, 100], [0x01, 61], [1, 0], [1, 0], [1, 0], [1, 0], [1, 5], [1, 0], [1, 0], [1, 0], [1, 0]]);
+    });
+
+    it("faults that a retry cures: lost ACK, damaged ACK, damaged response, garbage, a late but timely answer", async () => {
+      const card = tunionCard();
+      rig = await make({ cards: [card], driver: { ackTimeout: 30 } });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      await pn532.detect({ timeout: 500 });
+      const select = encodeCommand({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: TUNION_APPLICATION.aid, le: 256 });
+      const expect = async (what: string) => {
+        const r = await within(3000, pn532.transceive(select), what);
+        assert.equal(toHex(r.subarray(r.length - 2)), "9000", what);
+      };
+      emulator.injectFault({ kind: "drop-ack", command: 0x40 });
+      await expect("drop-ack");
+      assert.equal(pn532.stats.resends, 1);
+      emulator.injectFault({ kind: "corrupt-checksum", frame: "ack", command: 0x40 });
+      await expect("corrupt ack");
+      assert.equal(pn532.stats.resends, 2);
+      emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
+      await expect("corrupt response");
+      assert.equal(pn532.stats.nacks, 1);
+      assert.equal(emulator.stats.nacksReceived, 1);
+      emulator.injectFault({ kind: "garbage", command: 0x40 });
+      await expect("garbage");
+      emulator.injectFault({ kind: "late", ms: 200, command: 0x40 });
+      await expect("late");
+      assert.equal(emulator.pendingFaults, 0);
+    });
+
+    it("faults that end in a typed error, never a hang; the link works again afterwards", async () => {
+      const card = tunionCard();
+      rig = await make({ cards: [card], driver: { ackTimeout: 30, exchangeTimeout: 300 } });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      await pn532.detect({ timeout: 500 });
+      const select = encodeCommand({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: TUNION_APPLICATION.aid, le: 256 });
+      emulator.injectFault({ kind: "late", ms: 1000, command: 0x40 });
+      await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "response");
+      emulator.injectFault({ kind: "no-response", command: 0x40 });
+      await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "response");
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(emulator.stats.aborts, 2, "each timeout told the chip with an ACK");
+      emulator.injectFault({ kind: "drop-ack", command: 0x40, count: 10 });
+      await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "ack");
+      emulator.clearFaults();
+      emulator.injectFault({ kind: "status", status: 0x2b });
+      await assert.rejects(within(3000, pn532.transceive(select)), Pn532CardGoneError);
+      await assert.rejects(pn532.transceive(select), Pn532NoCardError, "card gone drops the target");
+      await pn532.detect({ timeout: 500 });
+      const r = await within(3000, pn532.transceive(select));
+      assert.equal(toHex(r.subarray(r.length - 2)), "9000");
+    });
+
+    it("card pulled in the middle of DEBIT: typed error, and GET TRANSACTION PROVE recovers the purchase", async () => {
+      const card = tunionCard(5000);
+      rig = await make({ cards: [card], driver: { exchangeTimeout: 1000 } });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      await pn532.detect({ timeout: 500 });
+      const purse = new PurseCard(pn532);
+      await purse.selectApplication([TUNION_APPLICATION]);
+      const init = await purse.initializeForPurchase({ keyIndex: 1, amount: 300, terminalId: TERMINAL });
+      const auth = authorize(card, init, 300, 42);
+      emulator.injectFault({ kind: "remove-card", command: 0x40, when: "after" });
+      await assert.rejects(within(3000, purse.debitForPurchase({ tsn: 42, date: auth.date, time: auth.time, mac1: auth.mac1 })), Pn532RfTimeoutError);
+      assert.equal(card.present, false);
+      assert.equal(card.application("tunion").balance, 4700, "the card committed before it left");
+      await assert.rejects(within(2000, pn532.detect({ timeout: 200, interval: 50 })), Pn532NoCardError);
+      emulator.place(card);
+      await pn532.detect({ timeout: 500 });
+      await purse.selectApplication([TUNION_APPLICATION]);
+      const again = await purse.initializeForPurchase({ keyIndex: 1, amount: 1, terminalId: TERMINAL });
+      assert.equal(again.epSerial, init.epSerial + 1, "the serial moved: the DEBIT happened");
+      const prove = await within(3000, pn532.transceive(encodeCommand(getTransactionProve(0x06, again.epSerial))));
+      assert.equal(toHex(prove.subarray(0, 4)), toHex(auth.mac2));
+      // And a card that leaves before it sees the command: nothing happens on the card.
+      emulator.injectFault({ kind: "remove-card", command: 0x40, when: "before" });
+      await assert.rejects(within(3000, purse.getBalance()), { code: "PN532_RF_TIMEOUT" });
+      assert.equal(card.application("tunion").balance, 4700);
+    });
+
+    it("detection never blocks the event loop, finds a card placed by a script, and can be aborted", async () => {
+      const card = tunionCard();
+      card.remove();
+      rig = await make({ cards: [card] });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      try {
+        const t0 = performance.now();
+        await assert.rejects(within(3000, pn532.detect({ timeout: 400, interval: 50 })), Pn532NoCardError);
+        const elapsed = performance.now() - t0;
+        assert.ok(elapsed >= 400 && elapsed < 1500, `detect gave up after ${elapsed} ms`);
+        assert.ok(ticks >= 20, `the event loop ran only ${ticks} ticks during detection`);
+        const script = runScript(emulator, [{ at: 250, action: "place", card: 0 }]);
+        const t1 = performance.now();
+        const target = await within(3000, pn532.detect({ timeout: 2000, interval: 50 }));
+        assert.equal(toHex(target.uid), toHex(card.uid));
+        assert.ok(performance.now() - t1 >= 200);
+        await script.done;
+        emulator.remove(0);
+        const pending = pn532.detect({ timeout: 10_000, interval: 50 });
+        setTimeout(() => pn532.abort(), 150);
+        await assert.rejects(within(3000, pending), Pn532AbortedError);
+        // With unbounded retries the chip only ACKs and waits; abort (an ACK frame) frees it.
+        await pn532.setMaxRetries(0xff, 0x01, 0xff);
+        const forever = pn532.inListPassiveTarget(1);
+        setTimeout(() => pn532.abort(), 150);
+        await assert.rejects(within(3000, forever), Pn532AbortedError);
+        await new Promise((r) => setTimeout(r, 30));
+        assert.equal(emulator.stats.aborts, 1);
+        const fw = await within(3000, pn532.getFirmwareVersion());
+        assert.equal(fw.ic, 0x32);
+      } finally {
+        clearInterval(ticker);
+      }
+    });
+
+    it("PowerDown, then the next command wakes the chip with 55 55 00.. and SAMConfiguration", async () => {
+      rig = await make({ cards: [tunionCard()] });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      assert.equal(await pn532.powerDown(), 0);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.ok(emulator.asleep);
+      const wakes = emulator.stats.wakeUps;
+      const fw = await within(3000, pn532.getFirmwareVersion());
+      assert.equal(fw.version, 1);
+      assert.equal(emulator.stats.wakeUps, wakes + 1);
+      assert.deepEqual(emulator.received.slice(-3).map((c) => c.code), [0x16, 0x14, 0x02]);
+      const target = await pn532.detect({ timeout: 500 });
+      assert.equal(target.sak, 0x20);
+    });
+  };
+}
+
+describe("pn532 integration over a pty pair (socat)", function () {
+  before(function () {
+    if (!hasSocat()) {
+      console.log(`      (skipped: socat not installed; ${PTY_INSTALL_HINT})`);
+      this.skip();
+    }
+  });
+  suite("pty").call(this);
+});
+
+describe("pn532 integration over an in-memory line (no pty tool needed)", function () {
+  suite("memory").call(this);
+  it("runs with instant timing too", async () => {
+    const card = tunionCard();
+    const rig = await memoryRig({ cards: [card], emulator: { timing: INSTANT_TIMING } });
+    try {
+      await rig.pn532.start();
+      await rig.pn532.detect();
+      const { debit, auth } = await purchase(rig.pn532, card, 10, 1);
+      assert.equal(toHex(debit.mac2), toHex(auth.mac2));
+    } finally {
+      await rig.close();
+    }
+  });
+});
