@@ -1,0 +1,151 @@
+/** Front-end configuration: the JSON file that `npm run frontend -- --config <file>` reads, and what startFrontend takes. */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import type { KeyStore } from "./keystore";
+import type { Durability } from "./journal";
+
+export type Application = "tunion" | "cityunion";
+
+/** One line of the routing table: where a terminal sends a card of this city and application. */
+export interface Route {
+  /** 4 hex digits from file 0x15 bytes 2..3, or "*" for any city. */
+  cityCode: string;
+  application: Application;
+  level: 1 | 2;
+  url: string;
+  keyIndex: number;
+}
+
+/** A city this front-end accepts cards of; cityCode "*" accepts every city (e.g. T-Union at the national level). */
+export interface CityServed {
+  cityCode: string;
+  /** Default: both applications. */
+  applications?: Application[];
+}
+
+/** A PEM text or a path to a PEM file. */
+export type PemSource = string;
+
+export interface FrontendConfig {
+  /** A name for logs and health. */
+  name?: string;
+  level: 1 | 2;
+  /** Default 127.0.0.1, port 8443 (0 = an ephemeral port). */
+  listen?: { host?: string; port?: number };
+  tls: {
+    /** The server's certificate chain and key (RSA-2048). */
+    cert: PemSource;
+    key: PemSource;
+    /** The CA(s) terminal certificates must chain to. */
+    clientCa: PemSource;
+  };
+  /** The SQLite journal file. */
+  database: string;
+  /** Durability of commits: "full" (default, fsync per commit batch) or "normal" (survives a crash of the process only). */
+  durability?: Durability;
+  /** A development key store file (see keystore.ts) or an object implementing KeyStore (e.g. an HSM client). */
+  keyStore: string | KeyStore;
+  /** The key system's name, for health and logs (default: the key store file's). */
+  keySystem?: string;
+  cities: CityServed[];
+  /** The routing table; served by level 1 only. */
+  routes?: Route[];
+  routesVersion?: number;
+  limits?: {
+    /** Largest amount of one purchase, in fen. Default 100000 (1,000 yuan). */
+    maxAmount?: number;
+    /** Largest request body in bytes. Default 4096. */
+    bodyLimit?: number;
+  };
+  /** Card types (file 0x15) accepted; absent = all. */
+  acceptedCardTypes?: number[];
+  /** ASNs (their decimal digits) refused as hotlisted. */
+  hotlist?: string[];
+  /** A file with more hotlisted ASNs, one per line (# comments allowed); read at start. */
+  hotlistFile?: string;
+  /** Client certificate CNs that may read the settlement export (e.g. "clearing"). Terminals may not. */
+  operators?: string[];
+  /** After this long without a completion an authorization is marked for reconciliation. Default 10 minutes. */
+  reconciliationTimeoutMs?: number;
+  /** How often to look for such authorizations. Default min(timeout / 4, 30 s). */
+  reconciliationSweepMs?: number;
+  /** Milliseconds since the epoch; tests replace it to move the server's clock. */
+  clock?: () => number;
+  /** Pino log level ("info" default; "silent" for none) and an optional log file (default stdout). */
+  log?: { level?: string; file?: string; requests?: boolean };
+}
+
+export class ConfigError extends Error {
+  readonly code = "CONFIG";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export function readPem(source: PemSource, what: string): string {
+  if (typeof source !== "string" || !source) throw new ConfigError(`${what} is required`);
+  if (source.includes("-----BEGIN")) return source;
+  try {
+    return readFileSync(source, "utf8");
+  } catch (e) {
+    throw new ConfigError(`cannot read ${what} from ${source}: ${(e as Error).message}`);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Checks a configuration and fills defaults; throws ConfigError with the first problem. */
+export function checkConfig(c: FrontendConfig): FrontendConfig {
+  if (!isObject(c)) throw new ConfigError("configuration must be an object");
+  if (c.level !== 1 && c.level !== 2) throw new ConfigError("level must be 1 or 2");
+  if (!isObject(c.tls)) throw new ConfigError("tls {cert, key, clientCa} is required");
+  if (typeof c.database !== "string" || !c.database) throw new ConfigError("database (a file path) is required");
+  if (typeof c.keyStore !== "string" && !isObject(c.keyStore)) throw new ConfigError("keyStore (a file path or a KeyStore) is required");
+  if (!Array.isArray(c.cities) || !c.cities.length) throw new ConfigError("cities must list at least one city served");
+  for (const city of c.cities) {
+    if (!isObject(city) || typeof city.cityCode !== "string" || !/^([0-9A-Fa-f]{4}|\*)$/.test(city.cityCode)) throw new ConfigError(`city code must be 4 hex digits or "*": ${JSON.stringify(city)}`);
+    if (city.applications !== undefined && (!Array.isArray(city.applications) || city.applications.some((a) => a !== "tunion" && a !== "cityunion"))) {
+      throw new ConfigError(`applications of city ${city.cityCode} must be "tunion" and/or "cityunion"`);
+    }
+  }
+  for (const r of c.routes ?? []) {
+    if (!isObject(r) || !/^([0-9A-Fa-f]{4}|\*)$/.test(String(r.cityCode)) || (r.application !== "tunion" && r.application !== "cityunion") ||
+      (r.level !== 1 && r.level !== 2) || typeof r.url !== "string" || !Number.isInteger(r.keyIndex) || r.keyIndex < 0 || r.keyIndex > 255) {
+      throw new ConfigError(`bad route ${JSON.stringify(r)}`);
+    }
+  }
+  const max = c.limits?.maxAmount;
+  if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 0xffffffff)) throw new ConfigError("limits.maxAmount must be whole fen, 1..4294967295");
+  const body = c.limits?.bodyLimit;
+  if (body !== undefined && (!Number.isInteger(body) || body < 256)) throw new ConfigError("limits.bodyLimit must be at least 256 bytes");
+  if (c.acceptedCardTypes !== undefined && (!Array.isArray(c.acceptedCardTypes) || c.acceptedCardTypes.some((t) => !Number.isInteger(t) || t < 0 || t > 255))) {
+    throw new ConfigError("acceptedCardTypes must be bytes");
+  }
+  if (c.hotlist !== undefined && (!Array.isArray(c.hotlist) || c.hotlist.some((a) => typeof a !== "string" || !/^[0-9]{16,20}$/.test(a)))) {
+    throw new ConfigError("hotlist must list ASNs as 16 to 20 digits");
+  }
+  const timeout = c.reconciliationTimeoutMs;
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new ConfigError("reconciliationTimeoutMs must be a positive integer");
+  if (c.durability !== undefined && c.durability !== "full" && c.durability !== "normal") throw new ConfigError('durability must be "full" or "normal"');
+  return c;
+}
+
+/** Reads a configuration file; relative paths in it are relative to the file. */
+export function loadConfigFile(file: string): FrontendConfig {
+  let parsed: FrontendConfig;
+  try {
+    parsed = JSON.parse(readFileSync(file, "utf8")) as FrontendConfig;
+  } catch (e) {
+    throw new ConfigError(`cannot read configuration ${file}: ${(e as Error).message}`);
+  }
+  if (!isObject(parsed)) throw new ConfigError(`${file}: configuration must be an object`);
+  const base = path.dirname(path.resolve(file));
+  const resolve = (p: unknown) => (typeof p === "string" && p && !p.includes("-----BEGIN") ? path.resolve(base, p) : p) as string;
+  if (isObject(parsed.tls)) parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa) };
+  parsed.database = resolve(parsed.database);
+  if (typeof parsed.keyStore === "string") parsed.keyStore = resolve(parsed.keyStore);
+  if (parsed.hotlistFile) parsed.hotlistFile = resolve(parsed.hotlistFile);
+  if (parsed.log?.file) parsed.log = { ...parsed.log, file: resolve(parsed.log.file) };
+  return checkConfig(parsed);
+}

@@ -1,0 +1,175 @@
+/**
+ * The front-end's journal: SQLite (better-sqlite3 12) in WAL mode with synchronous = FULL, so a commit is on disk
+ * before it returns, and a SIGKILL or a power cut loses nothing that was acknowledged.
+ *
+ * Group commit: requests write inside one open transaction and wait for `durable()`, which resolves after the COMMIT
+ * that a setImmediate issues once the current burst of requests has been processed. One fsync then covers every
+ * request of the burst, and no answer leaves before its writes are committed.
+ */
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { FrontendError } from "./errors";
+
+type Db = Database.Database;
+
+/** Each migration runs once, in order, in its own transaction; user_version records how far a database is. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE terminals (
+     terminal_id TEXT PRIMARY KEY,
+     last_tsn INTEGER NOT NULL
+   );
+   CREATE TABLE purchases (
+     id TEXT PRIMARY KEY,
+     terminal_id TEXT NOT NULL,
+     tsn INTEGER NOT NULL,
+     order_no TEXT NOT NULL,
+     application TEXT NOT NULL,
+     transaction_type INTEGER NOT NULL,
+     amount INTEGER NOT NULL,
+     key_index INTEGER NOT NULL,
+     key_version INTEGER NOT NULL,
+     algorithm TEXT NOT NULL,
+     issuer TEXT NOT NULL,
+     city_code TEXT NOT NULL,
+     card_type INTEGER NOT NULL,
+     asn TEXT NOT NULL,
+     ep_serial INTEGER NOT NULL,
+     balance INTEGER NOT NULL,
+     overdraft_limit INTEGER NOT NULL,
+     basic_data TEXT NOT NULL,
+     init_response TEXT NOT NULL,
+     date TEXT NOT NULL,
+     time TEXT NOT NULL,
+     authorized_at INTEGER NOT NULL,
+     status TEXT NOT NULL,
+     outcome TEXT,
+     mac2 TEXT,
+     tac TEXT,
+     mac2_valid INTEGER,
+     tac_valid INTEGER,
+     completion TEXT,
+     answer TEXT,
+     completed_at INTEGER,
+     reconciliation_reason TEXT,
+     needs_review INTEGER NOT NULL DEFAULT 0,
+     UNIQUE (terminal_id, tsn)
+   );
+   CREATE INDEX purchases_card ON purchases (application, asn, ep_serial);
+   CREATE INDEX purchases_open ON purchases (status, authorized_at);
+   CREATE INDEX purchases_day ON purchases (date, status);
+   CREATE TABLE events (
+     id INTEGER PRIMARY KEY,
+     purchase_id TEXT NOT NULL,
+     at INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     detail TEXT NOT NULL
+   );
+   CREATE INDEX events_purchase ON events (purchase_id);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export type Durability = "full" | "normal";
+
+export function openDatabase(file: string, durability: Durability = "full", readonly = false): Db {
+  if (!readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const db = new Database(file, { readonly, fileMustExist: readonly });
+  db.pragma("busy_timeout = 5000");
+  if (!readonly) {
+    db.pragma("journal_mode = WAL");
+    // FULL: the WAL is fsynced at every commit (NORMAL would survive a crash of this process but not a power cut).
+    db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+    migrate(db);
+  } else if ((db.pragma("user_version", { simple: true }) as number) > SCHEMA_VERSION) {
+    throw new FrontendError("JOURNAL_UNAVAILABLE", 503, `${file} has a newer schema than this program`);
+  }
+  return db;
+}
+
+export function migrate(db: Db): number {
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > SCHEMA_VERSION) throw new Error(`journal schema ${current} is newer than this program (${SCHEMA_VERSION})`);
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      db.pragma(`user_version = ${v + 1}`);
+    }).immediate();
+  }
+  return SCHEMA_VERSION;
+}
+
+interface Waiter {
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class Journal {
+  readonly db: Db;
+  #open = false;
+  #waiters: Waiter[] = [];
+  #scheduled = false;
+  #closed = false;
+  /** Batches committed and their sizes, for health and the benchmark. */
+  commits = 0;
+  committedWrites = 0;
+  #writesInBatch = 0;
+
+  constructor(file: string, durability: Durability = "full") {
+    this.db = openDatabase(file, durability);
+  }
+
+  /** Runs fn as one atomic unit (a savepoint) inside the open batch; its effects become durable at the next commit. */
+  write<T>(fn: () => T): T {
+    if (this.#closed) throw new FrontendError("JOURNAL_UNAVAILABLE", 503, "journal closed");
+    if (!this.#open) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.#open = true;
+    }
+    this.#writesInBatch++;
+    this.#schedule();
+    return this.db.transaction(fn)();
+  }
+
+  /** Resolves once everything written so far is committed (at once when nothing is pending). */
+  durable(): Promise<void> {
+    if (!this.#open) return Promise.resolve();
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => this.commit());
+  }
+
+  commit(): void {
+    this.#scheduled = false;
+    if (!this.#open) return;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    try {
+      this.db.exec("COMMIT");
+      this.#open = false;
+      this.commits++;
+      this.committedWrites += this.#writesInBatch;
+      this.#writesInBatch = 0;
+      for (const w of waiters) w.resolve();
+    } catch (e) {
+      try {
+        if (this.db.inTransaction) this.db.exec("ROLLBACK");
+      } catch { /* the connection is gone; the waiters learn below */ }
+      this.#open = false;
+      this.#writesInBatch = 0;
+      const error = new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal commit failed: ${(e as Error).message}`);
+      for (const w of waiters) w.reject(error);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.commit();
+    this.#closed = true;
+    this.db.close();
+  }
+}

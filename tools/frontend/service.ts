@@ -1,0 +1,421 @@
+/**
+ * The front-end's purchases: authorization (checks, TSN, date/time, MAC1 and the expected MAC2), completion (MAC2 and
+ * TAC verification), status, reconciliation of authorizations that never completed, and the settlement export.
+ * HTTP-free: server.ts maps requests to these calls and FrontendError to 4xx answers.
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Statement } from "better-sqlite3";
+import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { parseBasicData, type BasicData } from "../../modules/purse/files";
+import { parseInitializeForPurchase, type InitializeForPurchaseResponse } from "../../modules/purse/responses";
+import { algorithmFromId, type PurchaseFields, type PurseAlgorithm } from "../purse-crypto/index";
+import { chinaDateTime } from "./clock";
+import type { Application, FrontendConfig } from "./config";
+import { decline, FrontendError, validation } from "./errors";
+import type { Journal } from "./journal";
+import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "./keystore";
+
+export interface AuthorizeRequest {
+  terminalId: string;
+  order: string;
+  amount: number;
+  keyIndex: number;
+  transactionType: number;
+  application: Application;
+  basicData: string;
+  initResponse: string;
+}
+
+export interface AuthorizeAnswer {
+  purchaseId: string;
+  tsn: number;
+  date: string;
+  time: string;
+  mac1: string;
+  mac2: string;
+}
+
+export type Outcome = "debited" | "not-debited" | "unknown";
+
+export interface CompletionRequest {
+  outcome: Outcome;
+  mac2?: string;
+  tac?: string;
+}
+
+export type PurchaseStatus = "authorized" | "completed" | "voided" | "flagged" | "reconciliation";
+
+export interface CompletionAnswer {
+  purchaseId: string;
+  status: PurchaseStatus;
+  outcome: Outcome;
+  tsn: number;
+  mac2Valid?: boolean;
+  tacValid?: boolean;
+}
+
+/** What GET /v1/purchases/{id} answers. */
+export interface PurchaseView {
+  purchaseId: string;
+  status: PurchaseStatus;
+  terminalId: string;
+  tsn: number;
+  order: string;
+  amount: number;
+  transactionType: number;
+  application: Application;
+  asn: string;
+  epSerial: number;
+  date: string;
+  time: string;
+  authorizedAt: string;
+  outcome?: Outcome;
+  completedAt?: string;
+  reconciliationReason?: string;
+  mac2Valid?: boolean;
+  tacValid?: boolean;
+}
+
+/** One completed purchase as a clearing house needs it. */
+export interface SettlementRecord {
+  purchaseId: string;
+  businessDay: string;
+  terminalId: string;
+  tsn: number;
+  application: Application;
+  issuer: string;
+  cityCode: string;
+  cardType: number;
+  asn: string;
+  epSerial: number;
+  transactionType: number;
+  amount: number;
+  balanceBefore: number;
+  date: string;
+  time: string;
+  tac: string;
+  keyIndex: number;
+  keyVersion: number;
+  algorithm: PurseAlgorithm;
+  order: string;
+}
+
+export const SETTLEMENT_FIELDS: (keyof SettlementRecord)[] = [
+  "purchaseId", "businessDay", "terminalId", "tsn", "application", "issuer", "cityCode", "cardType", "asn", "epSerial",
+  "transactionType", "amount", "balanceBefore", "date", "time", "tac", "keyIndex", "keyVersion", "algorithm", "order",
+];
+
+interface PurchaseRow {
+  id: string;
+  terminal_id: string;
+  tsn: number;
+  order_no: string;
+  application: Application;
+  transaction_type: number;
+  amount: number;
+  key_index: number;
+  key_version: number;
+  algorithm: PurseAlgorithm;
+  issuer: string;
+  city_code: string;
+  card_type: number;
+  asn: string;
+  ep_serial: number;
+  balance: number;
+  overdraft_limit: number;
+  basic_data: string;
+  init_response: string;
+  date: string;
+  time: string;
+  authorized_at: number;
+  status: PurchaseStatus;
+  outcome: Outcome | null;
+  mac2: string | null;
+  tac: string | null;
+  mac2_valid: number | null;
+  tac_valid: number | null;
+  completion: string | null;
+  answer: string | null;
+  completed_at: number | null;
+  reconciliation_reason: string | null;
+  needs_review: number;
+}
+
+const SETTLED: ReadonlySet<PurchaseStatus> = new Set(["completed", "voided", "flagged"]);
+export const MAX_TSN = 0xffffffff;
+
+/** Who is calling, from the client certificate. */
+export interface Client {
+  commonName: string;
+  kind: "terminal" | "operator" | "other";
+}
+
+function issuerFactor(basic: BasicData, raw: Uint8Array): Uint8Array {
+  if (basic.layout === "tunion") return raw.slice(0, 8);
+  const f = new Uint8Array([raw[2]!, raw[3]!, 0xff, 0, 0, 0, 0, 0]);
+  return f;
+}
+
+export class PurchaseService {
+  readonly #config: FrontendConfig;
+  readonly #journal: Journal;
+  readonly #keys: KeyStore;
+  readonly #now: () => number;
+  readonly #maxAmount: number;
+  readonly #hotlist: Set<string>;
+  readonly #cardTypes: Set<number> | null;
+  readonly #timeoutMs: number;
+  readonly #log: (event: object, message: string) => void;
+  readonly #sql: {
+    reserveTsn: Statement<[string]>;
+    insert: Statement<unknown[]>;
+    get: Statement<[string]>;
+    replay: Statement<[string, string, number]>;
+    settle: Statement<unknown[]>;
+    review: Statement<[string]>;
+    event: Statement<[string, number, string, string]>;
+    overdue: Statement<[number]>;
+    settlement: Statement<[string]>;
+  };
+
+  constructor(config: FrontendConfig, journal: Journal, keys: KeyStore, log: (event: object, message: string) => void = () => {}) {
+    this.#config = config;
+    this.#journal = journal;
+    this.#keys = keys;
+    this.#now = config.clock ?? Date.now;
+    this.#maxAmount = config.limits?.maxAmount ?? 100_000;
+    this.#hotlist = new Set(config.hotlist ?? []);
+    if (config.hotlistFile) {
+      for (const line of readFileSync(config.hotlistFile, "utf8").split("\n")) {
+        const asn = line.replace(/#.*/, "").trim();
+        if (asn) this.#hotlist.add(asn);
+      }
+    }
+    this.#cardTypes = config.acceptedCardTypes ? new Set(config.acceptedCardTypes) : null;
+    this.#timeoutMs = config.reconciliationTimeoutMs ?? 600_000;
+    this.#log = log;
+    const db = journal.db;
+    this.#sql = {
+      reserveTsn: db.prepare("INSERT INTO terminals (terminal_id, last_tsn) VALUES (?, 1) ON CONFLICT (terminal_id) DO UPDATE SET last_tsn = last_tsn + 1 RETURNING last_tsn"),
+      insert: db.prepare(`INSERT INTO purchases (id, terminal_id, tsn, order_no, application, transaction_type, amount, key_index, key_version,
+        algorithm, issuer, city_code, card_type, asn, ep_serial, balance, overdraft_limit, basic_data, init_response, date, time, authorized_at, status)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'authorized')`),
+      get: db.prepare("SELECT * FROM purchases WHERE id = ?"),
+      replay: db.prepare("SELECT id FROM purchases WHERE application = ? AND asn = ? AND ep_serial = ? AND status IN ('completed', 'flagged') LIMIT 1"),
+      settle: db.prepare(`UPDATE purchases SET status = ?, outcome = ?, mac2 = ?, tac = ?, mac2_valid = ?, tac_valid = ?, completion = ?, answer = ?,
+        completed_at = ?, reconciliation_reason = ?, needs_review = ? WHERE id = ?`),
+      review: db.prepare("UPDATE purchases SET needs_review = 1 WHERE id = ?"),
+      event: db.prepare("INSERT INTO events (purchase_id, at, kind, detail) VALUES (?, ?, ?, ?)"),
+      overdue: db.prepare("UPDATE purchases SET status = 'reconciliation', reconciliation_reason = 'timeout' WHERE status = 'authorized' AND authorized_at <= ? RETURNING id"),
+      settlement: db.prepare("SELECT * FROM purchases WHERE date = ? AND status = 'completed' ORDER BY terminal_id, tsn"),
+    };
+  }
+
+  get reconciliationTimeoutMs(): number {
+    return this.#timeoutMs;
+  }
+
+  #served(basic: BasicData): boolean {
+    return this.#config.cities.some((c) => (c.cityCode === "*" || c.cityCode.toUpperCase() === basic.cityCode) &&
+      (!c.applications || c.applications.includes(basic.layout)));
+  }
+
+  async authorize(req: AuthorizeRequest, client: Client): Promise<AuthorizeAnswer> {
+    const terminalId = req.terminalId.toUpperCase();
+    if (client.kind !== "terminal") throw new FrontendError("CLIENT_NOT_ALLOWED", 403, "only terminals may authorize purchases");
+    if (terminalId !== client.commonName) throw new FrontendError("TERMINAL_MISMATCH", 403, `terminal ID ${terminalId} is not the one in the client certificate`);
+    if (!Number.isInteger(req.amount) || req.amount < 1) throw validation("amount must be a positive whole number of fen");
+    if (req.amount > this.#maxAmount) throw decline("AMOUNT_OVER_LIMIT", `amount ${req.amount} is over the limit of ${this.#maxAmount} fen per purchase`);
+    const rawBasic = fromHex(req.basicData);
+    const rawInit = fromHex(req.initResponse);
+    let basic: BasicData;
+    let init: InitializeForPurchaseResponse;
+    try {
+      basic = parseBasicData(rawBasic, req.application);
+      init = parseInitializeForPurchase(rawInit);
+    } catch (e) {
+      throw new FrontendError("CARD_DATA_INVALID", 400, (e as Error).message);
+    }
+    if (!this.#served(basic)) throw decline("CITY_NOT_SERVED", `city ${basic.cityCode} (${basic.layout}) is not served by this front-end`);
+    if (!basic.enabled) throw decline("CARD_NOT_ENABLED", "the application is not enabled");
+    if (this.#cardTypes && !this.#cardTypes.has(basic.cardType)) throw decline("CARD_TYPE_NOT_ACCEPTED", `card type ${basic.cardType} is not accepted here`);
+    if (this.#hotlist.has(basic.asn)) throw decline("CARD_HOTLISTED", "the card is on the hotlist");
+    const now = this.#now();
+    const { date, time } = chinaDateTime(now);
+    if (basic.startDate > date) throw decline("CARD_NOT_YET_VALID", `the card is valid from ${basic.startDate}`);
+    if (basic.expiryDate < date) throw decline("CARD_EXPIRED", `the card expired on ${basic.expiryDate}`);
+    if (init.balance + init.overdraftLimit < req.amount) throw decline("INSUFFICIENT_BALANCE", "balance and overdraft limit do not cover the amount");
+    let algorithm: PurseAlgorithm;
+    try {
+      algorithm = algorithmFromId(init.algorithmId);
+    } catch (e) {
+      throw decline("ALGORITHM_NOT_SUPPORTED", (e as Error).message);
+    }
+    const ref: MasterKeyRef = { keyIndex: req.keyIndex, keyVersion: init.keyVersion, algorithm };
+    if (!this.#keys.has(ref)) throw decline("KEY_NOT_FOUND", `no master key for key index ${ref.keyIndex}, version ${ref.keyVersion}, ${algorithm}`);
+    if (this.#sql.replay.get(basic.layout, basic.asn, init.epSerial)) {
+      throw new FrontendError("REPLAY", 409, `EP serial ${init.epSerial} of this card was already used by a completed purchase`);
+    }
+
+    // The TSN is spent whether or not the rest succeeds: a TSN is never handed out twice, gaps are harmless.
+    const tsn = this.#journal.write(() => {
+      const { last_tsn: next } = this.#sql.reserveTsn.get(terminalId) as { last_tsn: number };
+      if (next > MAX_TSN) throw new FrontendError("TSN_EXHAUSTED", 503, `terminal ${terminalId} has used every TSN`);
+      return next;
+    });
+    const terminalBytes = fromHex(terminalId);
+    const input: PurchaseSessionInput = {
+      random: init.random, epSerial: init.epSerial, tsn,
+      fields: { amount: req.amount, type: req.transactionType, terminalId: terminalBytes, date, time },
+    };
+    const macs = await this.#keys.authorize(ref, this.#factors(basic, rawBasic), input);
+    const purchaseId = randomUUID();
+    this.#journal.write(() => {
+      this.#sql.insert.run(purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
+        algorithm, basic.issuer, basic.cityCode, basic.cardType, basic.asn, init.epSerial, init.balance, init.overdraftLimit,
+        toHex(rawBasic), toHex(rawInit), date, time, now);
+    });
+    await this.#journal.durable();
+    this.#log({ purchaseId, terminalId, tsn, amount: req.amount, asn: basic.asn, epSerial: init.epSerial }, "purchase authorized");
+    return { purchaseId, tsn, date, time, mac1: toHex(macs.mac1), mac2: toHex(macs.mac2) };
+  }
+
+  #factors(basic: BasicData, raw: Uint8Array): CardKeyFactors {
+    return { diversificationFactor: basic.diversificationFactor, issuerFactor: issuerFactor(basic, raw) };
+  }
+
+  #row(purchaseId: string, client: Client): PurchaseRow {
+    const row = this.#sql.get.get(purchaseId) as PurchaseRow | undefined;
+    if (!row) throw new FrontendError("PURCHASE_NOT_FOUND", 404, `no purchase ${purchaseId}`);
+    if (client.kind !== "operator" && row.terminal_id !== client.commonName) {
+      throw new FrontendError("TERMINAL_MISMATCH", 403, "the purchase belongs to another terminal");
+    }
+    return row;
+  }
+
+  /** The answer for a completion that was already recorded: the same one again, or 409 for a different one. */
+  async #repeat(row: PurchaseRow, canonical: string): Promise<CompletionAnswer | null> {
+    const recorded = row.completion !== null && (SETTLED.has(row.status) || row.status === "reconciliation");
+    if (recorded && row.completion === canonical) return JSON.parse(row.answer!) as CompletionAnswer;
+    if (!SETTLED.has(row.status)) return null;
+    // Never dropped: a conflicting report may mean money moved after all, so it is kept and the purchase marked for review.
+    this.#journal.write(() => {
+      this.#sql.event.run(row.id, this.#now(), "conflicting-completion", canonical);
+      this.#sql.review.run(row.id);
+    });
+    await this.#journal.durable();
+    throw new FrontendError("ALREADY_SETTLED", 409, `purchase is already ${row.status} with a different completion`);
+  }
+
+  async complete(purchaseId: string, body: CompletionRequest, client: Client): Promise<CompletionAnswer> {
+    if (client.kind === "other") throw new FrontendError("CLIENT_NOT_ALLOWED", 403, "only terminals may complete purchases");
+    const outcome = body.outcome;
+    if (outcome === "debited" && (body.mac2 === undefined || body.tac === undefined)) throw validation("a debited completion needs mac2 and tac");
+    if (outcome !== "debited" && (body.mac2 !== undefined || body.tac !== undefined)) throw validation(`a ${outcome} completion carries no mac2 or tac`);
+    const canonical = JSON.stringify(outcome === "debited" ? { outcome, mac2: body.mac2!.toUpperCase(), tac: body.tac!.toUpperCase() } : { outcome });
+    const row = this.#row(purchaseId, client);
+    const earlier = await this.#repeat(row, canonical);
+    if (earlier) {
+      await this.#journal.durable();
+      return earlier;
+    }
+    let verdict: { mac2Valid: boolean; tacValid: boolean } | undefined;
+    if (outcome === "debited") {
+      const rawBasic = fromHex(row.basic_data);
+      const basic = parseBasicData(rawBasic, row.application);
+      const init = parseInitializeForPurchase(fromHex(row.init_response));
+      const fields: PurchaseFields = { amount: row.amount, type: row.transaction_type, terminalId: fromHex(row.terminal_id), date: row.date, time: row.time };
+      verdict = await this.#keys.verify({ keyIndex: row.key_index, keyVersion: row.key_version, algorithm: row.algorithm }, this.#factors(basic, rawBasic),
+        { random: init.random, epSerial: init.epSerial, tsn: row.tsn, fields }, { mac2: fromHex(body.mac2!), tac: fromHex(body.tac!) });
+    }
+    const answer = this.#journal.write(() => {
+      // Another completion of the same purchase may have landed while the key store worked.
+      const current = this.#sql.get.get(purchaseId) as PurchaseRow;
+      if (current.status !== row.status || current.completion !== row.completion) {
+        const recorded = current.completion !== null && (SETTLED.has(current.status) || current.status === "reconciliation");
+        if ((recorded && current.completion === canonical) || SETTLED.has(current.status)) return null;
+      }
+      const now = this.#now();
+      let status: PurchaseStatus;
+      if (outcome === "debited") status = verdict!.mac2Valid && verdict!.tacValid ? "completed" : "flagged";
+      else status = outcome === "not-debited" ? "voided" : "reconciliation";
+      const result: CompletionAnswer = { purchaseId, status, outcome, tsn: row.tsn };
+      if (verdict) Object.assign(result, verdict);
+      const reason = status === "reconciliation" ? "outcome-unknown" : null;
+      this.#sql.settle.run(status, outcome, outcome === "debited" ? body.mac2!.toUpperCase() : null, outcome === "debited" ? body.tac!.toUpperCase() : null,
+        verdict ? Number(verdict.mac2Valid) : null, verdict ? Number(verdict.tacValid) : null, canonical, JSON.stringify(result),
+        SETTLED.has(status) ? now : null, reason, status === "flagged" ? 1 : current.needs_review, purchaseId);
+      this.#sql.event.run(purchaseId, now, status, canonical);
+      return result;
+    });
+    if (answer === null) {
+      const again = (await this.#repeat(this.#sql.get.get(purchaseId) as PurchaseRow, canonical))!;
+      await this.#journal.durable();
+      return again;
+    }
+    await this.#journal.durable();
+    if (answer.status === "flagged") this.#log({ purchaseId, terminalId: row.terminal_id, tsn: row.tsn, ...verdict }, "completion failed verification: flagged");
+    return answer;
+  }
+
+  async view(purchaseId: string, client: Client): Promise<PurchaseView> {
+    const row = this.#row(purchaseId, client);
+    await this.#journal.durable();
+    const v: PurchaseView = {
+      purchaseId: row.id, status: row.status, terminalId: row.terminal_id, tsn: row.tsn, order: row.order_no, amount: row.amount,
+      transactionType: row.transaction_type, application: row.application, asn: row.asn, epSerial: row.ep_serial, date: row.date, time: row.time,
+      authorizedAt: new Date(row.authorized_at).toISOString(),
+    };
+    if (row.outcome) v.outcome = row.outcome;
+    if (row.completed_at !== null) v.completedAt = new Date(row.completed_at).toISOString();
+    if (row.reconciliation_reason) v.reconciliationReason = row.reconciliation_reason;
+    if (row.mac2_valid !== null) v.mac2Valid = row.mac2_valid === 1;
+    if (row.tac_valid !== null) v.tacValid = row.tac_valid === 1;
+    return v;
+  }
+
+  /** Marks authorizations older than the reconciliation timeout; returns how many. */
+  async sweepReconciliation(): Promise<number> {
+    const now = this.#now();
+    const ids = this.#journal.write(() => {
+      const rows = this.#sql.overdue.all(now - this.#timeoutMs) as { id: string }[];
+      for (const r of rows) this.#sql.event.run(r.id, now, "reconciliation", JSON.stringify({ reason: "timeout" }));
+      return rows;
+    });
+    await this.#journal.durable();
+    if (ids.length) this.#log({ count: ids.length }, "authorizations without completion marked for reconciliation");
+    return ids.length;
+  }
+
+  /** Completed purchases of one business day (the CST transaction date), ordered by terminal and TSN. */
+  async settlement(businessDay: string): Promise<SettlementRecord[]> {
+    await this.#journal.durable();
+    return settlementRecords(this.#sql.settlement.all(businessDay) as PurchaseRow[], businessDay);
+  }
+}
+
+export function settlementRecords(rows: unknown[], businessDay: string): SettlementRecord[] {
+  return (rows as PurchaseRow[]).map((r) => ({
+    purchaseId: r.id, businessDay, terminalId: r.terminal_id, tsn: r.tsn, application: r.application, issuer: r.issuer, cityCode: r.city_code,
+    cardType: r.card_type, asn: r.asn, epSerial: r.ep_serial, transactionType: r.transaction_type, amount: r.amount, balanceBefore: r.balance,
+    date: r.date, time: r.time, tac: r.tac!, keyIndex: r.key_index, keyVersion: r.key_version, algorithm: r.algorithm, order: r.order_no,
+  }));
+}
+
+function csvField(value: unknown): string {
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function formatSettlement(records: SettlementRecord[], format: "jsonl" | "csv"): string {
+  if (format === "jsonl") return records.map((r) => `${JSON.stringify(r)}\n`).join("");
+  const lines = [SETTLEMENT_FIELDS.join(",")];
+  for (const r of records) lines.push(SETTLEMENT_FIELDS.map((f) => csvField(r[f])).join(","));
+  return `${lines.join("\r\n")}\r\n`;
+}
+
+/** Reads a business day's settlement straight from a journal file (the `settle` command; safe while the server runs). */
+export function settlementFromDatabase(db: import("better-sqlite3").Database, businessDay: string): SettlementRecord[] {
+  return settlementRecords(db.prepare("SELECT * FROM purchases WHERE date = ? AND status = 'completed' ORDER BY terminal_id, tsn").all(businessDay), businessDay);
+}

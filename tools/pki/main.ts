@@ -1,0 +1,48 @@
+/**
+ * npm run pki -- --out <dir> [--terminal <12 hex digits> ...] [--host <name or IP> ...] [--operator <name> ...] [--days N]
+ * Makes a development PKI (see index.ts): CA, server certificate, terminal certificates (CN = terminal ID), PEM and DER.
+ */
+import { generateDevelopmentPki } from "./index";
+
+const USAGE = "Usage: npm run pki -- --out <dir> [--terminal 001122334455 ...] [--host 127.0.0.1 ...] [--operator clearing ...] [--days 825]";
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(USAGE);
+    return;
+  }
+  const options: Record<string, string[]> = {};
+  for (let i = 0; i < args.length; i += 2) {
+    const name = args[i]!;
+    const value = args[i + 1];
+    if (!["--out", "--terminal", "--host", "--operator", "--days"].includes(name) || value === undefined) {
+      console.error(`bad argument ${name}\n${USAGE}`);
+      process.exit(2);
+    }
+    (options[name.slice(2)] ??= []).push(value);
+  }
+  if (!options.out) {
+    console.error(`--out is required\n${USAGE}`);
+    process.exit(2);
+  }
+  const days = options.days ? Number(options.days[0]) : undefined;
+  if (days !== undefined && (!Number.isInteger(days) || days < 1)) {
+    console.error("--days must be a positive integer");
+    process.exit(2);
+  }
+  const pki = await generateDevelopmentPki({
+    dir: options.out[0]!, terminalIds: options.terminal ?? ["001122334455"], serverHosts: options.host, operators: options.operator ?? ["clearing"], days,
+  });
+  console.log(`CA          ${pki.ca.certPath}`);
+  console.log(`server      ${pki.server.certPath}`);
+  for (const [id, b] of Object.entries(pki.terminals)) console.log(`terminal    ${id}  ${b.certPath} (+ .der)`);
+  for (const [cn, b] of Object.entries(pki.operators)) console.log(`operator    ${cn}  ${b.certPath}`);
+  console.log(`rogue CA    ${pki.rogue.ca.certPath} (for tests only)`);
+  console.log(`manifest    ${pki.manifestPath}`);
+}
+
+main().catch((e: Error & { code?: string }) => {
+  console.error(`pki: ${e.code ? `${e.code}: ` : ""}${e.message}`);
+  process.exit(1);
+});
