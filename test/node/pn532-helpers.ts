@@ -10,8 +10,8 @@ import { startEmulator, startInMemory, type EmulatorOptions, type HostedCard, ty
 
 export const MASTER_KEYS = { purchase: fromHex("11223344556677888877665544332211"), tac: fromHex("00112233445566778899AABBCCDDEEFF") };
 
-export function tunionCard(balance = 10_000, asn = "10000000000000000001"): VirtualCard {
-  return new VirtualCard(issueCard([{ layout: "tunion", algorithm: "3des", asn, cityCode: "1000", masterKeys: MASTER_KEYS, balance }]),
+export function tunionCard(balance = 10_000, asn = "10000000000000000001", uid?: string): VirtualCard {
+  return new VirtualCard(issueCard([{ layout: "tunion", algorithm: "3des", asn, cityCode: "1000", masterKeys: MASTER_KEYS, balance }], uid),
     { random: () => fromHex("11223344") });
 }
 
