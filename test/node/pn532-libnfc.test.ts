@@ -127,8 +127,11 @@ describe("libnfc accepts the PN532 emulator (pn532_uart over a socat pty)", func
     assert.deepEqual(card.exchanges.map((e) => e.command[1]), [0xa4, 0x5c, 0xb0]);
   });
 
-  it("nfc-poll finds the card with InAutoPoll, checks presence, and reports its removal", async () => {
-    if (!hasCommand("nfc-poll")) this.skip();
+  it("nfc-poll finds the card with InAutoPoll, checks presence, and reports its removal", async function () {
+    if (!hasCommand("nfc-poll")) {
+      console.log(`      (skipped: nfc-poll not installed; ${PTY_INSTALL_HINT})`);
+      this.skip();
+    }
     const card = tunionCard();
     pair = await createPtyPair();
     emulator = await startEmulator({ path: pair.device, cards: [card] });
