@@ -164,6 +164,9 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
     app.log.warn({ code: err.code, reason: err.message }, "TLS handshake refused");
   });
 
+  // JSON only: Fastify also parses text/plain by default, which would turn a wrong content type into a 400.
+  app.removeContentTypeParser("text/plain");
+
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = mapError(err);
     if (mapped.status >= 500 && !(err instanceof FrontendError)) request.log.error({ err }, "unexpected error");
