@@ -315,13 +315,27 @@ export class Pn532Emulator {
     }
   }
 
+  /**
+   * Runs `fn` no earlier than `ms` from now, always asynchronously. Node's timers count from the start of the current
+   * loop turn and drop fractions of a millisecond, so they can fire early: the last stretch is finished with
+   * setImmediate, which keeps modelled wire and card times a true lower bound.
+   */
   #later(fn: () => void, ms: number): void {
     if (this.#closed) return;
-    const t = setTimeout(() => {
-      this.#timers.delete(t);
-      if (!this.#closed) fn();
-    }, Math.max(0, ms));
-    this.#timers.add(t);
+    const due = performance.now() + Math.max(0, ms);
+    const tick = () => {
+      if (this.#closed) return;
+      const left = due - performance.now();
+      if (left <= 0) fn();
+      else if (left > 2) {
+        const t = setTimeout(() => {
+          this.#timers.delete(t);
+          tick();
+        }, Math.floor(left - 1));
+        this.#timers.add(t);
+      } else setImmediate(tick);
+    };
+    setImmediate(tick);
   }
 
   /**
