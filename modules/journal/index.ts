@@ -1,0 +1,3 @@
+export * from "./crc32";
+export * from "./journal";
+export * from "./storage";
