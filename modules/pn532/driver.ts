@@ -71,6 +71,8 @@ interface Pending {
   timeout: number;
   sends: number;
   nacks: number;
+  /** A damaged frame arrived while waiting for the ACK: most likely the ACK itself. */
+  damagedBeforeAck: boolean;
   timer: unknown;
   resolve: (data: Uint8Array) => void;
   reject: (error: Error) => void;
@@ -109,6 +111,8 @@ export class PN532 {
   #retriesBounded = false;
   #waits = new Set<{ handle: unknown; reject: (error: Error) => void }>();
   #generation = 0;
+  /** Code of the last command given up on while the chip may still answer it; its answer could arrive late. */
+  #unanswered = -1;
   target: TargetA | undefined;
   readonly stats: Pn532Stats = { bytesOut: 0, bytesIn: 0, commands: 0, resends: 0, nacks: 0, aborts: 0, faults: 0 };
 
@@ -449,7 +453,7 @@ export class PN532 {
     body.set(params, 1);
     const frame = encodeFrame(TFI_HOST, body);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, timer: undefined, resolve, reject };
+      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, damagedBeforeAck: false, timer: undefined, resolve, reject };
       this.#pending = pending;
       this.stats.commands++;
       this.#transmit(pending);
@@ -459,9 +463,10 @@ export class PN532 {
   #transmit(pending: Pending): void {
     pending.sends++;
     if (pending.sends > 1) this.stats.resends++;
-    this.#state = "ack";
     // A half-received frame from before cannot belong to this command; let the parser rescan it now.
     this.#parser.resync();
+    this.#state = "ack";
+    pending.damagedBeforeAck = false;
     let bytes = pending.frame;
     if (pending.wake) {
       bytes = new Uint8Array(WAKE_UP.length + pending.frame.length);
@@ -498,8 +503,14 @@ export class PN532 {
     this.#timers.clear(pending.timer);
     this.#pending = undefined;
     this.#state = "idle";
-    if (result instanceof Uint8Array) pending.resolve(result);
-    else pending.reject(result);
+    if (result instanceof Uint8Array) {
+      if (this.#unanswered === pending.code) this.#unanswered = -1;
+      pending.resolve(result);
+    } else {
+      // Whatever the chip still sends for this command must not pass for the answer to the next one.
+      this.#unanswered = pending.code;
+      pending.reject(result);
+    }
   }
 
   #write(bytes: Uint8Array): boolean {
@@ -538,8 +549,12 @@ export class PN532 {
       pending.timer = this.#timers.set(() => this.#responseTimedOut(pending), pending.timeout);
       return;
     }
-    // Before the ACK, any answer may be a leftover from an earlier command with the same code.
-    if (this.#state !== "response") return;
+    if (this.#state !== "response") {
+      // An answer before the ACK is taken only when the ACK arrived damaged and no earlier command with this code
+      // can still be answering: resending instead would run the command twice (a DEBIT, say) on the card.
+      const answer = frame.kind === "information" && frame.tfi === TFI_PN532 && frame.data[0] === pending.code + 1;
+      if (!answer || !pending.damagedBeforeAck || this.#unanswered === pending.code) return;
+    }
     if (frame.kind === "error") {
       this.#finish(pending, new Pn532ApplicationError(pending.code));
     } else if (frame.kind === "information" && frame.tfi === TFI_PN532 && frame.data[0] === pending.code + 1) {
@@ -550,6 +565,7 @@ export class PN532 {
   #onFault(fault: FrameFault): void {
     this.stats.faults++;
     const pending = this.#pending;
+    if (pending && this.#state === "ack") pending.damagedBeforeAck = true;
     // Only a frame whose header checked out but whose data did not is worth a NACK: it is the answer, damaged.
     if (!pending || this.#state !== "response" || fault !== "dcs") {
       if (!pending) this.#onError?.(new Pn532FrameError(`damaged frame on the line (${fault}) while idle`));

@@ -98,6 +98,28 @@ describe("pn532 driver: link faults", () => {
     peer.onCommand = (c, p) => p.send(encodeFrame(TFI_PN532, fromHex("0332010607")));
     await assert.rejects(clock.run(pn532.getFirmwareVersion()), Pn532TimeoutError);
   });
+  it("takes the answer after a damaged ACK instead of running the command twice, unless an old answer may be due", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 15, responseTimeout: 100 });
+    const badAck = fromHex("0000FF00FE00");
+    peer.onCommand = (c, p) => {
+      p.send(badAck);
+      p.send(encodeFrame(TFI_PN532, new Uint8Array([c.code + 1, 0x00, 0x90, 0x00])), 1);
+    };
+    assert.hex(await clock.run(pn532.command(0x40, fromHex("01"))), "009000");
+    assert.equal(peer.commands.length, 1, "no resend");
+    // After a command with the same code timed out, an unacknowledged answer could be its late one: resend instead.
+    peer.onCommand = (c, p) => p.ack();
+    await assert.rejects(clock.run(pn532.command(0x40, fromHex("01"))), Pn532TimeoutError);
+    let n = 0;
+    peer.onCommand = (c, p) => {
+      if (n++ === 0) {
+        p.send(badAck);
+        p.send(encodeFrame(TFI_PN532, new Uint8Array([c.code + 1, 0x00, 0x6a, 0x82])), 1);
+      } else p.answer(c.code, fromHex("009000"));
+    };
+    assert.hex(await clock.run(pn532.command(0x40, fromHex("01"))), "009000");
+    assert.equal(n, 2, "resent once");
+  });
   it("aborts a late command with an ACK frame and reports Pn532TimeoutError (phase response)", async () => {
     const { clock, peer, pn532 } = await awake({ responseTimeout: 100 });
     peer.onCommand = (c, p) => p.answer(c.code, new Uint8Array(0), 500);

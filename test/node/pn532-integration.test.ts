@@ -1,6 +1,10 @@
 // Serial-line integration: the PN532 driver talks through a socat pty pair to the emulator, which hosts virtual
 // cards; the purse layer runs on top exactly as it does over a virtual card directly.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { fromHex, toHex } from "../../modules/iso7816/hex";
 import { encodeCommand } from "../../modules/iso7816/apdu";
 import {
@@ -9,7 +13,9 @@ import {
 import { PurseCard, TUNION_APPLICATION, getTransactionProve } from "../../modules/purse/index";
 import { purchaseMac1, purchaseMac2, purchaseSessionKey } from "../../tools/purse-crypto/index";
 import type { VirtualCard } from "../../tools/cardsim/card";
-import { INSTANT_TIMING, PTY_INSTALL_HINT, runScript } from "../../tools/pn532sim/index";
+import { INSTANT_TIMING, PTY_INSTALL_HINT, createPtyPair, runScript } from "../../tools/pn532sim/index";
+import { NodeSerial, nodeTimers } from "../../hosts/node/serial";
+import { PN532 } from "../../modules/pn532/index";
 import { EchoCard, hasSocat, memoryRig, ptyRig, tunionCard, within, type Rig, type RigOptions } from "./pn532-helpers";
 
 const TERMINAL = fromHex("001122334455");
@@ -125,9 +131,12 @@ function suite(kind: "pty" | "memory") {
       emulator.injectFault({ kind: "drop-ack", command: 0x40 });
       await expect("drop-ack");
       assert.equal(pn532.stats.resends, 1);
+      // A damaged ACK followed by the answer: the answer is taken, and the command is not run a second time.
       emulator.injectFault({ kind: "corrupt-checksum", frame: "ack", command: 0x40 });
+      const before = card.exchanges.length;
       await expect("corrupt ack");
-      assert.equal(pn532.stats.resends, 2);
+      assert.equal(pn532.stats.resends, 1);
+      assert.equal(card.exchanges.length, before + 1);
       emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
       await expect("corrupt response");
       assert.equal(pn532.stats.nacks, 1);
@@ -229,6 +238,26 @@ function suite(kind: "pty" | "memory") {
       }
     });
 
+    it("InAutoPoll: finds a card that arrives while it polls; abort() cancels an endless poll", async () => {
+      const card = tunionCard();
+      card.remove();
+      rig = await make({ cards: [card], emulator: { timing: { pollPeriodUnit: 20 } } });
+      const { pn532, emulator } = rig;
+      await pn532.start();
+      setTimeout(() => emulator.place(card), 150);
+      const polled = await within(3000, pn532.inAutoPoll(0x14, 2, [0x20, 0x10]));
+      assert.equal(polled[0]!.type, 0x20);
+      assert.equal(toHex(polled[0]!.target!.uid), toHex(card.uid));
+      assert.equal(pn532.target, polled[0]!.target);
+      assert.equal(toHex((await pn532.transceive(fromHex("00A4040008A00000063201010500"))).slice(-2)), "9000");
+      emulator.remove(card);
+      const endless = pn532.inAutoPoll(0xff, 1, [0x20]);
+      setTimeout(() => pn532.abort(), 100);
+      await assert.rejects(within(3000, endless), Pn532AbortedError);
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(emulator.stats.aborts, 1);
+    });
+
     it("PowerDown, then the next command wakes the chip with 55 55 00.. and SAMConfiguration", async () => {
       rig = await make({ cards: [tunionCard()] });
       const { pn532, emulator } = rig;
@@ -269,6 +298,53 @@ describe("pn532 integration over an in-memory line (no pty tool needed)", functi
       assert.equal(toHex(debit.mac2), toHex(auth.mac2));
     } finally {
       await rig.close();
+    }
+  });
+});
+
+describe("pn532 emulator command line (tsx tools/pn532sim/main.ts --port <pty> --card <state.json>)", function () {
+  this.timeout(30_000);
+  before(function () {
+    if (!hasSocat()) {
+      console.log(`      (skipped: socat not installed; ${PTY_INSTALL_HINT})`);
+      this.skip();
+    }
+  });
+  it("serves the driver on a pty and persists the card's state after a purchase", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "pn532sim-cli-"));
+    const file = path.join(dir, "card.json");
+    const card = tunionCard(900);
+    card.save(file);
+    const pair = await createPtyPair();
+    const child = spawn(process.execPath, ["--import", "tsx", "tools/pn532sim/main.ts", "--port", pair.device, "--card", file], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let log = "";
+    child.stderr.on("data", (d: Buffer) => { log += d.toString(); });
+    const exited = new Promise((r) => child.once("exit", r));
+    const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200 }, timers: nodeTimers });
+    try {
+      const started = Date.now();
+      while (!log.includes("pn532sim: PN532 v1.6 on")) {
+        if (Date.now() - started > 15_000 || child.exitCode !== null) throw new Error(`emulator did not start: ${log}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await within(3000, pn532.start());
+      await within(3000, pn532.detect({ timeout: 500 }));
+      const { debit, auth } = await within(5000, purchase(pn532, card, 250, 9));
+      assert.equal(toHex(debit.mac2), toHex(auth.mac2));
+      const saved = JSON.parse(readFileSync(file, "utf8")) as { applications: { balance: number }[] };
+      assert.equal(saved.applications[0]!.balance, 650);
+      // stdin controls the field: take the card out, and the driver finds nothing.
+      child.stdin.write("remove 0\n");
+      await new Promise((r) => setTimeout(r, 100));
+      await assert.rejects(within(3000, pn532.detect({ timeout: 200 })), Pn532NoCardError);
+    } finally {
+      pn532.close();
+      child.kill("SIGTERM");
+      await exited;
+      await pair.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
