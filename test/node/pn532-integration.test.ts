@@ -8,14 +8,13 @@ import path from "node:path";
 import { fromHex, toHex } from "../../modules/iso7816/hex";
 import { encodeCommand } from "../../modules/iso7816/apdu";
 import {
-  Pn532AbortedError, Pn532CardGoneError, Pn532NoCardError, Pn532RfTimeoutError, Pn532TimeoutError, type PN532,
+  PN532, Pn532AbortedError, Pn532CardGoneError, Pn532NoCardError, Pn532RfTimeoutError, Pn532TimeoutError,
 } from "../../modules/pn532/index";
 import { PurseCard, TUNION_APPLICATION, getTransactionProve } from "../../modules/purse/index";
 import { purchaseMac1, purchaseMac2, purchaseSessionKey } from "../../tools/purse-crypto/index";
 import type { VirtualCard } from "../../tools/cardsim/card";
 import { INSTANT_TIMING, PTY_INSTALL_HINT, createPtyPair, runScript } from "../../tools/pn532sim/index";
 import { NodeSerial, nodeTimers } from "../../hosts/node/serial";
-import { PN532 } from "../../modules/pn532/index";
 import { EchoCard, hasSocat, memoryRig, ptyRig, tunionCard, within, type Rig, type RigOptions } from "./pn532-helpers";
 
 const TERMINAL = fromHex("001122334455");
