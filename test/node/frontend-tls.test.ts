@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { X509Certificate, createPublicKey } from "node:crypto";
+import { X509Certificate, createPrivateKey } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { RunningFrontend } from "../../tools/frontend/index";
@@ -130,7 +130,7 @@ describe("front-end: mutual TLS", function () {
       assert.ok(der.checkIssued(ca) && der.verify(ca.publicKey));
       assert.deepEqual(der.keyUsage, ["1.3.6.1.5.5.7.3.2"]);
       assert.ok(checkKeyPair(b.certPem, b.keyPem));
-      assert.equal(createPublicKey({ key: Buffer.from(readFileSync(b.keyDerPath)), format: "der", type: "pkcs8" }).asymmetricKeyDetails?.modulusLength, 2048);
+      assert.equal(createPrivateKey({ key: readFileSync(b.keyDerPath), format: "der", type: "pkcs8" }).asymmetricKeyDetails?.modulusLength, 2048);
     }
     assert.ok(new X509Certificate(f.pki.operators[OPERATOR]!.certPem).subject.includes(`CN=${OPERATOR}`));
     assert.equal(new X509Certificate(f.pki.rogue.terminals[T1]!.certPem).checkIssued(ca), false);

@@ -12,4 +12,4 @@ export {
   type AuthorizeRequest, type AuthorizeAnswer, type CompletionRequest, type CompletionAnswer, type PurchaseView, type PurchaseStatus, type SettlementRecord, type Outcome,
 } from "./service";
 export { chinaDateTime } from "./clock";
-export { FrontendClient, FrontendHttpError, type ClientTls } from "./client";
+export { FrontendClient, FrontendHttpError, type ClientTls, type RawResponse } from "./client";

@@ -8,7 +8,9 @@
  */
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
+import { Worker } from "node:worker_threads";
 import { FrontendError } from "./errors";
 
 type Db = Database.Database;
@@ -80,6 +82,7 @@ export function openDatabase(file: string, durability: Durability = "full", read
     db.pragma("journal_mode = WAL");
     // FULL: the WAL is fsynced at every commit (NORMAL would survive a crash of this process but not a power cut).
     db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+    db.pragma("cache_size = -65536");
     migrate(db);
   } else if ((db.pragma("user_version", { simple: true }) as number) > SCHEMA_VERSION) {
     throw new FrontendError("JOURNAL_UNAVAILABLE", 503, `${file} has a newer schema than this program`);
@@ -115,12 +118,39 @@ export class Journal {
   committedWrites = 0;
   #writesInBatch = 0;
 
-  constructor(file: string, durability: Durability = "full") {
+  #checkpointer: Worker | undefined;
+
+  constructor(file: string, durability: Durability = "full", options: { checkpointMs?: number } = {}) {
     this.db = openDatabase(file, durability);
+    if (options.checkpointMs !== 0) this.#startCheckpointer(path.resolve(file), options.checkpointMs ?? 250);
   }
 
-  /** Runs fn as one atomic unit (a savepoint) inside the open batch; its effects become durable at the next commit. */
-  write<T>(fn: () => T): T {
+  /**
+   * Checkpoints (copying the WAL into the database file, with its fsync) run on a worker thread with its own
+   * connection, so the event loop only ever waits for the WAL append of its own commits. The main connection keeps
+   * a high automatic checkpoint as a safety net should the worker stop.
+   */
+  #startCheckpointer(file: string, intervalMs: number): void {
+    this.db.pragma("wal_autocheckpoint = 20000");
+    const modulePath = createRequire(import.meta.url).resolve("better-sqlite3");
+    const code = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const Database = require(workerData.modulePath);
+      const db = new Database(workerData.file);
+      db.pragma("busy_timeout = 1000");
+      const timer = setInterval(() => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch {} }, workerData.intervalMs);
+      parentPort.on("message", () => { clearInterval(timer); try { db.close(); } catch {} parentPort.close(); });`;
+    const worker = new Worker(code, { eval: true, workerData: { file, modulePath, intervalMs } });
+    worker.on("error", () => { /* the main connection's automatic checkpoint takes over */ });
+    worker.unref();
+    this.#checkpointer = worker;
+  }
+
+  /**
+   * Runs fn inside the open batch; its effects become durable at the next commit. With atomic (the default) fn runs in
+   * a savepoint, so a throw undoes all of it; a single statement is atomic by itself and can skip the savepoint.
+   */
+  write<T>(fn: () => T, atomic = true): T {
     if (this.#closed) throw new FrontendError("JOURNAL_UNAVAILABLE", 503, "journal closed");
     if (!this.#open) {
       this.db.exec("BEGIN IMMEDIATE");
@@ -128,7 +158,7 @@ export class Journal {
     }
     this.#writesInBatch++;
     this.#schedule();
-    return this.db.transaction(fn)();
+    return atomic ? this.db.transaction(fn)() : fn();
   }
 
   /** Resolves once everything written so far is committed (at once when nothing is pending). */
@@ -170,6 +200,7 @@ export class Journal {
     if (this.#closed) return;
     this.commit();
     this.#closed = true;
+    this.#checkpointer?.postMessage("close");
     this.db.close();
   }
 }

@@ -3,7 +3,7 @@
  * TAC verification), status, reconciliation of authorizations that never completed, and the settlement export.
  * HTTP-free: server.ts maps requests to these calls and FrontendError to 4xx answers.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Statement } from "better-sqlite3";
 import { fromHex, toHex } from "../../modules/iso7816/hex";
@@ -151,6 +151,19 @@ export interface Client {
   kind: "terminal" | "operator" | "other";
 }
 
+/**
+ * A UUID in the version-7 layout (48-bit milliseconds, then random): unguessable, and ordered by time so that new
+ * purchases land at the end of the primary-key index instead of on a random page.
+ */
+export function purchaseIdentifier(epochMs: number): string {
+  const b = randomBytes(16);
+  b.writeUIntBE(Math.max(0, Math.floor(epochMs)) % 2 ** 48, 0, 6);
+  b[6] = (b[6]! & 0x0f) | 0x70;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
 function issuerFactor(basic: BasicData, raw: Uint8Array): Uint8Array {
   if (basic.layout === "tunion") return raw.slice(0, 8);
   const f = new Uint8Array([raw[2]!, raw[3]!, 0xff, 0, 0, 0, 0, 0]);
@@ -263,19 +276,19 @@ export class PurchaseService {
       const { last_tsn: next } = this.#sql.reserveTsn.get(terminalId) as { last_tsn: number };
       if (next > MAX_TSN) throw new FrontendError("TSN_EXHAUSTED", 503, `terminal ${terminalId} has used every TSN`);
       return next;
-    });
+    }, false);
     const terminalBytes = fromHex(terminalId);
     const input: PurchaseSessionInput = {
       random: init.random, epSerial: init.epSerial, tsn,
       fields: { amount: req.amount, type: req.transactionType, terminalId: terminalBytes, date, time },
     };
     const macs = await this.#keys.authorize(ref, this.#factors(basic, rawBasic), input);
-    const purchaseId = randomUUID();
+    const purchaseId = purchaseIdentifier(now);
     this.#journal.write(() => {
       this.#sql.insert.run(purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
         algorithm, basic.issuer, basic.cityCode, basic.cardType, basic.asn, init.epSerial, init.balance, init.overdraftLimit,
         toHex(rawBasic), toHex(rawInit), date, time, now);
-    });
+    }, false);
     await this.#journal.durable();
     this.#log({ purchaseId, terminalId, tsn, amount: req.amount, asn: basic.asn, epSerial: init.epSerial }, "purchase authorized");
     return { purchaseId, tsn, date, time, mac1: toHex(macs.mac1), mac2: toHex(macs.mac2) };
@@ -346,7 +359,8 @@ export class PurchaseService {
       this.#sql.settle.run(status, outcome, outcome === "debited" ? body.mac2!.toUpperCase() : null, outcome === "debited" ? body.tac!.toUpperCase() : null,
         verdict ? Number(verdict.mac2Valid) : null, verdict ? Number(verdict.tacValid) : null, canonical, JSON.stringify(result),
         SETTLED.has(status) ? now : null, reason, status === "flagged" ? 1 : current.needs_review, purchaseId);
-      this.#sql.event.run(purchaseId, now, status, canonical);
+      // The row holds the completion; the event log keeps what needs a person: failed verification, unknown outcomes.
+      if (status === "flagged" || status === "reconciliation") this.#sql.event.run(purchaseId, now, status, canonical);
       return result;
     });
     if (answer === null) {
