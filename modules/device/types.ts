@@ -1,7 +1,7 @@
 /**
  * The shape of the host a device module runs on: the parts of Moddable's ECMA-419 `device` provider that the
  * terminal uses, written down once so that hosts/esp32 (Moddable's own classes) and hosts/node (serialport, node:https,
- * files) can supply the same thing. Types only: every layer may import it.
+ * files) can supply the same thing. Types and one error class: every layer may import it.
  */
 
 /** Timers as Moddable's `Timer.set` / `Timer.clear`, plus a millisecond clock (`Time.ticks`). */
@@ -38,4 +38,55 @@ export type SerialClass = new (options: SerialOptions) => SerialPort;
 /** How device code is handed a serial line: the class and its options, as `device.Serial.default` is. */
 export interface SerialSpec extends Partial<SerialOptions> {
   io: SerialClass;
+}
+
+/** One HTTP exchange over a kept-alive TLS connection to a front-end. */
+export interface HttpRequest {
+  method: "GET" | "POST";
+  path: string;
+  /** JSON body bytes; the host adds content-type and content-length. */
+  body?: Uint8Array;
+  /** Whole exchange deadline, ms. */
+  timeout: number;
+}
+
+export interface HttpResponse {
+  status: number;
+  body: Uint8Array;
+}
+
+/**
+ * A mutual-TLS HTTPS connection to one front-end origin, kept open between requests (keep-alive) so a tap never
+ * pays for a handshake. Requests queue on it one at a time, as Moddable's HTTP client does.
+ */
+export interface HttpsConnection {
+  readonly origin: string;
+  /** TLS handshakes made so far on this origin (the benchmark counts those on the tap path). */
+  readonly handshakes: number;
+  /** True while a TLS connection is open and idle or busy. */
+  readonly connected: boolean;
+  /** Opens the TLS connection now if none is open, so the next request does not wait for a handshake. */
+  warm(timeout: number): Promise<void>;
+  request(request: HttpRequest): Promise<HttpResponse>;
+  close(): void;
+}
+
+/** Opens connections by origin (`https://host:port`); the host holds the client certificate, key and CA. */
+export interface HttpsConnector {
+  connect(origin: string): HttpsConnection;
+}
+
+/** A network failure below HTTP: refused, reset, timed out, TLS failed. Hosts throw it from `request` and `warm`. */
+export class NetworkError extends Error {
+  readonly code = "NETWORK";
+  constructor(message: string) {
+    super(message);
+    this.name = "NetworkError";
+  }
+}
+
+/** Wall-clock time for the terminal's own checks (card validity dates); the front-end makes the transaction time. */
+export interface Clock {
+  /** Milliseconds since 1970-01-01 UTC. */
+  now(): number;
 }

@@ -22,6 +22,8 @@ export interface BasicData {
   diversificationFactor: Uint8Array;
   startDate: string;
   expiryDate: string;
+  /** The 30 bytes as read: the front-end parses them itself rather than trust the terminal's reading. */
+  raw: Uint8Array;
 }
 
 export const BASIC_DATA_LENGTH = 30;
@@ -38,13 +40,13 @@ export function parseBasicData(data: Uint8Array, layout: BasicDataLayout): Basic
     const asn = decodeBcd(data.slice(10, 20), "ASN");
     return {
       layout, issuer: toHex(data.slice(0, 8)), cityCode, cardType: data[8]!, enabled: true,
-      applicationVersion: data[9]!, asn, diversificationFactor: data.slice(12, 20), startDate, expiryDate,
+      applicationVersion: data[9]!, asn, diversificationFactor: data.slice(12, 20), startDate, expiryDate, raw: data.slice(),
     };
   }
   const asn = decodeBcd(data.slice(12, 20), "ASN");
   return {
     layout, issuer: toHex(data.slice(0, 2)), cityCode, cardType: data[28]!, enabled: data[8] === 0x01,
-    applicationVersion: data[9]!, asn, diversificationFactor: data.slice(12, 20), startDate, expiryDate,
+    applicationVersion: data[9]!, asn, diversificationFactor: data.slice(12, 20), startDate, expiryDate, raw: data.slice(),
   };
 }
 

@@ -19,6 +19,8 @@ export interface InitializeForPurchaseResponse {
   keyVersion: number;
   algorithmId: number;
   random: Uint8Array;
+  /** The 15 bytes as the card sent them, for the front-end. */
+  raw: Uint8Array;
 }
 
 export function parseInitializeForPurchase(data: Uint8Array): InitializeForPurchaseResponse {
@@ -30,6 +32,7 @@ export function parseInitializeForPurchase(data: Uint8Array): InitializeForPurch
     keyVersion: data[9]!,
     algorithmId: data[10]!,
     random: data.slice(11, 15),
+    raw: data.slice(),
   };
 }
 

@@ -51,7 +51,7 @@ describe("purse: command builders (bytes from spec/purse.md §2)", () => {
 describe("purse: response parsers", () => {
   it("INITIALIZE FOR PURCHASE: the 15-byte answer (blog example and a real Changsha card)", () => {
     const blog = parseInitializeForPurchase(fromHex("000000000000000000010011223344"));
-    assert.deepEqual(blog, { balance: 0, epSerial: 0, overdraftLimit: 0, keyVersion: 1, algorithmId: 0, random: fromHex("11223344") });
+    assert.deepEqual(blog, { balance: 0, epSerial: 0, overdraftLimit: 0, keyVersion: 1, algorithmId: 0, random: fromHex("11223344"), raw: fromHex("000000000000000000010011223344") });
     const real = parseInitializeForPurchase(fromHex("00001C37 0000 000000 01 00 9AC87503"));
     assert.equal(real.balance, 0x1c37);
     assert.hex(real.random, "9AC87503");

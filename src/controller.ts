@@ -1,0 +1,153 @@
+import type { SerialPort, SerialSpec, Timers } from "../modules/device/types";
+import { decodeUtf8, encodeUtf8 } from "../modules/frontend-client/utf8";
+import { TerminalError, type Terminal, type TerminalEvent } from "./terminal";
+
+/**
+ * The controller port: JSON lines over a serial line, one object per line, as a vending controller speaks it.
+ * Requests: {"type":"pay","amount":350,"order":"A-1","timeoutMs":30000}, {"type":"cancel"}, {"type":"status"}.
+ * Events: {"event":"waiting-for-card"|"card-read"|"approved"|"declined"|"unknown-outcome"|"resolved"|"error"|"status",...}.
+ * A request that is not valid gets an error event and changes nothing.
+ */
+
+export interface ControllerPortOptions {
+  serial: SerialSpec;
+  timers: Timers;
+  /** The longest request line accepted, bytes. */
+  maxLine?: number;
+}
+
+const NEWLINE = 0x0a;
+
+export class ControllerPort {
+  readonly #serial: SerialPort;
+  readonly #timers: Timers;
+  readonly #maxLine: number;
+  #terminal: Terminal | undefined;
+  #line: number[] = [];
+  #discarding = false;
+  #out: Uint8Array[] = [];
+  #flushTimer: unknown;
+  #closed = false;
+
+  constructor(options: ControllerPortOptions) {
+    this.#timers = options.timers;
+    this.#maxLine = options.maxLine ?? 1024;
+    const port = this;
+    this.#serial = new options.serial.io({
+      baud: 115200,
+      ...options.serial,
+      format: "buffer",
+      onReadable(this: SerialPort) {
+        port.#readable(this);
+      },
+    });
+  }
+
+  /** The terminal whose events this port reports and to which it passes requests. */
+  attach(terminal: Terminal): void {
+    this.#terminal = terminal;
+  }
+
+  send(event: TerminalEvent | { event: string; [key: string]: unknown }): void {
+    if (this.#closed) return;
+    this.#out.push(encodeUtf8(JSON.stringify(event) + "\n"));
+    this.#flush();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#flushTimer !== undefined) this.#timers.clear(this.#flushTimer);
+    try {
+      this.#serial.close();
+    } catch {
+      // Already closed.
+    }
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    while (this.#out.length) {
+      try {
+        this.#serial.write(this.#out[0]!);
+      } catch {
+        // The UART's buffer is full: try again shortly rather than drop an event.
+        this.#flushTimer = this.#timers.set(() => this.#flush(), 10);
+        return;
+      }
+      this.#out.shift();
+    }
+  }
+
+  #readable(port: SerialPort): void {
+    for (;;) {
+      const chunk = port.read();
+      if (!chunk) return;
+      const bytes = new Uint8Array(chunk);
+      for (const b of bytes) {
+        if (b === NEWLINE) {
+          const line = this.#line;
+          this.#line = [];
+          if (this.#discarding) {
+            this.#discarding = false;
+            this.send({ event: "error", code: "LINE_TOO_LONG", message: `request longer than ${this.#maxLine} bytes` });
+          } else {
+            this.#request(new Uint8Array(line));
+          }
+        } else if (!this.#discarding) {
+          this.#line.push(b);
+          if (this.#line.length > this.#maxLine) {
+            this.#discarding = true;
+            this.#line = [];
+          }
+        }
+      }
+    }
+  }
+
+  #request(bytes: Uint8Array): void {
+    const text = decodeUtf8(bytes).trim();
+    if (!text) return;
+    let request: { type?: unknown; amount?: unknown; order?: unknown; timeoutMs?: unknown };
+    try {
+      request = JSON.parse(text);
+    } catch {
+      this.send({ event: "error", code: "BAD_REQUEST", message: "request is not JSON" });
+      return;
+    }
+    if (!request || typeof request !== "object" || Array.isArray(request)) {
+      this.send({ event: "error", code: "BAD_REQUEST", message: "request must be a JSON object" });
+      return;
+    }
+    const terminal = this.#terminal;
+    if (!terminal) {
+      this.send({ event: "error", code: "NOT_READY", message: "terminal is starting" });
+      return;
+    }
+    try {
+      switch (request.type) {
+        case "pay": {
+          const { amount, order, timeoutMs } = request;
+          if (typeof amount !== "number" || typeof order !== "string" || (timeoutMs !== undefined && typeof timeoutMs !== "number")) {
+            this.send({ event: "error", code: "BAD_REQUEST", message: "pay needs amount (fen), order, and optionally timeoutMs" });
+            return;
+          }
+          terminal.pay({ amount, order, timeoutMs }).catch((error: Error) => {
+            this.send({ event: "error", code: "INTERNAL", message: error.message, order });
+          });
+          return;
+        }
+        case "cancel":
+          if (!terminal.cancel()) this.send({ event: "error", code: "NOT_CANCELLABLE", message: `nothing to cancel while ${terminal.state}` });
+          return;
+        case "status":
+          this.send(terminal.status());
+          return;
+        default:
+          this.send({ event: "error", code: "BAD_REQUEST", message: `unknown request type ${JSON.stringify(request.type)}` });
+      }
+    } catch (error) {
+      const code = error instanceof TerminalError ? error.code : "BAD_REQUEST";
+      this.send({ event: "error", code, message: (error as Error).message });
+    }
+  }
+}

@@ -1,0 +1,103 @@
+import type { Timers } from "../modules/device/types";
+import { FrontendDeclineError, type CompletionAnswer, type FrontendClient } from "../modules/frontend-client/client";
+import type { OutcomeRecord } from "./records";
+
+/**
+ * Store-and-forward of completions: outcomes already in the journal go to their front-end one at a time, oldest
+ * first, retried with backoff until acknowledged, across restarts (the owner requeues what the journal recovered).
+ */
+
+export interface ForwarderOptions {
+  client: FrontendClient;
+  timers: Timers;
+  /** Called once a completion is acknowledged (or finally refused); the owner retires the record then. */
+  onDone: (seq: number, record: OutcomeRecord, answer: CompletionAnswer | undefined, error?: Error) => void;
+  firstRetryMs?: number;
+  maxRetryMs?: number;
+}
+
+interface Item {
+  seq: number;
+  record: OutcomeRecord;
+  waiters: ((answer: CompletionAnswer | undefined) => void)[];
+}
+
+export class CompletionForwarder {
+  readonly #options: ForwarderOptions;
+  readonly #queue: Item[] = [];
+  #busy = false;
+  #timer: unknown;
+  #delay: number;
+  #closed = false;
+  /** Delivery attempts that failed and were retried. */
+  retries = 0;
+
+  constructor(options: ForwarderOptions) {
+    this.#options = options;
+    this.#delay = options.firstRetryMs ?? 200;
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+
+  /** Queues a journaled outcome; the promise settles when the front-end has acknowledged it (strict mode waits). */
+  enqueue(seq: number, record: OutcomeRecord): Promise<CompletionAnswer | undefined> {
+    return new Promise((resolve) => {
+      const known = this.#queue.find((i) => i.seq === seq);
+      if (known) known.waiters.push(resolve);
+      else this.#queue.push({ seq, record, waiters: [resolve] });
+      this.#pump();
+    });
+  }
+
+  /** Tries now instead of waiting out the backoff (the network came back, say). */
+  kick(): void {
+    if (this.#timer !== undefined) {
+      this.#options.timers.clear(this.#timer);
+      this.#timer = undefined;
+    }
+    this.#delay = this.#options.firstRetryMs ?? 200;
+    this.#pump();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) this.#options.timers.clear(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #pump(): void {
+    if (this.#busy || this.#closed || this.#timer !== undefined || !this.#queue.length) return;
+    const item = this.#queue[0]!;
+    this.#busy = true;
+    this.#options.client.complete(item.record.url, item.record.purchaseId, item.record.completion).then(
+      (answer) => this.#finish(item, answer),
+      (error: Error) => {
+        if (error instanceof FrontendDeclineError) {
+          // The front-end will never take this completion (unknown purchase, conflicting outcome): retrying
+          // cannot help, so it goes to the owner as an error to report instead of blocking the queue for ever.
+          this.#finish(item, undefined, error);
+          return;
+        }
+        this.#busy = false;
+        this.retries++;
+        const max = this.#options.maxRetryMs ?? 30_000;
+        this.#timer = this.#options.timers.set(() => {
+          this.#timer = undefined;
+          this.#pump();
+        }, this.#delay);
+        this.#delay = Math.min(this.#delay * 2, max);
+      },
+    );
+  }
+
+  #finish(item: Item, answer: CompletionAnswer | undefined, error?: Error): void {
+    this.#queue.shift();
+    this.#busy = false;
+    this.#delay = this.#options.firstRetryMs ?? 200;
+    this.#options.onDone(item.seq, item.record, answer, error);
+    for (const w of item.waiters) w(answer);
+    this.#pump();
+  }
+}
