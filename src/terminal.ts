@@ -134,6 +134,8 @@ export class Terminal {
   #timers: unknown[] = [];
   #apdus = 0;
   #roundTrips = 0;
+  /** The card is let go after the final event, so the controller can ask for the next payment at once. */
+  #releasing: Promise<void> = Promise.resolve();
 
   constructor(options: TerminalOptions) {
     this.#o = options;
@@ -282,6 +284,7 @@ export class Terminal {
       this.#emit({ event: "declined", order, reason: "journal-full", amount });
       return;
     }
+    await this.#releasing;
     this.#emit({ event: "waiting-for-card", order, amount });
     for (;;) {
       const card = await this.#waitForCard(deadline);
@@ -310,7 +313,7 @@ export class Terminal {
           this.#emit({ event: "declined", order, reason: "card-error", amount, detail: (error as Error).message });
         }
       } finally {
-        await this.#o.reader.release();
+        this.#releasing = this.#o.reader.release();
       }
       if (unknown) await this.#awaitReturn(unknown, deadline);
       return;
@@ -461,6 +464,7 @@ export class Terminal {
     this.#state = "recovering";
     const until = Math.max(deadline, this.#o.timers.now() + this.#config.recoveryWindowMs);
     while (this.#unresolved.has(pending.intent.purchaseId)) {
+      await this.#releasing;
       if (!(await this.#waitForCard(until))) return;
       try {
         const purse = this.#purse();

@@ -1,0 +1,199 @@
+/**
+ * The whole system on one machine: a level-1 and a level-2 front-end on loopback with a fresh development PKI and key
+ * store, the PN532 emulator with virtual cards on a pty pair (socat) or, with no pty tool, on an in-memory line,
+ * and the terminal (the same src/ as the ESP32 runs) taking payments through its controller port.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { SerialSpec } from "../../modules/device/types";
+import { NodeSerial } from "../../hosts/node/serial";
+import { createMemorySerialPair } from "../../hosts/node/serial-memory";
+import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";
+import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal";
+import type { TerminalConfig } from "../../src/terminal";
+import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
+import { readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type RunningFrontend } from "../frontend/index";
+import { ControllerLink, type ControllerEvent } from "../harness/controller";
+import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
+import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532sim/index";
+
+export const TERMINAL_ID = "310001029313";
+export const LEVEL1_CITY = "1000";
+export const LEVEL2_CITY = "4100";
+
+export interface SimulationOptions {
+  /** Where the PKI, key store, databases and journal go (a fresh temporary folder by default, removed on close). */
+  dir?: string;
+  /** "pty" needs socat; "auto" uses it when present and an in-memory line otherwise. */
+  link?: "auto" | "pty" | "memory";
+  timing?: Partial<EmulatorTiming>;
+  /** One-way network delay added to every front-end request and answer, ms. */
+  latencyMs?: number;
+  terminal?: Partial<TerminalConfig>;
+  esp32Ciphers?: boolean;
+  trace?: (line: string) => void;
+  /** Front-end log level (pino); "silent" by default. */
+  frontendLog?: string;
+}
+
+export interface CardSpec {
+  name: string;
+  profiles: Omit<ApplicationProfile, "masterKeys">[];
+}
+
+/** The scripted cards `npm start` pays with. */
+export const DEFAULT_CARDS: CardSpec[] = [
+  { name: "3DES T-Union card (level 1)", profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000000000123", cityCode: LEVEL1_CITY, balance: 5000 }] },
+  { name: "SM4 city card (level 2)", profiles: [{ layout: "cityunion", algorithm: "sm4", asn: "4100000089999985", cityCode: LEVEL2_CITY, balance: 1280 }] },
+  { name: "card with too little money", profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000000000456", cityCode: LEVEL1_CITY, balance: 120 }] },
+  { name: "expired card", profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000000000789", cityCode: LEVEL1_CITY, balance: 900, expiryDate: "20241231" }] },
+];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as { port: number }).port;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export class Simulation {
+  readonly dir: string;
+  readonly linkKind: "pty" | "memory";
+  pki!: DevelopmentPki;
+  level1!: RunningFrontend;
+  level2!: RunningFrontend;
+  emulator!: Pn532Emulator;
+  node!: NodeTerminal;
+  controller!: ControllerLink;
+  readonly cards = new Map<string, VirtualCard>();
+  readonly #options: SimulationOptions;
+  readonly #ownDir: boolean;
+  #ptys: PtyPair[] = [];
+  #pn532Spec!: SerialSpec;
+  #controllerSpec!: SerialSpec;
+  #keyStore = "";
+
+  private constructor(options: SimulationOptions) {
+    this.#options = options;
+    this.#ownDir = !options.dir;
+    this.dir = options.dir ?? mkdtempSync(path.join(tmpdir(), "transit-sim-"));
+    const wantPty = options.link === "pty" || (options.link !== "memory" && hasSocat());
+    this.linkKind = wantPty ? "pty" : "memory";
+  }
+
+  static async start(options: SimulationOptions = {}): Promise<Simulation> {
+    const sim = new Simulation(options);
+    try {
+      await sim.#start();
+    } catch (error) {
+      await sim.close();
+      throw error;
+    }
+    return sim;
+  }
+
+  async #start(): Promise<void> {
+    const o = this.#options;
+    this.pki = await generateDevelopmentPki({ dir: path.join(this.dir, "pki"), terminalIds: [TERMINAL_ID], rsaBits: 2048 });
+    this.#keyStore = path.join(this.dir, "keys.json");
+    writeDevelopmentKeyStore(this.#keyStore);
+    const tls = { cert: this.pki.server.certPem, key: this.pki.server.keyPem, clientCa: this.pki.ca.certPem };
+    const log = { level: o.frontendLog ?? "silent" };
+    this.level2 = await startFrontend({
+      name: "level-2 (city 4100)", level: 2, listen: { port: 0 }, tls, database: path.join(this.dir, "level2.db"),
+      keyStore: this.#keyStore, cities: [{ cityCode: LEVEL2_CITY }], log,
+    });
+    // The level-1 routing table names the level-1 server itself, so its port is chosen before it starts.
+    const port1 = await freePort();
+    const url1 = `https://127.0.0.1:${port1}`;
+    this.level1 = await startFrontend({
+      name: "level-1 (national)", level: 1, listen: { host: "127.0.0.1", port: port1 }, tls, database: path.join(this.dir, "level1.db"),
+      keyStore: this.#keyStore, cities: [{ cityCode: "*", applications: ["tunion"] }], log,
+      routes: [
+        { cityCode: "*", application: "tunion", level: 1, url: url1, keyIndex: 1 },
+        { cityCode: LEVEL2_CITY, application: "cityunion", level: 2, url: this.level2.url, keyIndex: 1 },
+      ],
+      routesVersion: 1,
+    });
+    if (this.linkKind === "pty") {
+      this.#ptys = [await createPtyPair(), await createPtyPair()];
+      this.#pn532Spec = { io: NodeSerial, path: this.#ptys[0]!.host, baud: 115200 };
+      this.#controllerSpec = { io: NodeSerial, path: this.#ptys[1]!.host, baud: 115200 };
+      this.emulator = await startEmulator({ path: this.#ptys[0]!.device, timing: o.timing });
+      this.controller = new ControllerLink({ io: NodeSerial, path: this.#ptys[1]!.device, baud: 115200 });
+      await (this.controller.port as NodeSerial).opened;
+    } else {
+      const pn532Line = createMemorySerialPair({ byteTime: o.timing?.byteTime ?? 10_000 / 115200 });
+      const controllerLine = createMemorySerialPair();
+      this.#pn532Spec = { io: pn532Line.host, baud: 115200 };
+      this.#controllerSpec = { io: controllerLine.host, baud: 115200 };
+      this.emulator = await startEmulator({ serial: { io: pn532Line.device, baud: 115200 }, timing: o.timing });
+      this.controller = new ControllerLink({ io: controllerLine.device, baud: 115200 });
+    }
+    await this.startTerminal();
+  }
+
+  /** Starts (or, after stopTerminal, restarts) the terminal on the same journal, lines and front-ends. */
+  async startTerminal(config: Partial<TerminalConfig> = {}): Promise<void> {
+    const o = this.#options;
+    const terminalCert = this.pki.terminals[TERMINAL_ID]!;
+    this.node = await startNodeTerminal({
+      pn532: this.#pn532Spec,
+      controller: this.#controllerSpec,
+      tls: { cert: terminalCert.certPem, key: terminalCert.keyPem, ca: this.pki.ca.certPem, esp32Ciphers: o.esp32Ciphers, latencyMs: o.latencyMs },
+      journalPath: path.join(this.dir, "terminal.journal"),
+      config: { terminalId: TERMINAL_ID, level1Url: this.level1.url, recoveryWindowMs: 3000, ...o.terminal, ...config },
+      trace: o.trace,
+    });
+  }
+
+  stopTerminal(): void {
+    this.node?.close();
+  }
+
+  /** Issues a virtual card from the simulation's master keys and puts it in the emulator, out of the field. */
+  addCard(spec: CardSpec): VirtualCard {
+    const profiles = spec.profiles.map((p) => ({
+      ...p, masterKeys: readDevelopmentMasterKeys(this.#keyStore, { keyIndex: p.keyIndex ?? 1, keyVersion: p.keyVersion ?? 1, algorithm: p.algorithm }),
+    }));
+    const card = new VirtualCard(issueCard(profiles));
+    this.emulator.addCard(card, false);
+    this.cards.set(spec.name, card);
+    return card;
+  }
+
+  /**
+   * One payment as a vending machine makes it: the card is tapped, `pay` goes down the controller port, and the
+   * events come back until the final one (approved, declined, or unknown-outcome). The card is taken away after.
+   */
+  async pay(cardName: string | undefined, amount: number, order: string, options: { timeoutMs?: number; keepCard?: boolean } = {}): Promise<ControllerEvent[]> {
+    const card = cardName === undefined ? undefined : this.cards.get(cardName);
+    if (cardName !== undefined && !card) throw new Error(`no card named ${cardName}`);
+    const first = this.controller.events.length;
+    if (card) this.emulator.place(card);
+    this.controller.send({ type: "pay", amount, order, timeoutMs: options.timeoutMs ?? 5000 });
+    try {
+      await this.controller.next((e) => e.order === order && (e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome"),
+        (options.timeoutMs ?? 5000) + 10_000);
+    } finally {
+      if (card && !options.keepCard) this.emulator.remove(card);
+    }
+    return this.controller.events.slice(first).filter((e) => e.order === order);
+  }
+
+  async close(): Promise<void> {
+    this.node?.close();
+    this.controller?.close();
+    this.emulator?.close();
+    await this.level1?.close();
+    await this.level2?.close();
+    for (const p of this.#ptys) await p.close();
+    if (this.#ownDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
