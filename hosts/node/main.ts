@@ -1,0 +1,165 @@
+/**
+ * `npm start`: with no options, the whole system on this machine (front-ends, PKI, PN532 emulator with virtual
+ * cards, the terminal and a scripted vending controller); with --pn532, the terminal on a PC with a real PN532.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { formatYuan } from "../../modules/purse/amount";
+import { DEFAULT_CARDS, Simulation } from "../../tools/simulation/index";
+import type { ControllerEvent } from "../../tools/harness/controller";
+import { NodeSerial } from "./serial";
+import { StdioSerial } from "./serial-stdio";
+import { startNodeTerminal } from "./terminal";
+
+const HELP = `Usage:
+  npm start [-- options]                      the whole system, simulated on this machine
+  npm start -- --pn532 /dev/ttyUSB0 --frontend https://level1:8443 --cert terminal.crt.pem --key terminal.key.pem
+             --ca ca.crt.pem --terminal-id 310001029313 [--controller /dev/ttyS1] [--journal terminal.journal]
+
+Simulation (no --pn532): a level-1 and a level-2 front-end on 127.0.0.1 with a fresh development PKI, the PN532
+emulator with virtual cards on a pty pair (socat) or an in-memory line, and the terminal serving scripted pay
+requests through its controller port. It prints each APDU decoded, each front-end call and the timings.
+  --json              one JSON object per transaction on stdout and nothing else (use npm start --silent)
+  --strict            wait for the front-end's completion acknowledgement before approving
+  --link pty|memory   how terminal, emulator and controller are linked (default: pty when socat is installed)
+  --latency <ms>      one-way delay added to each front-end request and answer
+  --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
+
+A terminal on a PC (--pn532):
+  --pn532 <port>      the PN532's serial port, in HSU mode at 115200 baud
+  --frontend <url>    the level-1 front-end (it serves the routing table)
+  --cert, --key       the terminal's client certificate and key (PEM; the CN is the terminal ID)
+  --ca                the CA that signed the front-ends' certificates (PEM)
+  --terminal-id <id>  12 hex digits, equal to the certificate's CN
+  --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
+  --journal <file>    the journal (default: terminal.journal)
+  --strict, --esp32-tls as above
+  --help              this text
+Exit status: 0 when every scripted purchase ended as scripted (simulation), 2 on bad options.`;
+
+let values: ReturnType<typeof parse>["values"];
+function parse() {
+  return parseArgs({
+    options: {
+      json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
+      "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
+      key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
+      journal: { type: "string" }, help: { type: "boolean" },
+    },
+    strict: true,
+  });
+}
+try {
+  values = parse().values;
+} catch (error) {
+  console.error(`${(error as Error).message}\n\n${HELP}`);
+  process.exit(2);
+}
+if (values.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+if (values.link && values.link !== "pty" && values.link !== "memory") {
+  console.error(`--link takes pty or memory\n\n${HELP}`);
+  process.exit(2);
+}
+const latency = values.latency === undefined ? undefined : Number(values.latency);
+if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
+  console.error(`--latency takes milliseconds (0..10000)\n\n${HELP}`);
+  process.exit(2);
+}
+
+if (values.pn532) await realTerminal();
+else await simulate();
+
+async function realTerminal(): Promise<void> {
+  const missing = ["frontend", "cert", "key", "ca", "terminal-id"].filter((k) => !values[k as keyof typeof values]);
+  if (missing.length) {
+    console.error(`--pn532 needs --${missing.join(", --")}\n\n${HELP}`);
+    process.exit(2);
+  }
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const node = await startNodeTerminal({
+    pn532: { io: NodeSerial, path: values.pn532!, baud: 115200 },
+    controller: values.controller ? { io: NodeSerial, path: values.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
+    tls: { cert: readFileSync(values.cert!, "utf8"), key: readFileSync(values.key!, "utf8"), ca: readFileSync(values.ca!, "utf8"), esp32Ciphers: values["esp32-tls"] },
+    journalPath: values.journal ?? "terminal.journal",
+    config: { terminalId: values["terminal-id"]!, level1Url: values.frontend!, strict: values.strict },
+    trace: log,
+  });
+  log(`terminal ${values["terminal-id"]} ready on ${values.pn532}; controller on ${values.controller ?? "stdin/stdout"}`);
+  const stop = () => {
+    node.close();
+    process.exit(0);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+interface Scripted {
+  card: string;
+  amount: number;
+  expect: "approved" | "declined";
+  reason?: string;
+}
+
+async function simulate(): Promise<void> {
+  const json = !!values.json;
+  const say = (line: string) => {
+    if (!json) console.log(line);
+  };
+  const started = performance.now();
+  const sim = await Simulation.start({
+    link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
+    terminal: { strict: values.strict }, trace: say,
+  });
+  let ok = 0;
+  const script: Scripted[] = [
+    { card: DEFAULT_CARDS[0]!.name, amount: 350, expect: "approved" },
+    { card: DEFAULT_CARDS[1]!.name, amount: 200, expect: "approved" },
+    { card: DEFAULT_CARDS[0]!.name, amount: 120, expect: "approved" },
+    { card: DEFAULT_CARDS[2]!.name, amount: 500, expect: "declined", reason: "insufficient-balance" },
+    { card: DEFAULT_CARDS[3]!.name, amount: 100, expect: "declined", reason: "card-expired" },
+  ];
+  try {
+    for (const spec of DEFAULT_CARDS) sim.addCard(spec);
+    say(`Simulated system up in ${Math.round(performance.now() - started)} ms: level-1 front-end ${sim.level1.url}, level-2 front-end ${sim.level2.url},`);
+    say(`PN532 emulator and controller port on ${sim.linkKind === "pty" ? "pty pairs (socat)" : "in-memory lines (no socat found: same bytes, no tty)"}, terminal ${"310001029313"}${values.strict ? " in strict mode" : ""}.`);
+    for (const [i, s] of script.entries()) {
+      const order = `ORDER-${String(i + 1).padStart(4, "0")}`;
+      say(`\n== ${order}: ${formatYuan(s.amount)} yuan, ${s.card}`);
+      const events = await sim.pay(s.card, s.amount, order);
+      const final = events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome");
+      const asExpected = final?.event === s.expect && (!s.reason || final.reason === s.reason);
+      if (asExpected) ok++;
+      const record = transaction(order, s, events);
+      if (json) console.log(JSON.stringify(record));
+      else say(`  => ${String(final?.event).toUpperCase()}${final?.reason ? ` (${String(final.reason)})` : ""}` +
+        (final?.event === "approved" ? `, balance ${formatYuan(Number(final.balanceBefore))} -> ${formatYuan(Number(final.balanceAfter))}, ` +
+          `TSN ${String(final.tsn)}, TAC ${String(final.tac)}, level ${String(final.level)}, tap-to-approved ${fmtMs(final)} ms, ` +
+          `handshakes on the tap path ${String((final.timings as { handshakes: number }).handshakes)}` : "") +
+        (asExpected ? "" : `  [expected ${s.expect}${s.reason ? ` (${s.reason})` : ""}]`));
+    }
+    // Completions are sent after approval; wait until the front-ends have them all before the summary.
+    for (let i = 0; i < 100 && sim.node.terminal.pendingCompletions > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    say(`\nSummary: ${ok} of ${script.length} purchases ended as scripted; completions still pending: ${sim.node.terminal.pendingCompletions}.`);
+  } finally {
+    await sim.close();
+  }
+  process.exit(ok === script.length ? 0 : 1);
+}
+
+function fmtMs(e: ControllerEvent): string {
+  return (e.timings as { tapMs: number }).tapMs.toFixed(1);
+}
+
+function transaction(order: string, s: Scripted, events: ControllerEvent[]): Record<string, unknown> {
+  const read = events.find((e) => e.event === "card-read");
+  const final = events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome") ?? { event: "none" };
+  return {
+    order, result: final.event, reason: final.reason ?? null, amount: s.amount,
+    balanceBefore: final.balanceBefore ?? final.balance ?? null, balanceAfter: final.balanceAfter ?? null,
+    asn: read?.asn ?? null, cityCode: read?.cityCode ?? null, application: read?.application ?? null, level: final.level ?? null,
+    tsn: final.tsn ?? null, tac: final.tac ?? null, purchaseId: final.purchaseId ?? null, timings: final.timings ?? null,
+  };
+}
