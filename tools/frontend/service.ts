@@ -3,7 +3,7 @@
  * TAC verification), status, reconciliation of authorizations that never completed, and the settlement export.
  * HTTP-free: server.ts maps requests to these calls and FrontendError to 4xx answers.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Statement } from "better-sqlite3";
 import { fromHex, toHex } from "../../modules/iso7816/hex";
@@ -156,12 +156,10 @@ export interface Client {
  * purchases land at the end of the primary-key index instead of on a random page.
  */
 export function purchaseIdentifier(epochMs: number): string {
-  const b = randomBytes(16);
-  b.writeUIntBE(Math.max(0, Math.floor(epochMs)) % 2 ** 48, 0, 6);
-  b[6] = (b[6]! & 0x0f) | 0x70;
-  b[8] = (b[8]! & 0x3f) | 0x80;
-  const h = b.toString("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  // randomUUID draws from a cached pool of random bytes; its first 48 bits are replaced by the time.
+  const random = randomUUID();
+  const t = (Math.max(0, Math.floor(epochMs)) % 2 ** 48).toString(16).padStart(12, "0");
+  return `${t.slice(0, 8)}-${t.slice(8)}-7${random.slice(15)}`;
 }
 
 function issuerFactor(basic: BasicData, raw: Uint8Array): Uint8Array {
@@ -356,13 +354,21 @@ export class PurchaseService {
       const result: CompletionAnswer = { purchaseId, status, outcome, tsn: row.tsn };
       if (verdict) Object.assign(result, verdict);
       const reason = status === "reconciliation" ? "outcome-unknown" : null;
-      this.#sql.settle.run(status, outcome, outcome === "debited" ? body.mac2!.toUpperCase() : null, outcome === "debited" ? body.tac!.toUpperCase() : null,
-        verdict ? Number(verdict.mac2Valid) : null, verdict ? Number(verdict.tacValid) : null, canonical, JSON.stringify(result),
-        SETTLED.has(status) ? now : null, reason, status === "flagged" ? 1 : current.needs_review, purchaseId);
+      const settle = () => this.#sql.settle.run(status, outcome, outcome === "debited" ? body.mac2!.toUpperCase() : null,
+        outcome === "debited" ? body.tac!.toUpperCase() : null, verdict ? Number(verdict.mac2Valid) : null, verdict ? Number(verdict.tacValid) : null,
+        canonical, JSON.stringify(result), SETTLED.has(status) ? now : null, reason, status === "flagged" ? 1 : current.needs_review, purchaseId);
       // The row holds the completion; the event log keeps what needs a person: failed verification, unknown outcomes.
-      if (status === "flagged" || status === "reconciliation") this.#sql.event.run(purchaseId, now, status, canonical);
+      // Only then are two statements written, and only then is a savepoint needed to keep them together.
+      if (status === "flagged" || status === "reconciliation") {
+        this.#journal.db.transaction(() => {
+          settle();
+          this.#sql.event.run(purchaseId, now, status, canonical);
+        })();
+      } else {
+        settle();
+      }
       return result;
-    });
+    }, false);
     if (answer === null) {
       const again = (await this.#repeat(this.#sql.get.get(purchaseId) as PurchaseRow, canonical))!;
       await this.#journal.durable();
