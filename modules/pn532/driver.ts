@@ -71,8 +71,7 @@ interface Pending {
   timeout: number;
   sends: number;
   nacks: number;
-  /** A damaged frame arrived while waiting for the ACK: most likely the ACK itself. */
-  damagedBeforeAck: boolean;
+  acked: boolean;
   timer: unknown;
   resolve: (data: Uint8Array) => void;
   reject: (error: Error) => void;
@@ -453,7 +452,7 @@ export class PN532 {
     body.set(params, 1);
     const frame = encodeFrame(TFI_HOST, body);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, damagedBeforeAck: false, timer: undefined, resolve, reject };
+      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, acked: false, timer: undefined, resolve, reject };
       this.#pending = pending;
       this.stats.commands++;
       this.#transmit(pending);
@@ -466,7 +465,6 @@ export class PN532 {
     // A half-received frame from before cannot belong to this command; let the parser rescan it now.
     this.#parser.resync();
     this.#state = "ack";
-    pending.damagedBeforeAck = false;
     let bytes = pending.frame;
     if (pending.wake) {
       bytes = new Uint8Array(WAKE_UP.length + pending.frame.length);
@@ -504,7 +502,16 @@ export class PN532 {
     this.#pending = undefined;
     this.#state = "idle";
     if (result instanceof Uint8Array) {
-      if (this.#unanswered === pending.code) this.#unanswered = -1;
+      if (pending.sends > 1) {
+        // Both copies of a resent command may have reached the chip: stop the one still running, and treat this
+        // code as one whose answer can still turn up.
+        this.stats.aborts++;
+        this.#write(ACK_FRAME);
+        this.#unanswered = pending.code;
+      } else if (pending.acked) {
+        // A clean ACK-and-answer round: the chip has dropped anything older, so no stale answer can follow.
+        this.#unanswered = -1;
+      }
       pending.resolve(result);
     } else {
       // Whatever the chip still sends for this command must not pass for the answer to the next one.
@@ -546,14 +553,16 @@ export class PN532 {
       if (this.#state !== "ack") return;
       this.#timers.clear(pending.timer);
       this.#state = "response";
+      pending.acked = true;
       pending.timer = this.#timers.set(() => this.#responseTimedOut(pending), pending.timeout);
       return;
     }
     if (this.#state !== "response") {
-      // An answer before the ACK is taken only when the ACK arrived damaged and no earlier command with this code
-      // can still be answering: resending instead would run the command twice (a DEBIT, say) on the card.
+      // The ACK was lost or damaged but the answer came. Take it when no earlier command with this code can still be
+      // answering: resending instead would run the command twice on the card (a second INITIALIZE, say, with a new
+      // random behind the answer we already hold).
       const answer = frame.kind === "information" && frame.tfi === TFI_PN532 && frame.data[0] === pending.code + 1;
-      if (!answer || !pending.damagedBeforeAck || this.#unanswered === pending.code) return;
+      if (!answer || this.#unanswered === pending.code) return;
     }
     if (frame.kind === "error") {
       this.#finish(pending, new Pn532ApplicationError(pending.code));
@@ -565,7 +574,6 @@ export class PN532 {
   #onFault(fault: FrameFault): void {
     this.stats.faults++;
     const pending = this.#pending;
-    if (pending && this.#state === "ack") pending.damagedBeforeAck = true;
     // Only a frame whose header checked out but whose data did not is worth a NACK: it is the answer, damaged.
     if (!pending || this.#state !== "response" || fault !== "dcs") {
       if (!pending) this.#onError?.(new Pn532FrameError(`damaged frame on the line (${fault}) while idle`));

@@ -73,7 +73,7 @@ describe("pn532 driver: start-up and commands", () => {
 });
 
 describe("pn532 driver: link faults", () => {
-  it("resends a command whose ACK does not come, and succeeds on the resend", async () => {
+  it("resends a command the chip did not hear (no ACK, no answer), and succeeds on the resend", async () => {
     const { clock, peer, pn532 } = await awake({ ackTimeout: 15 });
     let n = 0;
     peer.onCommand = (c, p) => {
@@ -87,16 +87,48 @@ describe("pn532 driver: link faults", () => {
     assert.equal(pn532.stats.resends, 1);
     assert.ok(clock.now() - started >= 15, "the resend waited for the ACK deadline");
   });
+  it("after a resend succeeds, an ACK stops the other copy, and un-ACKed answers wait for a clean round", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 15, responseTimeout: 50 });
+    const controls: string[] = [];
+    peer.onControl = (f) => controls.push(f.kind);
+    let n = 0;
+    peer.onCommand = (c, p) => {
+      if (n++ === 0) return;
+      p.answer(c.code, fromHex("32010607"));
+    };
+    await clock.run(pn532.getFirmwareVersion());
+    assert.deepEqual(controls, ["ack"], "abort of the duplicate");
+    // The next GetFirmwareVersion answered without ACK could be the duplicate's: resent, not taken.
+    n = 0;
+    peer.onCommand = (c, p) => {
+      if (n++ === 0) p.send(encodeFrame(TFI_PN532, fromHex("03AABBCCDD")));
+      else p.answer(c.code, fromHex("32010607"));
+    };
+    assert.equal((await clock.run(pn532.getFirmwareVersion())).ic, 0x32);
+    assert.equal(n, 2);
+    // One clean round with ACK, and answers without ACK are taken again.
+    peer.onCommand = (c, p) => p.answer(c.code, fromHex("32010607"));
+    await clock.run(pn532.getFirmwareVersion());
+    peer.onCommand = (c, p) => p.send(encodeFrame(TFI_PN532, fromHex("0332010607")));
+    const before = peer.commands.length;
+    await clock.run(pn532.getFirmwareVersion());
+    assert.equal(peer.commands.length, before + 1);
+  });
   it("gives up with Pn532TimeoutError (phase ack) after ackRetries resends", async () => {
     const { clock, peer, pn532 } = await awake({ ackTimeout: 15, ackRetries: 2 });
     peer.onCommand = () => {};
     await assert.rejects(clock.run(pn532.getFirmwareVersion()), Pn532TimeoutError, (e) => e.phase === "ack" && e.code === "PN532_TIMEOUT");
     assert.equal(peer.commands.length, 3);
   });
-  it("ignores an answer that comes without its ACK (it may belong to an earlier command)", async () => {
-    const { clock, peer, pn532 } = await awake({ ackTimeout: 15, ackRetries: 0 });
+  it("takes an answer whose ACK was lost, but not when it may belong to an earlier command given up on", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 15, ackRetries: 0, responseTimeout: 50 });
     peer.onCommand = (c, p) => p.send(encodeFrame(TFI_PN532, fromHex("0332010607")));
+    assert.equal((await clock.run(pn532.getFirmwareVersion())).ic, 0x32);
+    assert.equal(peer.commands.length, 1);
+    peer.onCommand = (c, p) => p.ack();
     await assert.rejects(clock.run(pn532.getFirmwareVersion()), Pn532TimeoutError);
+    peer.onCommand = (c, p) => p.send(encodeFrame(TFI_PN532, fromHex("0332010607")));
+    await assert.rejects(clock.run(pn532.getFirmwareVersion()), Pn532TimeoutError, (e) => e.phase === "ack");
   });
   it("takes the answer after a damaged ACK instead of running the command twice, unless an old answer may be due", async () => {
     const { clock, peer, pn532 } = await awake({ ackTimeout: 15, responseTimeout: 100 });

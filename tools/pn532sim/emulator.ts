@@ -83,8 +83,10 @@ interface FaultBase {
 }
 
 export type Fault =
-  /** The ACK is lost on the line; the chip still answers (a careful host ignores that answer and resends). */
+  /** The ACK is lost on the line; the chip still answers. */
   | (FaultBase & { kind: "drop-ack" })
+  /** The command frame is lost (or arrives garbled): no ACK, no answer; the host has to resend. */
+  | (FaultBase & { kind: "drop-command" })
   /** The DCS of the response (or the LCS of the ACK) goes out wrong; a NACK gets the good frame. */
   | (FaultBase & { kind: "corrupt-checksum"; frame?: "response" | "ack" })
   /** The response comes `ms` later than it would. */
@@ -172,6 +174,7 @@ export class Pn532Emulator {
   #closed = false;
   #lastResponse: Uint8Array | undefined;
   #lineFree = 0;
+  #outbox: { bytes: Uint8Array; due: number; check: (() => boolean) | undefined }[] = [];
   #rxLine = 0;
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #waiters = new Set<() => void>();
@@ -346,15 +349,25 @@ export class Pn532Emulator {
     const now = performance.now();
     const start = Math.max(now, earliest, this.#lineFree);
     this.#lineFree = start + bytes.length * this.timing.byteTime;
-    this.#later(() => {
-      if (check && !check()) return;
+    // One queue for the line: separate timers could fire out of order under load and put an answer before its ACK.
+    this.#outbox.push({ bytes, due: this.#lineFree, check });
+    if (this.#outbox.length === 1) this.#later(() => this.#pump(), this.#lineFree - now);
+  }
+
+  #pump(): void {
+    const now = performance.now();
+    while (this.#outbox.length && this.#outbox[0]!.due <= now) {
+      const { bytes, check } = this.#outbox.shift()!;
+      if (check && !check()) continue;
       try {
         this.#serial.write(bytes);
         this.stats.bytesOut += bytes.length;
       } catch (error) {
         this.#log?.(`write failed: ${(error as Error).message}`);
       }
-    }, this.#lineFree - now);
+    }
+    const head = this.#outbox[0];
+    if (head) this.#later(() => this.#pump(), head.due - now);
   }
 
   #takeFault<K extends Fault["kind"]>(kind: K, code: number): Extract<Fault, { kind: K }> | undefined {
@@ -386,6 +399,7 @@ export class Pn532Emulator {
     }
     if (frame.kind !== "information" || frame.tfi !== TFI_HOST || frame.data.length < 1) return;
     const code = frame.data[0]!;
+    if (this.#takeFault("drop-command", code)) return;
     const params = frame.data.slice(1);
     this.received.push({ code, params, at: performance.now() });
     if (this.received.length > MAX_LOG) this.received.splice(0, this.received.length - MAX_LOG);
