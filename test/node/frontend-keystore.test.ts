@@ -73,15 +73,18 @@ describe("front-end: key store, journal, configuration, clock", () => {
     assert.equal(FileKeyStore.load(p).describe().length, 2);
   });
 
-  it("the journal migrates a new file to the current schema once, in WAL mode with full sync", () => {
+  it("the journal migrates a new file to the current schema once, in WAL mode, syncing the WAL itself", () => {
     const p = path.join(dir, "j.sqlite");
     const j = new Journal(p);
     assert.equal(j.db.pragma("journal_mode", { simple: true }), "wal");
-    assert.equal(j.db.pragma("synchronous", { simple: true }), 2);
+    // SQLite appends without syncing (NORMAL) because the journal fsyncs the WAL before any answer leaves.
+    assert.equal(j.syncsWal, true);
+    assert.equal(j.db.pragma("synchronous", { simple: true }), 1);
     assert.equal(j.db.pragma("user_version", { simple: true }), SCHEMA_VERSION);
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('001122334455', 5)").run());
     j.close();
     const again = new Journal(p);
+    assert.equal(again.syncsWal, true, "an existing database gets its WAL synced too");
     assert.deepEqual(again.db.prepare("SELECT * FROM terminals").all(), [{ terminal_id: "001122334455", last_tsn: 5 }]);
     again.close();
     const newer = new Database(p);
@@ -94,6 +97,10 @@ describe("front-end: key store, journal, configuration, clock", () => {
     const p = path.join(dir, "g.sqlite");
     const j = new Journal(p);
     const other = new Database(p, { readonly: true });
+    const unsynced = new Journal(path.join(dir, "n.sqlite"), "normal");
+    assert.equal(unsynced.syncsWal, false);
+    assert.equal(unsynced.db.pragma("synchronous", { simple: true }), 1);
+    unsynced.close();
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('A', 1)").run());
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('B', 1)").run());
     assert.equal((other.prepare("SELECT COUNT(*) AS n FROM terminals").get() as { n: number }).n, 0);

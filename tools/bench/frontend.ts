@@ -162,7 +162,8 @@ async function main(): Promise<void> {
     const results: Record<string, unknown>[] = [];
     for (const concurrency of levels) {
       const connections = Array.from({ length: concurrency }, (_, i) => new Connection(port, pki, terminalIds[i % terminalIds.length]!));
-      await Promise.all(connections.map((c) => c.ready));
+      const probe = new Connection(port, pki, terminalIds[0]!);
+      await Promise.all([...connections, probe].map((c) => c.ready));
       const pairLatencies: number[] = [];
       const authLatencies: number[] = [];
       const completeLatencies: number[] = [];
@@ -201,6 +202,7 @@ async function main(): Promise<void> {
       const running = connections.map((c, i) => worker(c, terminalIds[i % terminalIds.length]!));
       await new Promise((r) => setTimeout(r, 1000)); // warm-up: JIT, TLS sessions, SQLite cache
       measuring = true;
+      const health0 = JSON.parse((await probe.request("GET", "/v1/health")).body) as { commits: number; committedWrites: number };
       const cpuServer0 = processCpuSeconds(pid);
       const cpuSelf0 = process.cpuUsage();
       const t0 = performance.now();
@@ -211,7 +213,9 @@ async function main(): Promise<void> {
       const self = process.cpuUsage(cpuSelf0);
       stop = true;
       await Promise.all(running);
-      for (const c of connections) c.socket.destroy();
+      const health1 = JSON.parse((await probe.request("GET", "/v1/health")).body) as { commits: number; committedWrites: number };
+      const commits = health1.commits - health0.commits;
+      for (const c of [...connections, probe]) c.socket.destroy();
       const sortedPairs = pairLatencies.sort((x, y) => x - y);
       const sortedAuth = authLatencies.sort((x, y) => x - y);
       const sortedComplete = completeLatencies.sort((x, y) => x - y);
@@ -221,7 +225,8 @@ async function main(): Promise<void> {
         pairP50Ms: round(percentile(sortedPairs, 50)), pairP99Ms: round(percentile(sortedPairs, 99)),
         authorizeP50Ms: round(percentile(sortedAuth, 50)), authorizeP99Ms: round(percentile(sortedAuth, 99)),
         completeP50Ms: round(percentile(sortedComplete, 50)), completeP99Ms: round(percentile(sortedComplete, 99)),
-        errors, serverCpu: round(cpuServer), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
+        errors, commitsPerSecond: Math.round(commits / elapsed), writesPerCommit: round((health1.committedWrites - health0.committedWrites) / Math.max(1, commits)),
+        serverCpu: round(cpuServer), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
       };
       results.push(result);
       console.log(JSON.stringify(result));

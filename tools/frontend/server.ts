@@ -193,7 +193,7 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
 
   app.get("/v1/health", async () => ({
     status: "ok", name: config.name ?? `level-${config.level}`, level: config.level, keySystem,
-    keys: keyStore.describe().length, schemaVersion: SCHEMA_VERSION, commits: journal.commits, uptimeSeconds: Math.round(process.uptime()),
+    keys: keyStore.describe().length, schemaVersion: SCHEMA_VERSION, commits: journal.commits, committedWrites: journal.committedWrites, uptimeSeconds: Math.round(process.uptime()),
   }));
 
   app.get<{ Params: { businessDay: string }; Querystring: { format?: "jsonl" | "csv" } }>("/v1/settlement/:businessDay", {
