@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { connect } from "node:tls";
+import { gzipSync } from "node:zlib";
 import type { FrontendClient, RawResponse, RunningFrontend } from "../../tools/frontend/index";
 import { T1, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, start, stopAll, tunionCard, type Fixture } from "./frontend-support";
 
@@ -83,6 +84,17 @@ describe("front-end: bad input gets a clear 4xx and the server keeps serving", f
     isError(await call("POST", "/v1/purchases", { ...valid, extra: 1 }), 400, "VALIDATION");
     isError(await call("POST", "/v1/purchases", [valid]), 400, "VALIDATION");
     isError(await call("POST", "/v1/purchases", "42"), 400, "VALIDATION");
+  });
+
+  it("deeply nested JSON, odd charsets and encodings", async () => {
+    isError(await call("POST", "/v1/purchases", "[".repeat(1000) + "]".repeat(1000)), 400, "VALIDATION");
+    // A charset label is not acted on (the body is read as UTF-8); it must simply not break anything.
+    for (const type of ["application/json; charset=utf-16", "application/json; charset=latin1", "application/json; boundary=x"]) {
+      const r = await call("POST", "/v1/purchases", { ...valid, amount: 0 }, { "content-type": type });
+      isError(r, 400, "VALIDATION");
+    }
+    const gz = await call("POST", "/v1/purchases", new Uint8Array(gzipSync(JSON.stringify(valid))), { "content-encoding": "gzip", "content-type": "application/json" });
+    assert.ok(gz.status >= 400 && gz.status < 500, `gzip: ${gz.status}`);
   });
 
   it("an oversized body", async () => {

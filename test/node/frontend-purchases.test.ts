@@ -302,6 +302,8 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
       assert.equal(csv.length, lines.length + 1);
       assert.equal(await ops.settlement("20261125"), "");
       await refused(c1.settlement("20261126").then(() => undefined), 403, "CLIENT_NOT_ALLOWED");
+      // An operator certificate is not a terminal: it may not authorize.
+      await refused(ops.authorize(authorizeBody(initCard(tunionCard(f), "tunion", 5), 5) as never), 403, "CLIENT_NOT_ALLOWED");
     } finally {
       ops.close();
     }
