@@ -302,8 +302,10 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
       assert.equal(csv.length, lines.length + 1);
       assert.equal(await ops.settlement("20261125"), "");
       await refused(c1.settlement("20261126").then(() => undefined), 403, "CLIENT_NOT_ALLOWED");
-      // An operator certificate is not a terminal: it may not authorize.
+      // An operator certificate is not a terminal: it may read a purchase, not authorize or complete one.
       await refused(ops.authorize(authorizeBody(initCard(tunionCard(f), "tunion", 5), 5) as never), 403, "CLIENT_NOT_ALLOWED");
+      assert.equal((await ops.purchase(r.answer.purchaseId)).status, "completed");
+      await refused(ops.complete(r.answer.purchaseId, { outcome: "not-debited" }), 403, "CLIENT_NOT_ALLOWED");
     } finally {
       ops.close();
     }

@@ -164,8 +164,7 @@ export function purchaseIdentifier(epochMs: number): string {
 
 function issuerFactor(basic: BasicData, raw: Uint8Array): Uint8Array {
   if (basic.layout === "tunion") return raw.slice(0, 8);
-  const f = new Uint8Array([raw[2]!, raw[3]!, 0xff, 0, 0, 0, 0, 0]);
-  return f;
+  return new Uint8Array([raw[2]!, raw[3]!, 0xff, 0, 0, 0, 0, 0]);
 }
 
 export class PurchaseService {
@@ -320,7 +319,7 @@ export class PurchaseService {
   }
 
   async complete(purchaseId: string, body: CompletionRequest, client: Client): Promise<CompletionAnswer> {
-    if (client.kind === "other") throw new FrontendError("CLIENT_NOT_ALLOWED", 403, "only terminals may complete purchases");
+    if (client.kind !== "terminal") throw new FrontendError("CLIENT_NOT_ALLOWED", 403, "only terminals may complete purchases");
     const outcome = body.outcome;
     if (outcome === "debited" && (body.mac2 === undefined || body.tac === undefined)) throw validation("a debited completion needs mac2 and tac");
     if (outcome !== "debited" && (body.mac2 !== undefined || body.tac !== undefined)) throw validation(`a ${outcome} completion carries no mac2 or tac`);
