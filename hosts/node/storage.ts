@@ -43,6 +43,8 @@ export class FileJournalStorage implements JournalStorage {
   }
 
   close(): void {
+    if (this.#fd < 0) return;
     closeSync(this.#fd);
+    this.#fd = -1;
   }
 }

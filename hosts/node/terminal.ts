@@ -5,6 +5,7 @@
 import type { SerialSpec } from "../../modules/device/types";
 import { FrontendClient } from "../../modules/frontend-client/client";
 import { Journal } from "../../modules/journal/journal";
+import type { JournalStorage } from "../../modules/journal/storage";
 import { PN532 } from "../../modules/pn532/driver";
 import { ControllerPort } from "../../src/controller";
 import { pn532Reader } from "../../src/reader";
@@ -21,6 +22,8 @@ export interface NodeTerminalOptions {
   tls: NodeHttpsOptions;
   journalPath: string;
   journalSize?: number;
+  /** Wraps the journal's file storage (the fault-injection tests cut the power at a chosen write). */
+  wrapStorage?: (storage: JournalStorage) => JournalStorage;
   config: TerminalConfig;
   trace?: (line: string) => void;
   /** Sees every event the controller port is sent. */
@@ -38,7 +41,13 @@ export interface NodeTerminal {
 
 export async function startNodeTerminal(options: NodeTerminalOptions): Promise<NodeTerminal> {
   const storage = new FileJournalStorage(options.journalPath, { size: options.journalSize ?? 64 * 1024 });
-  const journal = new Journal({ storage });
+  let journal: Journal;
+  try {
+    journal = new Journal({ storage: options.wrapStorage ? options.wrapStorage(storage) : storage });
+  } catch (error) {
+    storage.close();
+    throw error;
+  }
   const pn532 = new PN532({ serial: options.pn532, timers: nodeTimers, onError: (e) => options.trace?.(`  PN532: ${e.message}`) });
   const controller = new ControllerPort({ serial: options.controller, timers: nodeTimers });
   const client = new FrontendClient({ connector: new NodeHttpsConnector(options.tls) });
@@ -50,7 +59,10 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
       options.onEvent?.(event);
     },
   });
+  let closed = false;
   const close = () => {
+    if (closed) return;
+    closed = true;
     terminal.close();
     controller.close();
     pn532.close();

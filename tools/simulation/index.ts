@@ -14,7 +14,8 @@ import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal";
 import type { TerminalConfig } from "../../src/terminal";
 import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
-import { readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type RunningFrontend } from "../frontend/index";
+import { openDatabase, readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type FrontendConfig, type RunningFrontend } from "../frontend/index";
+import type { JournalStorage } from "../../modules/journal/storage";
 import { ControllerLink, type ControllerEvent } from "../harness/controller";
 import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
 import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532sim/index";
@@ -22,6 +23,8 @@ import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532
 export const TERMINAL_ID = "310001029313";
 export const LEVEL1_CITY = "1000";
 export const LEVEL2_CITY = "4100";
+/** A T-Union card the level-1 front-end's hotlist refuses. */
+export const HOTLISTED_ASN = "03101000000000000999";
 
 export interface SimulationOptions {
   /** Where the PKI, key store, databases and journal go (a fresh temporary folder by default, removed on close). */
@@ -78,6 +81,7 @@ export class Simulation {
   #pn532Spec!: SerialSpec;
   #controllerSpec!: SerialSpec;
   #keyStore = "";
+  #frontendConfigs: { [level: number]: FrontendConfig } = {};
 
   private constructor(options: SimulationOptions) {
     this.#options = options;
@@ -105,22 +109,26 @@ export class Simulation {
     writeDevelopmentKeyStore(this.#keyStore);
     const tls = { cert: this.pki.server.certPem, key: this.pki.server.keyPem, clientCa: this.pki.ca.certPem };
     const log = { level: o.frontendLog ?? "silent" };
-    this.level2 = await startFrontend({
-      name: "level-2 (city 4100)", level: 2, listen: { port: 0 }, tls, database: path.join(this.dir, "level2.db"),
-      keyStore: this.#keyStore, cities: [{ cityCode: LEVEL2_CITY }], log,
-    });
+    const port2 = await freePort();
+    this.#frontendConfigs[2] = {
+      name: "level-2 (city 4100)", level: 2, listen: { host: "127.0.0.1", port: port2 }, tls, database: path.join(this.dir, "level2.db"),
+      keyStore: this.#keyStore, cities: [{ cityCode: LEVEL2_CITY }], log, reconciliationTimeoutMs: 60_000,
+    };
+    this.level2 = await startFrontend(this.#frontendConfigs[2]);
     // The level-1 routing table names the level-1 server itself, so its port is chosen before it starts.
     const port1 = await freePort();
     const url1 = `https://127.0.0.1:${port1}`;
-    this.level1 = await startFrontend({
+    this.#frontendConfigs[1] = {
       name: "level-1 (national)", level: 1, listen: { host: "127.0.0.1", port: port1 }, tls, database: path.join(this.dir, "level1.db"),
-      keyStore: this.#keyStore, cities: [{ cityCode: "*", applications: ["tunion"] }], log,
+      keyStore: this.#keyStore, cities: [{ cityCode: "*", applications: ["tunion"] }], log, reconciliationTimeoutMs: 60_000,
+      hotlist: [HOTLISTED_ASN],
       routes: [
         { cityCode: "*", application: "tunion", level: 1, url: url1, keyIndex: 1 },
         { cityCode: LEVEL2_CITY, application: "cityunion", level: 2, url: this.level2.url, keyIndex: 1 },
       ],
       routesVersion: 1,
-    });
+    };
+    this.level1 = await startFrontend(this.#frontendConfigs[1]);
     if (this.linkKind === "pty") {
       this.#ptys = [await createPtyPair(), await createPtyPair()];
       this.#pn532Spec = { io: NodeSerial, path: this.#ptys[0]!.host, baud: 115200 };
@@ -139,8 +147,29 @@ export class Simulation {
     await this.startTerminal();
   }
 
+  /** Stops a front-end (its port refuses connections) until startFrontendAgain brings it back on the same port. */
+  async stopFrontend(level: 1 | 2): Promise<void> {
+    await (level === 1 ? this.level1 : this.level2).close();
+  }
+
+  async startFrontendAgain(level: 1 | 2): Promise<void> {
+    const running = await startFrontend(this.#frontendConfigs[level]!);
+    if (level === 1) this.level1 = running;
+    else this.level2 = running;
+  }
+
+  /** The front-end's purchases as its SQLite journal holds them. */
+  purchases(level: 1 | 2): { id: string; tsn: number; status: string; outcome: string | null; asn: string; ep_serial: number; amount: number; tac: string | null }[] {
+    const db = openDatabase(this.#frontendConfigs[level]!.database, "full", true);
+    try {
+      return db.prepare("SELECT id, tsn, status, outcome, asn, ep_serial, amount, tac FROM purchases ORDER BY tsn").all() as never;
+    } finally {
+      db.close();
+    }
+  }
+
   /** Starts (or, after stopTerminal, restarts) the terminal on the same journal, lines and front-ends. */
-  async startTerminal(config: Partial<TerminalConfig> = {}): Promise<void> {
+  async startTerminal(config: Partial<TerminalConfig> = {}, wrapStorage?: (storage: JournalStorage) => JournalStorage): Promise<void> {
     const o = this.#options;
     const terminalCert = this.pki.terminals[TERMINAL_ID]!;
     this.node = await startNodeTerminal({
@@ -150,6 +179,7 @@ export class Simulation {
       journalPath: path.join(this.dir, "terminal.journal"),
       config: { terminalId: TERMINAL_ID, level1Url: this.level1.url, recoveryWindowMs: 3000, ...o.terminal, ...config },
       trace: o.trace,
+      wrapStorage,
     });
   }
 
