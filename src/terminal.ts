@@ -62,6 +62,8 @@ export interface PurchaseTimings {
   tapMs: number;
   authorizeMs: number;
   apdus: number;
+  /** Bytes of every command and response APDU of the tap (the PN532 frames around them come on top). */
+  apduBytes: number;
   roundTrips: number;
   handshakes: number;
 }
@@ -133,6 +135,7 @@ export class Terminal {
   #cancelled = false;
   #timers: unknown[] = [];
   #apdus = 0;
+  #apduBytes = 0;
   #roundTrips = 0;
   /** The card is let go after the final event, so the controller can ask for the next payment at once. */
   #releasing: Promise<void> = Promise.resolve();
@@ -296,6 +299,7 @@ export class Terminal {
       const tapStart = this.#o.timers.now();
       const handshakesBefore = this.#o.client.handshakes;
       this.#apdus = 0;
+      this.#apduBytes = 0;
       this.#roundTrips = 0;
       let unknown: Unresolved | undefined;
       try {
@@ -341,7 +345,15 @@ export class Terminal {
   #purse(): PurseCard {
     const trace = this.#o.trace;
     const reader = this.#o.reader;
-    const counting = { transceive: (apdu: Uint8Array) => { this.#apdus++; return reader.transceive(apdu); } };
+    const counting = {
+      transceive: async (apdu: Uint8Array) => {
+        this.#apdus++;
+        this.#apduBytes += apdu.length;
+        const response = await reader.transceive(apdu);
+        this.#apduBytes += response.length;
+        return response;
+      },
+    };
     if (!trace) return new PurseCard(counting);
     return new PurseCard(tracingTransceiver(counting, (line) => {
       trace(`  -> ${describeCommand(line.command)}`);
@@ -436,7 +448,7 @@ export class Terminal {
       application: basic.layout, level: route.level, balanceBefore: init.balance, balanceAfter: init.balance - amount,
       ...(this.#config.strict ? { acknowledged: acked } : {}),
       timings: {
-        tapMs: this.#o.timers.now() - tapStart, authorizeMs, apdus: this.#apdus, roundTrips: this.#roundTrips + (this.#config.strict ? 1 : 0),
+        tapMs: this.#o.timers.now() - tapStart, authorizeMs, apdus: this.#apdus, apduBytes: this.#apduBytes, roundTrips: this.#roundTrips + (this.#config.strict ? 1 : 0),
         handshakes: this.#o.client.handshakes - handshakesBefore,
       },
     });
