@@ -110,7 +110,7 @@ export class PN532 {
   #retriesBounded = false;
   #waits = new Set<{ handle: unknown; reject: (error: Error) => void }>();
   #generation = 0;
-  /** Code of the last command given up on while the chip may still answer it; its answer could arrive late. */
+  /** Code of the last command given up on, or resent, whose (other) answer could still arrive late; -1 for none. */
   #unanswered = -1;
   target: TargetA | undefined;
   readonly stats: Pn532Stats = { bytesOut: 0, bytesIn: 0, commands: 0, resends: 0, nacks: 0, aborts: 0, faults: 0 };
