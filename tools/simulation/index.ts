@@ -39,6 +39,8 @@ export interface SimulationOptions {
   trace?: (line: string) => void;
   /** Front-end log level (pino); "silent" by default. */
   frontendLog?: string;
+  /** Leave the terminal's ends of the lines free for another terminal (the XS purchase runs one inside XS). */
+  noTerminal?: boolean;
 }
 
 export interface CardSpec {
@@ -144,7 +146,18 @@ export class Simulation {
       this.emulator = await startEmulator({ serial: { io: pn532Line.device, baud: 115200 }, timing: o.timing });
       this.controller = new ControllerLink({ io: controllerLine.device, baud: 115200 });
     }
-    await this.startTerminal();
+    if (!o.noTerminal) await this.startTerminal();
+  }
+
+  /** The terminal's ends of the PN532 line and the controller port, for a terminal the simulation does not start. */
+  terminalLines(): { pn532: SerialSpec; controller: SerialSpec } {
+    return { pn532: this.#pn532Spec, controller: this.#controllerSpec };
+  }
+
+  /** What the terminal needs to reach the front-ends: its client certificate and key, and the CA (PEM). */
+  terminalTls(): { cert: string; key: string; ca: string } {
+    const terminalCert = this.pki.terminals[TERMINAL_ID]!;
+    return { cert: terminalCert.certPem, key: terminalCert.keyPem, ca: this.pki.ca.certPem };
   }
 
   /** Stops a front-end (its port refuses connections) until startFrontendAgain brings it back on the same port. */

@@ -1,0 +1,78 @@
+/**
+ * The terminal on an XS host: PN532 + controller port + journal + front-end client + terminal + indicator, built from
+ * whatever `device` the host gives. hosts/esp32/main.ts gives it Moddable's classes; the XS purchase test gives it
+ * classes that forward to a Node parent. It imports no Moddable module, so both can run it.
+ */
+import type { Clock, HttpsConnector, SerialSpec, Timers } from "../../modules/device/types";
+import { FrontendClient } from "../../modules/frontend-client/client";
+import { Journal } from "../../modules/journal/journal";
+import type { JournalStorage } from "../../modules/journal/storage";
+import { PN532 } from "../../modules/pn532/driver";
+import { ControllerPort } from "../../src/controller";
+import { Indicator, type IndicatorOptions } from "../../src/indicator";
+import { pn532Reader } from "../../src/reader";
+import { Terminal, type TerminalConfig, type TerminalEvent } from "../../src/terminal";
+
+export interface XsDevice {
+  pn532: SerialSpec;
+  controller: SerialSpec;
+  connector: HttpsConnector;
+  storage: JournalStorage;
+  timers: Timers;
+  clock: Clock;
+  /** LED and buzzer, or RGB LED; none on a terminal whose controller has a screen. */
+  indicator?: Omit<IndicatorOptions, "timers">;
+  trace?: (line: string) => void;
+}
+
+export interface XsTerminal {
+  terminal: Terminal;
+  pn532: PN532;
+  controller: ControllerPort;
+  client: FrontendClient;
+  journal: Journal;
+  indicator: Indicator | undefined;
+  close(): void;
+}
+
+export async function startXsTerminal(device: XsDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<XsTerminal> {
+  const journal = new Journal({ storage: device.storage });
+  const trace = device.trace;
+  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, onError: (e) => trace?.(`PN532: ${e.message}`) });
+  const controller = new ControllerPort({ serial: device.controller, timers: device.timers });
+  const client = new FrontendClient({ connector: device.connector });
+  let indicator: Indicator | undefined;
+  try {
+    indicator = device.indicator ? new Indicator({ ...device.indicator, timers: device.timers }) : undefined;
+  } catch (error) {
+    // A terminal whose prompt pins cannot be opened still takes payments: the controller port is what vends.
+    trace?.(`indicator: ${(error as Error).message}`);
+  }
+  const terminal = new Terminal({
+    reader: pn532Reader(pn532), client, journal, timers: device.timers, clock: device.clock, config, trace,
+    onEvent: (event) => {
+      controller.send(event);
+      indicator?.onEvent(event);
+      onEvent?.(event);
+    },
+  });
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    terminal.close();
+    controller.close();
+    pn532.close();
+    client.close();
+    indicator?.close();
+  };
+  try {
+    await pn532.start();
+    controller.attach(terminal);
+    await terminal.start();
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { terminal, pn532, controller, client, journal, indicator, close };
+}

@@ -1,0 +1,290 @@
+/**
+ * The Node side of the XS purchase: bundles test/xs/inside/entry.ts (the terminal, src/ + modules/, with a device
+ * that forwards to its parent) for XS, runs it in an xsnap worker (through test/xs/purchase-worker.mjs, the SES
+ * process xsnap needs), and connects what it forwards to the real things: its PN532 line and controller port to
+ * the simulation's lines (the PN532 emulator and the vending controller's link), its HTTPS exchanges to the
+ * front-ends over mutual TLS with the terminal's client certificate. Time inside XS is this process's clock: the
+ * worker is ticked when bytes or answers arrive and when its next timer is due.
+ */
+import { build } from "esbuild";
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { NetworkError, type HttpsConnection, type SerialPort, type SerialSpec } from "../../modules/device/types";
+import { fromHex, toHex } from "../../modules/iso7816/hex";
+import type { TerminalConfig } from "../../src/terminal";
+import { NodeHttpsConnector, type NodeHttpsOptions } from "../../hosts/node/https";
+import { NodeSerial } from "../../hosts/node/serial";
+import type { Incoming, Outgoing } from "./inside/device";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+export interface XsMeter {
+  /** XS's deterministic count of work (bytecode steps and the like) for one delivery, summed over deliveries. */
+  compute: number;
+  /** Slots in use at the end of a delivery (before any collection): 16 bytes each on the ESP32's 32-bit XS. */
+  currentHeapCount: number;
+  /** Bytes XS has taken from the system for its chunk and slot heaps (64-bit host). */
+  allocate: number;
+}
+
+interface WorkerAnswer {
+  id: number;
+  ok: boolean;
+  error?: string;
+  meter?: XsMeter;
+  outputs?: Outgoing[];
+}
+
+export interface XsTerminalHostOptions {
+  lines: { pn532: SerialSpec; controller: SerialSpec };
+  tls: NodeHttpsOptions;
+  config: TerminalConfig;
+  journalSize?: number;
+  /** Indicator pins (an RGB LED and a buzzer) whose writes are recorded in `pins`. */
+  indicator?: { red: number; green: number; blue: number; buzzer: number };
+  trace?: (line: string) => void;
+}
+
+/** Bundles the XS side once per process: esbuild, iife, platform neutral, so a Node import fails the build. */
+let bundled: Promise<string> | undefined;
+export function bundleXsTerminal(): Promise<string> {
+  bundled ??= (async () => {
+    const out = path.join(root, "build", "xs-purchase");
+    mkdirSync(out, { recursive: true });
+    const outfile = path.join(out, "terminal.js");
+    await build({
+      entryPoints: [path.join(root, "test/xs/inside/entry.ts")], outfile, bundle: true, format: "iife", platform: "neutral",
+      target: "es2022", logLevel: "silent", mainFields: ["module", "main"],
+    });
+    return outfile;
+  })();
+  return bundled;
+}
+
+export class XsTerminalHost {
+  /**
+   * Run XS's collector at the end of every tick, so `meter.maxHeapCount` is the most slots ever live between turns
+   * rather than live + garbage not yet collected.
+   */
+  collectEachTick = false;
+  /** Totals since the last resetMeter(). */
+  readonly meter = { compute: 0, deliveries: 0, maxHeapCount: 0, allocate: 0 };
+  /** Writes to the indicator's pins, in order: [ms since start, pin, value]. */
+  readonly pins: [number, number, number][] = [];
+  readonly #options: XsTerminalHostOptions;
+  readonly #child: ChildProcess;
+  readonly #answers = new Map<number, { resolve: (a: WorkerAnswer) => void; reject: (e: Error) => void }>();
+  readonly #connections = new Map<string, HttpsConnection>();
+  readonly #connector: NodeHttpsConnector;
+  readonly #t0 = performance.now();
+  #ports: { [name: string]: SerialPort } = {};
+  #lastId = 0;
+  #inputs: Incoming[] = [];
+  #nextAt: number | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #busy = false;
+  #closed = false;
+  #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #failure: Error | undefined;
+
+  private constructor(options: XsTerminalHostOptions) {
+    this.#options = options;
+    this.#connector = new NodeHttpsConnector(options.tls);
+    this.#child = fork(path.join(root, "test/xs/purchase-worker.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
+    this.#child.on("message", (answer: WorkerAnswer) => {
+      const waiter = this.#answers.get(answer.id);
+      this.#answers.delete(answer.id);
+      if (answer.ok) waiter?.resolve(answer);
+      else waiter?.reject(new Error(`XS worker: ${answer.error}`));
+    });
+    this.#child.on("exit", (code) => {
+      const error = new Error(`XS worker exited (${code})`);
+      for (const w of this.#answers.values()) w.reject(error);
+      this.#answers.clear();
+      if (!this.#closed) this.#fail(error);
+    });
+  }
+
+  /** Loads the terminal into a fresh XS worker and starts it; resolves when it has reported `ready`. */
+  static async start(options: XsTerminalHostOptions): Promise<XsTerminalHost> {
+    const bundle = await bundleXsTerminal();
+    const host = new XsTerminalHost(options);
+    try {
+      await host.#start(bundle);
+    } catch (error) {
+      await host.close();
+      throw error;
+    }
+    return host;
+  }
+
+  async #start(bundle: string): Promise<void> {
+    for (const name of ["pn532", "controller"] as const) {
+      const spec = this.#options.lines[name];
+      const host = this;
+      const port = new spec.io({
+        baud: 115200, ...spec, format: "buffer",
+        onReadable(this: SerialPort) {
+          for (let chunk = this.read(); chunk; chunk = this.read()) host.#input({ k: "serial", port: name, hex: toHex(new Uint8Array(chunk)) });
+        },
+      });
+      this.#ports[name] = port;
+      if (port instanceof NodeSerial) await port.opened;
+    }
+    this.#handle(await this.#rpc({ t: "load", bundle }));
+    const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
+    this.#handle(await this.#rpc({
+      t: "cmd", body: {
+        t: "start", now: this.now(), wall: Date.now(), config: this.#options.config, journalSize: this.#options.journalSize ?? 64 * 1024,
+        trace: !!this.#options.trace, indicator: this.#options.indicator,
+      },
+    }));
+    this.#schedule();
+    await ready;
+  }
+
+  /** Milliseconds on the clock the worker's timers run on. */
+  now(): number {
+    return performance.now() - this.#t0;
+  }
+
+  resetMeter(): void {
+    Object.assign(this.meter, { compute: 0, deliveries: 0, maxHeapCount: 0, allocate: 0 });
+  }
+
+  /** Runs XS's garbage collector and answers the slots still in use: the terminal's live heap. */
+  async collect(): Promise<XsMeter> {
+    const answer = await this.#rpc({ t: "cmd", body: { t: "gc" } });
+    return answer.meter!;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    for (const p of Object.values(this.#ports)) p.close();
+    for (const c of this.#connections.values()) c.close();
+    if (this.#child.connected) {
+      await Promise.race([this.#rpc({ t: "close" }).catch(() => undefined), new Promise((r) => setTimeout(r, 2000))]);
+    }
+    this.#child.kill();
+  }
+
+  #rpc(message: object): Promise<WorkerAnswer> {
+    const id = ++this.#lastId;
+    return new Promise((resolve, reject) => {
+      this.#answers.set(id, { resolve, reject });
+      this.#child.send({ ...message, id });
+    });
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#ready?.reject(error);
+    this.#options.trace?.(`XS host: ${error.message}`);
+  }
+
+  /** The first fault of the worker, if any (a crash inside XS, a bundle that would not run). */
+  get failure(): Error | undefined {
+    return this.#failure;
+  }
+
+  #input(message: Incoming): void {
+    if (this.#closed) return;
+    this.#inputs.push(message);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#closed || this.#busy) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#inputs.length) {
+      this.#timer = setTimeout(() => void this.#tick(), 0);
+    } else if (this.#nextAt !== null) {
+      this.#timer = setTimeout(() => void this.#tick(), Math.max(0, Math.ceil(this.#nextAt - this.now())));
+    }
+  }
+
+  async #tick(): Promise<void> {
+    this.#timer = undefined;
+    if (this.#closed || this.#busy) return;
+    this.#busy = true;
+    const inputs = this.#inputs.splice(0);
+    try {
+      this.#handle(await this.#rpc({ t: "cmd", body: { t: "tick", now: this.now(), wall: Date.now(), inputs, gc: this.collectEachTick } }));
+    } catch (error) {
+      this.#fail(error as Error);
+      return;
+    } finally {
+      this.#busy = false;
+    }
+    this.#schedule();
+  }
+
+  #handle(answer: WorkerAnswer): void {
+    const m = answer.meter;
+    if (m) {
+      this.meter.compute += m.compute ?? 0;
+      this.meter.deliveries++;
+      this.meter.maxHeapCount = Math.max(this.meter.maxHeapCount, m.currentHeapCount ?? 0);
+      this.meter.allocate = Math.max(this.meter.allocate, m.allocate ?? 0);
+    }
+    for (const out of answer.outputs ?? []) this.#output(out);
+  }
+
+  #output(out: Outgoing): void {
+    switch (out.k) {
+      case "serial":
+        try {
+          this.#ports[out.port]?.write(fromHex(out.hex));
+        } catch (error) {
+          this.#options.trace?.(`XS host: ${out.port} write failed: ${(error as Error).message}`);
+        }
+        return;
+      case "http":
+      case "warm": {
+        const connection = this.#connection(out.origin);
+        const exchange = out.k === "warm"
+          ? connection.warm(out.timeout).then(() => ({ status: 200, body: new Uint8Array(0) }))
+          : connection.request({ method: out.method as "GET" | "POST", path: out.path, body: out.hex ? fromHex(out.hex) : undefined, timeout: out.timeout });
+        exchange.then(
+          (r) => this.#input({ k: "http", id: out.id, status: r.status, hex: toHex(r.body), handshakes: connection.handshakes, connected: connection.connected }),
+          (e: Error) => this.#input({ k: "http", id: out.id, error: e instanceof NetworkError ? e.message : `${e.name}: ${e.message}`,
+            handshakes: connection.handshakes, connected: connection.connected }),
+        );
+        return;
+      }
+      case "close":
+        this.#connections.get(out.origin)?.close();
+        this.#connections.delete(out.origin);
+        return;
+      case "next":
+        this.#nextAt = out.at;
+        return;
+      case "digital":
+        this.pins.push([Math.round(this.now()), out.pin, out.value]);
+        return;
+      case "trace":
+        this.#options.trace?.(out.line);
+        return;
+      case "ready":
+        this.#ready?.resolve();
+        return;
+      case "fatal":
+        this.#fail(new Error(`terminal inside XS failed to start: ${out.message}`));
+        return;
+    }
+  }
+
+  #connection(origin: string): HttpsConnection {
+    let c = this.#connections.get(origin);
+    if (!c) {
+      c = this.#connector.connect(origin);
+      this.#connections.set(origin, c);
+    }
+    return c;
+  }
+}
