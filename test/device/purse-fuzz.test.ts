@@ -26,21 +26,10 @@ const parsers: { name: string; sample: string; parse: (b: Uint8Array) => unknown
   { name: "trace", sample: "805401000F0000000120120229135100F15CAB7508", parse: (b) => describeResponse(b, b) + describeCommand(b) },
 ];
 
-function random(seed: number) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
-}
-
 describe("purse: fuzzing every response parser", () => {
   for (const [index, p] of parsers.entries()) {
     it(`${p.name}: ${RUNS} random inputs, only typed errors`, () => {
-      const next = random(0x5eed + index);
+      const next = assert.prng(0x5eed + index);
       const sample = fromHex(p.sample);
       let accepted = 0;
       for (let run = 0; run < RUNS; run++) {
