@@ -69,6 +69,8 @@ export class XsTerminalHost {
    * rather than live + garbage not yet collected.
    */
   collectEachTick = false;
+  /** Slots live once the bundle's modules are loaded, before the terminal starts. */
+  loadedSlots = 0;
   /** Totals since the last resetMeter(). */
   readonly meter = { compute: 0, deliveries: 0, maxHeapCount: 0, allocate: 0 };
   /** Writes to the indicator's pins, in order: [ms since start, pin, value]. */
@@ -134,6 +136,8 @@ export class XsTerminalHost {
       if (port instanceof NodeSerial) await port.opened;
     }
     this.#handle(await this.#rpc({ t: "load", bundle }));
+    // What the loaded modules alone keep live: on the ESP32 these are preloaded into flash and cost no RAM.
+    this.loadedSlots = (await this.collect()).currentHeapCount;
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     this.#handle(await this.#rpc({
       t: "cmd", body: {
