@@ -282,7 +282,7 @@ export class Terminal {
   // ---- the purchase ----
 
   async #purchase(order: string, amount: number, deadline: number): Promise<void> {
-    if (!this.#o.journal.hasRoomFor(PURCHASE_RECORD_BYTES, PURCHASE_RECORD_BYTES)) {
+    if (!this.#hasRoomForPurchase() && !this.#unresolved.size) {
       // Without room to record a debit the terminal must not make one: it stops taking payments instead.
       this.#emit({ event: "declined", order, reason: "journal-full", amount });
       return;
@@ -305,7 +305,9 @@ export class Terminal {
       try {
         const purse = this.#purse();
         const basic = await this.#readCard(purse);
+        // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
         await this.#resolvePending(purse, basic);
+        if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
         this.#emit({ event: "card-read", order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
         const result = await this.#pay(purse, basic, order, amount, tapStart, handshakesBefore);
         if (result) unknown = result;
@@ -322,6 +324,14 @@ export class Terminal {
       if (unknown) await this.#awaitReturn(unknown, deadline);
       return;
     }
+  }
+
+  /** Room for this purchase's intent and outcome, with an outcome's worth kept back for every torn purchase. */
+  #hasRoomForPurchase(): boolean {
+    const records = 2 + this.#unresolved.size;
+    const sizes: number[] = [];
+    for (let i = 0; i < records; i++) sizes.push(PURCHASE_RECORD_BYTES);
+    return this.#o.journal.hasRoomFor(...sizes);
   }
 
   async #waitForCard(deadline: number): Promise<boolean> {

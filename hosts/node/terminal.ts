@@ -22,6 +22,7 @@ export interface NodeTerminalOptions {
   tls: NodeHttpsOptions;
   journalPath: string;
   journalSize?: number;
+  journalBlockSize?: number;
   /** Wraps the journal's file storage (the fault-injection tests cut the power at a chosen write). */
   wrapStorage?: (storage: JournalStorage) => JournalStorage;
   config: TerminalConfig;
@@ -40,7 +41,7 @@ export interface NodeTerminal {
 }
 
 export async function startNodeTerminal(options: NodeTerminalOptions): Promise<NodeTerminal> {
-  const storage = new FileJournalStorage(options.journalPath, { size: options.journalSize ?? 64 * 1024 });
+  const storage = new FileJournalStorage(options.journalPath, { size: options.journalSize ?? 64 * 1024, blockSize: options.journalBlockSize });
   let journal: Journal;
   try {
     journal = new Journal({ storage: options.wrapStorage ? options.wrapStorage(storage) : storage });

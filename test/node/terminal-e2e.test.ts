@@ -274,6 +274,46 @@ describe("terminal end to end", function () {
     }
   });
 
+  it("stops taking payments when its journal is full, loses no record, and takes them again once records are settled", async () => {
+    sim.stopTerminal();
+    // A small journal: 4 blocks of 2 KiB. Torn purchases keep their intents live until their cards come back.
+    await sim.startTerminal({ recoveryWindowMs: 50 }, undefined, { file: "small.journal", size: 4 * 2048, blockSize: 2048 });
+    const torn: VirtualCard[] = [];
+    try {
+      let final;
+      for (let i = 0; i < 30; i++) {
+        const card = add(T_UNION);
+        card.armTear({ command: "debit", when: "before" });
+        final = (await sim.pay(nameOf(card), 100, next(), { timeoutMs: 200 })).at(-1)!;
+        if (final.event === "declined" && final.reason === "journal-full") break;
+        assert.equal(final.event, "unknown-outcome", JSON.stringify(final));
+        torn.push(card);
+        await until("the recovery window to close", () => sim.node.terminal.state === "idle", 5000);
+      }
+      assert.equal(final!.reason, "journal-full", "the journal never filled up");
+      assert.ok(torn.length >= 2, `only ${torn.length} purchases fitted`);
+      // Full, not forgetful: every torn purchase is still in the journal after a restart.
+      sim.stopTerminal();
+      await sim.startTerminal({ recoveryWindowMs: 2000 }, undefined, { file: "small.journal", size: 4 * 2048, blockSize: 2048 });
+      assert.equal(sim.node.terminal.unresolved, torn.length);
+      // The customers come back: each tap settles its torn purchase (not debited) even while the journal is full,
+      // and space returns as the completions are acknowledged.
+      for (const [index, card] of torn.entries()) {
+        const events = await sim.pay(nameOf(card), 1, next(), { timeoutMs: 3000 });
+        const final = events.at(-1)!;
+        assert.ok(final.event === "approved" || final.reason === "journal-full", JSON.stringify(final));
+        assert.equal(sim.node.terminal.unresolved, torn.length - index - 1, "the tap settled its torn purchase");
+      }
+      await until("every completion", () => sim.node.terminal.pendingCompletions === 0 && sim.node.terminal.unresolved === 0);
+      const fresh = add(T_UNION);
+      assert.equal((await sim.pay(nameOf(fresh), 100, next())).at(-1)!.event, "approved");
+      for (const card of torn) assertConsistent(card, "after the journal was full");
+    } finally {
+      sim.stopTerminal();
+      await sim.startTerminal();
+    }
+  });
+
   it("a terminal killed at any journal write and restarted loses nothing and reuses no TSN", async () => {
     // Probe: how many journal writes one approved purchase makes.
     let writes = 0;

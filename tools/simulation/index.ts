@@ -182,14 +182,17 @@ export class Simulation {
   }
 
   /** Starts (or, after stopTerminal, restarts) the terminal on the same journal, lines and front-ends. */
-  async startTerminal(config: Partial<TerminalConfig> = {}, wrapStorage?: (storage: JournalStorage) => JournalStorage): Promise<void> {
+  async startTerminal(config: Partial<TerminalConfig> = {}, wrapStorage?: (storage: JournalStorage) => JournalStorage,
+    journal: { file?: string; size?: number; blockSize?: number } = {}): Promise<void> {
     const o = this.#options;
     const terminalCert = this.pki.terminals[TERMINAL_ID]!;
     this.node = await startNodeTerminal({
       pn532: this.#pn532Spec,
       controller: this.#controllerSpec,
       tls: { cert: terminalCert.certPem, key: terminalCert.keyPem, ca: this.pki.ca.certPem, esp32Ciphers: o.esp32Ciphers, latencyMs: o.latencyMs },
-      journalPath: path.join(this.dir, "terminal.journal"),
+      journalPath: path.join(this.dir, journal.file ?? "terminal.journal"),
+      journalSize: journal.size,
+      journalBlockSize: journal.blockSize,
       config: { terminalId: TERMINAL_ID, level1Url: this.level1.url, recoveryWindowMs: 3000, ...o.terminal, ...config },
       trace: o.trace,
       wrapStorage,
