@@ -1,0 +1,84 @@
+/**
+ * The terminal's settings on the ESP32, from `mc/config`: manifest.json's `config`, where every key can be overridden
+ * on the mcconfig command line (`mcconfig ... pn532_rx=16 terminalId=310001029313`). Command-line values arrive as
+ * strings, so numbers and flags are parsed here, once, with an error that names the key.
+ */
+import type { TerminalConfig } from "../../src/terminal";
+import type { IndicatorPins } from "../../src/indicator";
+
+export class ConfigError extends Error {
+  readonly code = "BAD_CONFIG";
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+export interface UartPins {
+  port: number;
+  receive: number;
+  transmit: number;
+  baud: number;
+}
+
+export interface Esp32Settings {
+  terminal: TerminalConfig;
+  pn532: UartPins;
+  controller: UartPins;
+  indicator: { pins: IndicatorPins; activeLow: boolean } | undefined;
+  journalPartition: string;
+  sntpHosts: string[];
+  dnsServers: string[];
+  certificates: { ca: string; client: string; key: string };
+}
+
+type Raw = Record<string, unknown>;
+
+function integer(raw: Raw, key: string, fallback?: number): number {
+  const value = raw[key] ?? fallback;
+  const n = typeof value === "string" ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ConfigError(`config ${key} must be a whole number (got ${String(value)})`);
+  return n;
+}
+
+function text(raw: Raw, key: string, fallback?: string): string {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== "string" || !value) throw new ConfigError(`config ${key} must be a string`);
+  return value;
+}
+
+function flag(raw: Raw, key: string): boolean {
+  const value = raw[key];
+  return value === true || value === "true" || value === "1";
+}
+
+function list(raw: Raw, key: string, fallback: string): string[] {
+  return text(raw, key, fallback).split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+function uart(raw: Raw, prefix: string): UartPins {
+  return { port: integer(raw, `${prefix}_port`), receive: integer(raw, `${prefix}_rx`), transmit: integer(raw, `${prefix}_tx`), baud: integer(raw, `${prefix}_baud`, 115200) };
+}
+
+export function readSettings(raw: Raw): Esp32Settings {
+  const kind = text(raw, "indicator", "none");
+  let indicator: Esp32Settings["indicator"];
+  const buzzer = raw.buzzer_pin === undefined || raw.buzzer_pin === "" ? undefined : integer(raw, "buzzer_pin");
+  if (kind === "led") indicator = { pins: { led: integer(raw, "led_pin"), buzzer }, activeLow: flag(raw, "indicator_active_low") };
+  else if (kind === "rgb") {
+    indicator = { pins: { red: integer(raw, "red_pin"), green: integer(raw, "green_pin"), blue: integer(raw, "blue_pin"), buzzer }, activeLow: flag(raw, "indicator_active_low") };
+  } else if (kind !== "none") throw new ConfigError(`config indicator must be led, rgb or none (got ${kind})`);
+  const pn532 = uart(raw, "pn532");
+  const controller = uart(raw, "controller");
+  if (pn532.port === controller.port) throw new ConfigError("the PN532 and the controller port need different UARTs");
+  return {
+    terminal: { terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict") },
+    pn532,
+    controller,
+    indicator,
+    journalPartition: text(raw, "journal_partition", "journal"),
+    sntpHosts: list(raw, "sntp", "pool.ntp.org"),
+    dnsServers: list(raw, "dns", "1.1.1.1,8.8.8.8"),
+    certificates: { ca: text(raw, "ca_der", "ca.der"), client: text(raw, "client_der", "terminal.der"), key: text(raw, "key_der", "terminal.key.der") },
+  };
+}
