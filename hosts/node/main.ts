@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import type { JournalStorage } from "../../modules/journal/storage";
 import { formatYuan } from "../../modules/purse/amount";
 import { DEFAULT_CARDS, Simulation } from "../../tools/simulation/index";
 import type { ControllerEvent } from "../../tools/harness/controller";
@@ -34,6 +35,9 @@ A terminal on a PC (--pn532):
   --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
   --journal <file>    the journal (default: terminal.journal)
   --strict, --esp32-tls as above
+  --recovery-window <ms>  how long to keep looking for a torn card within its payment (default 20000)
+  --die-at-write <k>  test hook: SIGKILL this process just before the k-th journal write or erase lands (a power
+                      cut at a chosen write, for the fault-injection suite)
   --help              this text
 Exit status: 0 when every scripted purchase ended as scripted (simulation), 2 on bad options.`;
 
@@ -44,7 +48,7 @@ function parse() {
       json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
-      journal: { type: "string" }, help: { type: "boolean" },
+      journal: { type: "string" }, help: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
     },
     strict: true,
   });
@@ -79,13 +83,20 @@ async function realTerminal(): Promise<void> {
     process.exit(2);
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
+  const dieAt = values["die-at-write"] === undefined ? undefined : Number(values["die-at-write"]);
+  const recoveryWindowMs = values["recovery-window"] === undefined ? undefined : Number(values["recovery-window"]);
+  if ((dieAt !== undefined && !(Number.isInteger(dieAt) && dieAt > 0)) || (recoveryWindowMs !== undefined && !(recoveryWindowMs >= 0))) {
+    console.error(`--die-at-write takes a write number (1, 2, ...), --recovery-window milliseconds\n\n${HELP}`);
+    process.exit(2);
+  }
   const node = await startNodeTerminal({
     pn532: { io: NodeSerial, path: values.pn532!, baud: 115200 },
     controller: values.controller ? { io: NodeSerial, path: values.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
     tls: { cert: readFileSync(values.cert!, "utf8"), key: readFileSync(values.key!, "utf8"), ca: readFileSync(values.ca!, "utf8"), esp32Ciphers: values["esp32-tls"] },
     journalPath: values.journal ?? "terminal.journal",
-    config: { terminalId: values["terminal-id"]!, level1Url: values.frontend!, strict: values.strict },
+    config: { terminalId: values["terminal-id"]!, level1Url: values.frontend!, strict: values.strict, recoveryWindowMs },
     trace: log,
+    wrapStorage: dieAt === undefined ? undefined : (storage) => dyingStorage(storage, dieAt),
   });
   log(`terminal ${values["terminal-id"]} ready on ${values.pn532}; controller on ${values.controller ?? "stdin/stdout"}`);
   const stop = () => {
@@ -94,6 +105,22 @@ async function realTerminal(): Promise<void> {
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+}
+
+/**
+ * A power cut as the fault-injection suite needs it: the whole process stops before write k reaches the file, with no
+ * chance to send an event, an APDU or a completion after it. Everything before it was fdatasync'ed, as on a device.
+ */
+function dyingStorage(storage: JournalStorage, k: number): JournalStorage {
+  let writes = 0;
+  const cut = () => {
+    if (++writes >= k) process.kill(process.pid, "SIGKILL");
+  };
+  return {
+    size: storage.size, blockSize: storage.blockSize, read: (offset, length) => storage.read(offset, length),
+    write: (offset, bytes) => { cut(); storage.write(offset, bytes); },
+    eraseBlock: (block) => { cut(); storage.eraseBlock(block); },
+  };
 }
 
 interface Scripted {
