@@ -101,6 +101,7 @@ describe("front-end: mutual TLS", function () {
   it("refuses TLS 1.1 and a client that trusts another CA refuses the server", async () => {
     const old = await attempt(f, fe.port, { ...terminal, minVersion: "TLSv1", maxVersion: "TLSv1.1", ciphers: "AES128-SHA:@SECLEVEL=0" });
     assert.equal(old.ok, false);
+    assert.match(old.error ?? "", /ALERT_PROTOCOL_VERSION/, "the server's alert, not a client-side refusal");
     const wrongTrust = await attempt(f, fe.port, { ...terminal, ca: f.pki.rogue.ca.certPem });
     assert.equal(wrongTrust.ok, false);
     assert.match(wrongTrust.error ?? "", /SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/);

@@ -237,6 +237,8 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
       closed ??= (async () => {
         clearInterval(sweeper);
         await app.close();
+        // Let in-flight WAL syncs finish before the descriptor they use is closed.
+        await journal.durable().catch(() => undefined);
         journal.close();
       })();
       return closed;
