@@ -181,6 +181,7 @@ export class PurchaseService {
     reserveTsn: Statement<[string]>;
     insert: Statement<unknown[]>;
     get: Statement<[string]>;
+    state: Statement<[string]>;
     replay: Statement<[string, string, number]>;
     settle: Statement<unknown[]>;
     review: Statement<[string]>;
@@ -212,6 +213,7 @@ export class PurchaseService {
         algorithm, issuer, city_code, card_type, asn, ep_serial, balance, overdraft_limit, basic_data, init_response, date, time, authorized_at, status)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'authorized')`),
       get: db.prepare("SELECT * FROM purchases WHERE id = ?"),
+      state: db.prepare("SELECT status, completion, needs_review FROM purchases WHERE id = ?"),
       replay: db.prepare("SELECT id FROM purchases WHERE application = ? AND asn = ? AND ep_serial = ? AND status IN ('completed', 'flagged') LIMIT 1"),
       settle: db.prepare(`UPDATE purchases SET status = ?, outcome = ?, mac2 = ?, tac = ?, mac2_valid = ?, tac_valid = ?, completion = ?, answer = ?,
         completed_at = ?, reconciliation_reason = ?, needs_review = ? WHERE id = ?`),
@@ -341,7 +343,7 @@ export class PurchaseService {
     }
     const answer = this.#journal.write(() => {
       // Another completion of the same purchase may have landed while the key store worked.
-      const current = this.#sql.get.get(purchaseId) as PurchaseRow;
+      const current = this.#sql.state.get(purchaseId) as Pick<PurchaseRow, "status" | "completion" | "needs_review">;
       if (current.status !== row.status || current.completion !== row.completion) {
         const recorded = current.completion !== null && (SETTLED.has(current.status) || current.status === "reconciliation");
         if ((recorded && current.completion === canonical) || SETTLED.has(current.status)) return null;
