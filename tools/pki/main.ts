@@ -32,7 +32,9 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const pki = await generateDevelopmentPki({
-    dir: options.out[0]!, terminalIds: options.terminal ?? ["001122334455"], serverHosts: options.host, operators: options.operator ?? ["clearing"], days,
+    dir: options.out[0]!, terminalIds: options.terminal ?? ["001122334455"],
+    // Loopback always, so the development setup works on this machine; --host adds the names a real terminal will dial.
+    serverHosts: ["127.0.0.1", "::1", "localhost", ...(options.host ?? [])], operators: options.operator ?? ["clearing"], days,
   });
   console.log(`CA          ${pki.ca.certPath}`);
   console.log(`server      ${pki.server.certPath}`);
