@@ -339,3 +339,37 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
     }
   });
 });
+
+describe("front-end: a completion the key store cannot verify", function () {
+  this.timeout(30_000);
+  after(stopAll);
+
+  it("is recorded and flagged, not refused, when the key store fails at completion", async () => {
+    const f = await getFixture();
+    const { FileKeyStore } = await import("../../tools/frontend/index");
+    const real = FileKeyStore.load(f.level1Keys);
+    let broken = false;
+    const keyStore = {
+      has: (ref: Parameters<typeof real.has>[0]) => real.has(ref),
+      describe: () => real.describe(),
+      authorize: (...a: Parameters<typeof real.authorize>) => real.authorize(...a),
+      verify: (...a: Parameters<typeof real.verify>) => {
+        if (broken) throw Object.assign(new Error("HSM offline"), { code: "HSM_DOWN" });
+        return real.verify(...a);
+      },
+    };
+    const fe = await start(level1Config(f, { keyStore }));
+    const c = clientFor(f, fe.url);
+    try {
+      const card = tunionCard(f);
+      const a = await c.authorize(authorizeBody(initCard(card, "tunion", 11), 11) as never);
+      const proof = debitCard(card, a);
+      broken = true;
+      const answer = await c.complete(a.purchaseId, { outcome: "debited", ...proof });
+      assert.deepEqual([answer.status, answer.mac2Valid, answer.tacValid], ["flagged", false, false]);
+      assert.equal((await c.purchase(a.purchaseId)).status, "flagged");
+    } finally {
+      c.close();
+    }
+  });
+});
