@@ -276,9 +276,17 @@ export class Rig {
 
   /** Asks the attached controller link for the terminal's status. */
   async status(timeoutMs = 5000): Promise<ControllerEvent> {
+    // Looks at the events from now on without taking them from the link's cursor: an abandoned wait elsewhere
+    // must not steal this answer.
     const link = this.controller!;
+    const from = link.events.length;
     link.send({ type: "status" });
-    return link.next((e) => e.event === "status", timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = from; i < link.events.length; i++) if (link.events[i]!.event === "status") return link.events[i]!;
+      if (Date.now() > deadline) throw new Error(`no status answer in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
   }
 
   async close(): Promise<void> {

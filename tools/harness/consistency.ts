@@ -1,0 +1,111 @@
+/**
+ * The money rule the fault-injection suite checks after every fault, from the three records that must agree: the
+ * card (balance, EP serial, transaction log), the terminal's journal (nothing left open once recovery and delivery
+ * are done) and the front-ends' journals (what was completed, voided, or left for reconciliation).
+ */
+import { readFileSync } from "node:fs";
+import { fromHex } from "../../modules/iso7816/hex";
+import { crc32 } from "../../modules/journal/crc32";
+import { parseBasicData } from "../../modules/purse/files";
+import type { VirtualCard } from "../cardsim/card";
+import type { RigPurchase } from "./rig";
+
+export interface MoneyCheck {
+  card: VirtualCard;
+  /** The card's balance when it was issued. */
+  initialBalance: number;
+  /** Every purchase both front-ends hold (all cards). */
+  purchases: { level: number; rows: RigPurchase[] }[];
+}
+
+export function cardAsn(card: VirtualCard): string {
+  const app = card.state.applications[0]!;
+  return parseBasicData(fromHex(app.basicData), app.layout).asn;
+}
+
+/**
+ * Returns the violations (empty when the rule holds): no purchase lost (each debit in the card's log is a completed
+ * purchase), none charged twice (each completed purchase is one debit; money out of the card equals money completed),
+ * no TSN reused, no debit left open, nothing flagged.
+ */
+export function moneyViolations(check: MoneyCheck): string[] {
+  const out: string[] = [];
+  const app = check.card.state.applications[0]!;
+  const asn = cardAsn(check.card);
+  const rows = check.purchases.flatMap((p) => p.rows).filter((r) => r.asn === asn);
+  const debited = app.log.map((l) => parseInt(l.slice(0, 4), 16)).sort((a, b) => a - b);
+  const completed = rows.filter((r) => r.status === "completed");
+  const completedSerials = completed.map((r) => r.ep_serial).sort((a, b) => a - b);
+  if (JSON.stringify(completedSerials) !== JSON.stringify(debited)) {
+    out.push(`card ${asn}: debits at EP serials [${debited}] but completed purchases at [${completedSerials}]`);
+  }
+  const moved = check.initialBalance - app.balance;
+  const settled = completed.reduce((n, r) => n + r.amount, 0);
+  if (moved !== settled) out.push(`card ${asn}: ${moved} fen left the card, ${settled} fen completed`);
+  // A debit left authorized or in reconciliation shows above as a debit with no completed purchase: the card moves
+  // its serial on with each debit, so one serial is one debit and at most one completed purchase.
+  for (const r of rows) if (r.status === "flagged") out.push(`card ${asn}: purchase ${r.id} flagged (MAC2 or TAC failed)`);
+  for (const p of check.purchases) {
+    const tsns = p.rows.map((r) => r.tsn);
+    if (new Set(tsns).size !== tsns.length) out.push(`level ${p.level}: a TSN was handed out twice`);
+  }
+  return out;
+}
+
+/**
+ * Authorizations of this card still only authorized: neither completed, voided, nor marked for reconciliation. Once a
+ * card's debits all match completed purchases (moneyViolations), these are authorizations whose DEBIT never happened.
+ */
+export function openAuthorizations(card: VirtualCard, purchases: { rows: RigPurchase[] }[]): RigPurchase[] {
+  const asn = cardAsn(card);
+  return purchases.flatMap((p) => p.rows).filter((r) => r.asn === asn && r.status === "authorized");
+}
+
+// ---- the terminal journal's bytes (modules/journal/journal.ts: blocks with a 16-byte header, then records) ----
+
+export interface RawRecord {
+  block: number;
+  /** Offset of the record in the file. */
+  offset: number;
+  length: number;
+  seq: number;
+  live: boolean;
+  payload: Uint8Array;
+}
+
+const BLOCK_MAGIC = 0x544a3032;
+const HEADER = 16;
+
+function u32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+/** Every whole, valid record in a journal file, read independently of the Journal class (so it can check it). */
+export function scanJournalFile(path: string, blockSize = 4096): RawRecord[] {
+  const bytes = new Uint8Array(readFileSync(path));
+  const out: RawRecord[] = [];
+  for (let block = 0; block * blockSize < bytes.length; block++) {
+    const base = block * blockSize;
+    if (u32(bytes, base) !== BLOCK_MAGIC || u32(bytes, base + 12) !== crc32(bytes, base, base + 12)) continue;
+    let at = base + HEADER;
+    while (at + 12 <= base + blockSize && bytes[at] === 0xa5) {
+      const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
+      const end = at + 12 + length;
+      if (end > base + blockSize) break;
+      const crc = (crc32(bytes, at + 2, end - 4) ^ crc32(new Uint8Array([0xa5]))) >>> 0;
+      if (crc !== u32(bytes, end - 4)) break;
+      out.push({ block, offset: at, length: end - at, seq: u32(bytes, at + 4), live: bytes[at + 1] === 0xff, payload: bytes.slice(at + 8, end - 4) });
+      at = end;
+    }
+  }
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** The record kind a terminal wrote ("intent", "outcome", "routes"), from its JSON payload. */
+export function recordKind(record: RawRecord): string {
+  try {
+    return String((JSON.parse(new TextDecoder().decode(record.payload)) as { k?: unknown }).k);
+  } catch {
+    return "?";
+  }
+}
