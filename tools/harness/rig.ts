@@ -206,6 +206,8 @@ export class Rig {
     const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "hosts/node/main.ts"), ...this.terminalArgs(extra)],
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
     this.terminal = child;
+    // Every wait on a payment races the process's exit; a long fault run adds many of those listeners.
+    child.setMaxListeners(0);
     writeFileSync(this.pidFile, `${child.pid}\n`);
     return new Promise((resolve, reject) => {
       let text = "";
