@@ -33,28 +33,24 @@ export type IndicatorState = "off" | "idle" | "tap-card" | "hold-card" | "remove
 /** Colours as a bitmask; a single LED is on for any colour but black. */
 const BLACK = 0, BLUE = 1, GREEN = 2, RED = 4, YELLOW = RED | GREEN, MAGENTA = RED | BLUE;
 
-interface Step { colour: number; buzz: 0 | 1; ms: number }
-interface Pattern { steps: Step[]; repeat: boolean; then?: IndicatorState }
+interface Step { readonly colour: number; readonly buzz: 0 | 1; readonly ms: number }
+interface Pattern { readonly steps: readonly Step[]; readonly repeat: boolean; readonly then?: IndicatorState }
 
-const step = (colour: number, buzz: 0 | 1, ms: number): Step => ({ colour, buzz, ms });
+const step = (colour: number, buzz: 0 | 1, ms: number): Step => Object.freeze({ colour, buzz, ms });
+// Frozen, so a preloaded build keeps the tables in flash instead of copying them to RAM.
+const pattern = (steps: Step[], repeat: boolean, then?: IndicatorState): Pattern => Object.freeze({ steps: Object.freeze(steps), repeat, then });
 
 /** What each prompt looks and sounds like; a finite pattern falls back to `then` when it ends. */
-export const PATTERNS: { readonly [state in IndicatorState]: Pattern } = {
-  "off": { steps: [step(BLACK, 0, 0)], repeat: false },
-  "idle": { steps: [step(BLACK, 0, 0)], repeat: false },
-  "tap-card": { steps: [step(BLUE, 0, 500), step(BLACK, 0, 500)], repeat: true },
-  "hold-card": { steps: [step(YELLOW, 0, 0)], repeat: false },
-  "remove-card": { steps: [step(GREEN, 1, 150), step(GREEN, 0, 1850)], repeat: false, then: "idle" },
-  "failure": {
-    steps: [step(RED, 1, 100), step(BLACK, 0, 100), step(RED, 1, 100), step(BLACK, 0, 100), step(RED, 1, 100), step(BLACK, 0, 500)],
-    repeat: false, then: "idle",
-  },
-  "tap-again": {
-    steps: [step(MAGENTA, 1, 100), step(BLACK, 0, 100), step(MAGENTA, 1, 100), step(BLACK, 0, 700),
-      step(MAGENTA, 0, 100), step(BLACK, 0, 100), step(MAGENTA, 0, 100), step(BLACK, 0, 700)],
-    repeat: true,
-  },
-};
+export const PATTERNS: { readonly [state in IndicatorState]: Pattern } = Object.freeze({
+  "off": pattern([step(BLACK, 0, 0)], false),
+  "idle": pattern([step(BLACK, 0, 0)], false),
+  "tap-card": pattern([step(BLUE, 0, 500), step(BLACK, 0, 500)], true),
+  "hold-card": pattern([step(YELLOW, 0, 0)], false),
+  "remove-card": pattern([step(GREEN, 1, 150), step(GREEN, 0, 1850)], false, "idle"),
+  "failure": pattern([step(RED, 1, 100), step(BLACK, 0, 100), step(RED, 1, 100), step(BLACK, 0, 100), step(RED, 1, 100), step(BLACK, 0, 500)], false, "idle"),
+  "tap-again": pattern([step(MAGENTA, 1, 100), step(BLACK, 0, 100), step(MAGENTA, 1, 100), step(BLACK, 0, 700),
+    step(MAGENTA, 0, 100), step(BLACK, 0, 100), step(MAGENTA, 0, 100), step(BLACK, 0, 700)], true),
+});
 
 /** The prompt an event calls for, or undefined when the event does not concern the customer. */
 export function promptFor(event: TerminalEvent): IndicatorState | undefined {

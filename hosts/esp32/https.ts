@@ -1,3 +1,4 @@
+/// <reference path="./moddable-extra.d.ts" />
 /**
  * The terminal's HTTPS on the ESP32: one ECMA-419 HTTP client (Moddable's `embedded:network/http/client`) per
  * front-end origin over Moddable's TLS socket, with the terminal's client certificate, kept open between requests so

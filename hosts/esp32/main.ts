@@ -1,3 +1,4 @@
+/// <reference path="./moddable-extra.d.ts" />
 /**
  * The terminal on the ESP32. Moddable's networking host has joined Wi-Fi (mcconfig ssid=... password=...) before
  * this module runs. It sets the clock by SNTP (certificate validity needs it before the first TLS handshake), then
