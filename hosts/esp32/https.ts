@@ -85,18 +85,23 @@ class EspHttpsConnection implements HttpsConnection {
         return;
       }
       this.#fail = fail;
-      const headers = new Map<string, string>([["host", this.#host], ["accept", "application/json"]]);
-      const body = request.body;
+      // The client writes the request line and `host` itself.
+      const headers = new Map<string, string>([["accept", "application/json"]]);
+      const body = request.body && request.body.length ? request.body : undefined;
+      let sent = 0;
       if (body) {
         headers.set("content-type", "application/json");
         headers.set("content-length", String(body.length));
       }
       client.request({
         method: request.method, path: request.path, headers,
-        onWritable(this: HTTPRequest) {
-          // The whole body fits the TLS record the client buffers; `undefined` ends it.
-          if (body) this.write(body);
-          this.write(undefined);
+        // Called only when there is a body (content-length > 0), with the room there is; the client counts the
+        // content-length down and moves on to the response by itself once the last byte is written.
+        onWritable(this: HTTPRequest, count: number) {
+          if (!body || sent >= body.length) return;
+          const n = Math.min(count, body.length - sent);
+          this.write(body.subarray(sent, sent + n));
+          sent += n;
         },
         onHeaders(this: HTTPRequest, code: number) {
           status = code;
