@@ -36,16 +36,32 @@ export class FaultProxy {
   readonly exchanges: ProxyExchange[] = [];
   /** Decides the fate of each exchange (1-based count over the proxy's life); undefined lets it through. */
   plan: ((n: number, method: string, path: string) => ProxyFault | undefined) | undefined;
+  /**
+   * Awaited before a request goes to the front-end ("request") and before its answer goes back ("answer"): a test can
+   * kill and restart the front-end at exactly that moment.
+   */
+  intercept: ((n: number, method: string, path: string, phase: "request" | "answer") => Promise<void> | void) | undefined;
+  /** Rewrites a request body on its way to the front-end (a man in the middle changing, say, the amount). */
+  rewrite: ((n: number, method: string, path: string, body: Buffer) => Buffer) | undefined;
   readonly #options: FaultProxyOptions;
   readonly #agents = new Map<string, Agent>();
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  /** The TCP sockets under the TLS ones, by client port: a reset has to go to the TCP socket. */
+  readonly #tcp = new Map<number, Socket>();
   #port = 0;
 
   private constructor(options: FaultProxyOptions) {
     this.#options = options;
     this.#server = createServer({ cert: options.serverCert, key: options.serverKey, ca: options.ca, requestCert: true, rejectUnauthorized: true },
       (req, res) => this.#exchange(req, res));
+    this.#server.on("connection", (raw: Socket) => {
+      const port = raw.remotePort!;
+      this.#tcp.set(port, raw);
+      raw.on("close", () => {
+        if (this.#tcp.get(port) === raw) this.#tcp.delete(port);
+      });
+    });
     this.#server.on("secureConnection", (socket: TLSSocket) => {
       this.#sockets.add(socket);
       socket.on("close", () => this.#sockets.delete(socket));
@@ -89,7 +105,11 @@ export class FaultProxy {
     const fault = this.plan?.(n, record.method, record.path);
     if (fault) record.fault = fault;
     const socket = req.socket;
-    const cut = () => (fault!.how === "reset" ? socket.resetAndDestroy() : socket.destroy());
+    const cut = () => {
+      const tcp = this.#tcp.get(socket.remotePort!);
+      if (fault!.how === "reset" && tcp) tcp.resetAndDestroy();
+      else socket.destroy();
+    };
     if (fault?.phase === "before") {
       cut();
       return;
@@ -97,15 +117,20 @@ export class FaultProxy {
     const cn = (socket as TLSSocket).getPeerCertificate().subject?.CN;
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
+    req.on("end", async () => {
+      await this.intercept?.(n, record.method, record.path, "request");
+      let payload: Buffer = Buffer.concat(chunks);
+      if (this.rewrite) payload = this.rewrite(n, record.method, record.path, payload);
       const headers = { ...req.headers };
       delete headers.host;
       delete headers.connection;
+      if (payload.length || headers["content-length"] !== undefined) headers["content-length"] = String(payload.length);
       const up = httpsRequest(`${this.#options.upstream}${record.path}`, { method: record.method, headers, agent: this.#agent(String(cn)) }, (answer) => {
         const body: Buffer[] = [];
         answer.on("data", (c: Buffer) => body.push(c));
-        answer.on("end", () => {
+        answer.on("end", async () => {
           record.status = answer.statusCode;
+          await this.intercept?.(n, record.method, record.path, "answer");
           // The server has done its work (journalled, answered); the terminal never hears of it.
           if (fault?.phase === "after") {
             cut();
@@ -119,7 +144,7 @@ export class FaultProxy {
         });
       });
       up.on("error", () => socket.destroy());
-      up.end(Buffer.concat(chunks));
+      up.end(payload);
     });
   }
 
