@@ -199,8 +199,8 @@ export class Rig {
    * Starts the terminal process. Resolves once it is ready, or once it died (a power cut during start-up is a fault
    * point too): the result says which.
    */
-  async startTerminal(options: { dieAtWrite?: number; recoveryWindowMs?: number } = {}): Promise<"ready" | "died"> {
-    const extra: string[] = [];
+  async startTerminal(options: { dieAtWrite?: number; recoveryWindowMs?: number; args?: string[] } = {}): Promise<"ready" | "died"> {
+    const extra: string[] = [...(options.args ?? [])];
     if (options.dieAtWrite !== undefined) extra.push("--die-at-write", String(options.dieAtWrite));
     if (options.recoveryWindowMs !== undefined) extra.push("--recovery-window", String(options.recoveryWindowMs));
     const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "hosts/node/main.ts"), ...this.terminalArgs(extra)],
@@ -254,7 +254,7 @@ export class Rig {
   }
 
   /** A virtual card issued from the rig's master keys, with a unique ASN; in the emulator (out of the field) when attached. */
-  addCard(profile: Partial<Omit<ApplicationProfile, "masterKeys">> = {}): VirtualCard {
+  addCard(profile: Partial<Omit<ApplicationProfile, "masterKeys">> = {}, options: { inEmulator?: boolean } = {}): VirtualCard {
     const n = String(++this.#cardNo).padStart(6, "0");
     const layout = profile.layout ?? "tunion";
     const algorithm = profile.algorithm ?? (layout === "tunion" ? "3des" : "sm4");
@@ -262,7 +262,7 @@ export class Rig {
     const asn = profile.asn ?? (layout === "tunion" ? `0310${String(process.pid % 1e6).padStart(6, "0")}0000${n}` : `${cityCode}${String(process.pid % 1e6).padStart(6, "0")}${n}`);
     const masterKeys = readDevelopmentMasterKeys(this.keysPath, { keyIndex: profile.keyIndex ?? 1, keyVersion: profile.keyVersion ?? 1, algorithm });
     const card = new VirtualCard(issueCard([{ balance: 5000, ...profile, layout, algorithm, cityCode, asn, masterKeys }]));
-    this.emulator?.addCard(card, false);
+    if (options.inEmulator !== false) this.emulator?.addCard(card, false);
     return card;
   }
 
