@@ -26,9 +26,6 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
   this.timeout(300_000);
   let rig: Rig;
   const snapshots: Snapshot[] = [];
-  const power = new FaultTally("power cut at every journal write");
-  const torn = new FaultTally("last journal record torn at every byte (journal)");
-  const tornE2e = new FaultTally("last journal record torn, terminal restarted (end to end)");
 
   before(async function () {
     if (!hasSocat()) this.skip();
@@ -53,6 +50,7 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
   }
 
   it("loses no purchase, charges none twice and reuses no TSN, whichever journal write the power dies at", async () => {
+    const power = new FaultTally("power cut at every journal write");
     let survived = false;
     for (let k = 1; k <= 30 && !survived; k++) {
       rmSync(rig.journalPath, { force: true });
@@ -98,6 +96,7 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
   });
 
   it("a record torn at any byte is absent after recovery, never garbled, and the journal goes on", () => {
+    const torn = new FaultTally("last journal record torn at every byte (journal)");
     for (const kind of ["routes", "intent", "outcome"]) {
       const snap = snapshots.find((s) => s.kind === kind);
       assert.ok(snap, `a cut left a ${kind} record last`);
@@ -136,6 +135,7 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
   });
 
   it("a terminal restarted on a journal whose last record is torn settles the purchase with the card", async () => {
+    const tornE2e = new FaultTally("last journal record torn, terminal restarted (end to end)");
     for (const kind of ["intent", "outcome"] as const) {
       const snap = snapshots.find((s) => s.kind === kind && (kind === "intent" || s.liveIntent))!;
       const length = snap.last.length;
