@@ -196,10 +196,14 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<void> {
   for (const step of scenario.steps) {
     ctx.result.stepsRun++;
     note(`step ${ctx.result.stepsRun}: ${describeStep(step)}`);
-    if ("pay" in step) link.send({ type: "pay", ...step.pay });
-    else if ("cancel" in step) link.send({ type: "cancel" });
-    else if ("status" in step) link.send({ type: "status" });
-    else if ("send" in step) link.send(step.send);
+    const send = (request: object | string) => {
+      note(`> ${typeof request === "string" ? request : JSON.stringify(request)}`);
+      link.send(request);
+    };
+    if ("pay" in step) send({ type: "pay", ...step.pay });
+    else if ("cancel" in step) send({ type: "cancel" });
+    else if ("status" in step) send({ type: "status" });
+    else if ("send" in step) send(step.send);
     else if ("tap" in step) emulator().place(card(step.tap));
     else if ("remove" in step) emulator().remove(card(step.remove));
     else if ("tear" in step) card(step.tear.card).armTear({ command: step.tear.command as never, when: step.tear.when, occurrence: step.tear.occurrence });
