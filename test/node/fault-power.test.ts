@@ -6,7 +6,7 @@ import { hasSocat } from "../../hosts/node/pty";
 import { Journal } from "../../modules/journal/journal";
 import type { CardState } from "../../tools/cardsim/card";
 import { recordKind, scanJournalFile, type RawRecord } from "../../tools/harness/consistency";
-import { EXHAUSTIVE, FaultTally, checkAfterFault, eventSince, payAndWait, untilSettled } from "../../tools/harness/faults";
+import { EXHAUSTIVE, FaultTally, checkAfterFault, eventSince, payAndWait, retapUntilResolved, untilSettled } from "../../tools/harness/faults";
 import { Rig } from "../../tools/harness/rig";
 import { INSTANT_TIMING } from "../../tools/pn532sim/index";
 
@@ -92,6 +92,43 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
     assert.ok(survived, "a run finished without reaching its cut: every write was tried");
     assert.ok(power.points >= 6, `only ${power.points} cut points`);
     assert.ok(snapshots.some((s) => s.kind === "intent") && snapshots.some((s) => s.kind === "outcome" && s.liveIntent), "cuts after the intent and after the outcome were seen");
+    assert.deepEqual(power.violations, []);
+  });
+
+  it("the same for a purchase torn after DEBIT and settled by a second tap: a cut at any write of the recovery", async () => {
+    const power = new FaultTally("power cut at every journal write of a torn purchase and its recovery");
+    let survived = false;
+    for (let k = 1; k <= 30 && !survived; k++) {
+      rmSync(rig.journalPath, { force: true });
+      const card = rig.addCard();
+      card.armTear({ command: "debit", when: "after" });
+      if ((await rig.startTerminal({ dieAtWrite: k, recoveryWindowMs: 3000 })) === "ready") {
+        rig.emulator!.place(card);
+        const order = `TORN-${k}`;
+        const final = await payAndWait(rig, 200, order);
+        if (final?.event === "unknown-outcome" && rig.terminalAlive) {
+          await Promise.race([retapUntilResolved(rig, card, order).catch(() => undefined), rig.terminalExited()]);
+        }
+        if (rig.terminalAlive) {
+          const end = await Promise.race([untilSettled(rig).then(() => "settled", () => "died"), rig.terminalExited().then(() => "died")]);
+          await new Promise((r) => setTimeout(r, 300));
+          survived = end === "settled" && rig.terminalAlive;
+        }
+        if (card.present) rig.emulator!.remove(card);
+      }
+      card.clearTears();
+      if (survived) {
+        power.add(`no cut (k=${k})`, await checkAfterFault(rig, card, 5000));
+        await rig.killTerminal("SIGTERM");
+        break;
+      }
+      await rig.terminalExited();
+      await restartAndRecover(card, true);
+      power.add(`cut before write ${k}`, await checkAfterFault(rig, card, 5000, { reconciliationWaitMs: 4000 }));
+      await rig.killTerminal("SIGTERM");
+    }
+    console.log(`      ${power.line()}`);
+    assert.ok(survived, "a run finished without reaching its cut: every write was tried");
     assert.deepEqual(power.violations, []);
   });
 
