@@ -495,7 +495,9 @@ export class Terminal {
       } catch {
         // Pulled again, or another card: keep looking.
       } finally {
-        await this.#o.reader.release();
+        // Let go of the card as a purchase does, in the background: once `resolved` is out, the controller may send
+        // the next `pay` at once, and the next purchase waits for the release before it uses the reader.
+        this.#releasing = this.#o.reader.release();
       }
     }
   }

@@ -116,6 +116,33 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
     assert.deepEqual(tally.violations, []);
   });
 
+  it("once a torn purchase is resolved the terminal takes the next payment at once (no BUSY while it lets the card go)", async () => {
+    const card = rig.addCard();
+    card.armTear({ command: "debit", when: "after" });
+    const order = nextOrder("TEAR");
+    rig.emulator!.place(card);
+    assert.equal((await payAndWait(rig, 300, order, 1000))?.event, "unknown-outcome");
+    // A slow InRelease (0x52) widens the moment between the resolved event and the card being let go.
+    rig.emulator!.injectFault({ kind: "late", command: 0x52, ms: 300 });
+    const link = rig.controller!;
+    const next = nextOrder("TEAR");
+    link.onEvent = (e) => {
+      if (e.event === "resolved" && e.order === order) link.send({ type: "pay", amount: 100, order: next, timeoutMs: 2000 });
+    };
+    try {
+      await retapUntilResolved(rig, card, order);
+      const answer = await link.next((e) => (e.event === "error" && e.code === "BUSY") || (e.order === next && e.event === "waiting-for-card"), 5000);
+      assert.equal(answer.event, "waiting-for-card", `the payment sent right after resolved was refused: ${JSON.stringify(answer)}`);
+      const final = await link.next((e) => e.order === next && (e.event === "approved" || e.event === "declined"), 10_000);
+      assert.equal(final.event, "approved");
+    } finally {
+      link.onEvent = undefined;
+      rig.emulator!.clearFaults();
+      if (card.present) rig.emulator!.remove(card);
+    }
+    assert.deepEqual(await checkAfterFault(rig, card, 5000), []);
+  });
+
   it("the card leaving at any PN532 frame boundary of a purchase never loses or doubles a charge", async () => {
     const tally = new FaultTally("card removed at every PN532 frame boundary");
     let frames: string[] = [];
