@@ -108,7 +108,8 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessRun> {
           result.status = failure ? "failed" : "error";
           const i = result.stepsRun;
           const line = scenario.lines[i - 1];
-          result.message = `step ${i}${line ? ` (line ${line})` : ""} ${describeStep(scenario.steps[i - 1])}: ${(error as Error).message}`;
+          result.message = i === 0 ? (error as Error).message
+            : `step ${i}${line ? ` (line ${line})` : ""} ${describeStep(scenario.steps[i - 1])}: ${(error as Error).message}`;
           result.detail = `${result.message}\nlast events:\n${link.events.slice(-5).map((e) => JSON.stringify(e)).join("\n")}`;
         } finally {
           await cleanUp(scenario, link, emulator, note);
