@@ -186,6 +186,14 @@ describe("harness: against the Node host terminal over pty pairs", function () {
     assert.equal(parse.code, 2);
     assert.match(parse.stderr, /scenario does not parse: .*broken\.yaml: line \d+, column \d+/);
 
+    // Virtual cards without a PN532 port to play them on: that scenario is an error, said plainly, the run goes on.
+    const dir = path.join(out, "no-pn532");
+    const noReader = await harness(["--controller", rig.controllerPair.device, "--out", dir, path.join(SCENARIOS, "approve-tunion.yaml")]);
+    assert.equal(noReader.code, 1);
+    const xml = readFileSync(path.join(dir, "junit.xml"), "utf8");
+    assert.equal(attr(xml, "testsuites", "errors"), "1");
+    assert.match(xml, /<error message="this scenario has virtual cards: run with --pn532-port/);
+
     const noArgs = await harness([]);
     assert.equal(noArgs.code, 2);
     assert.match(noArgs.stderr, /--controller <port> is required/);
