@@ -34,15 +34,20 @@ export interface Esp32Settings {
 
 type Raw = Record<string, unknown>;
 
+/** A key given as "" is unset: the manifest lists every key, and Number("") would read it as pin 0. */
+function given(raw: Raw, key: string): unknown {
+  return raw[key] === "" ? undefined : raw[key];
+}
+
 function integer(raw: Raw, key: string, fallback?: number): number {
-  const value = raw[key] ?? fallback;
+  const value = given(raw, key) ?? fallback;
   const n = typeof value === "string" ? Number(value) : value;
   if (typeof n !== "number" || !Number.isInteger(n) || n < 0) throw new ConfigError(`config ${key} must be a whole number (got ${String(value)})`);
   return n;
 }
 
 function text(raw: Raw, key: string, fallback?: string): string {
-  const value = raw[key] ?? fallback;
+  const value = given(raw, key) ?? fallback;
   if (typeof value !== "string" || !value) throw new ConfigError(`config ${key} must be a string`);
   return value;
 }
@@ -63,7 +68,7 @@ function uart(raw: Raw, prefix: string): UartPins {
 export function readSettings(raw: Raw): Esp32Settings {
   const kind = text(raw, "indicator", "none");
   let indicator: Esp32Settings["indicator"];
-  const buzzer = raw.buzzer_pin === undefined || raw.buzzer_pin === "" ? undefined : integer(raw, "buzzer_pin");
+  const buzzer = given(raw, "buzzer_pin") === undefined ? undefined : integer(raw, "buzzer_pin");
   if (kind === "led") indicator = { pins: { led: integer(raw, "led_pin"), buzzer }, activeLow: flag(raw, "indicator_active_low") };
   else if (kind === "rgb") {
     indicator = { pins: { red: integer(raw, "red_pin"), green: integer(raw, "green_pin"), blue: integer(raw, "blue_pin"), buzzer }, activeLow: flag(raw, "indicator_active_low") };
