@@ -1,19 +1,47 @@
-/// <reference path="./moddable-extra.d.ts" />
 /**
  * The terminal's HTTPS on the ESP32: one ECMA-419 HTTP client (Moddable's `embedded:network/http/client`) per
  * front-end origin over Moddable's TLS socket, with the terminal's client certificate, kept open between requests so
  * a tap never pays for a handshake. A client that fails or times out is dropped; the next request opens a new one
  * (and counts a handshake).
  */
-import HTTPClient from "embedded:network/http/client";
-import type { HTTPRequest } from "embedded:network/http/client";
 import { NetworkError, type HttpRequest, type HttpResponse, type HttpsConnection, type HttpsConnector, type Timers } from "../../modules/device/types";
+
+// What the connector uses of Moddable's HTTP client, written structurally so that this file needs no Moddable module:
+// main.ts hands it the real class (checked there against the SDK's typings), the device tests a stand-in.
+
+export interface HTTPRequest {
+  read(byteLength?: number): ArrayBuffer | undefined;
+  write(data: Uint8Array | undefined): unknown;
+}
+
+export interface HTTPRequestOptions {
+  method: string;
+  path: string;
+  headers: Map<string, string>;
+  onWritable?(this: HTTPRequest, count: number): void;
+  onHeaders?(this: HTTPRequest, status: number): void;
+  onReadable?(this: HTTPRequest, count: number): void;
+  onDone?(this: HTTPRequest, error: Error | null): void;
+}
+
+export interface HTTPClient {
+  request(options: HTTPRequestOptions): HTTPRequest;
+  close(): void;
+}
+
+export interface HTTPClientOptions {
+  host: string;
+  port: number;
+  dns: unknown;
+  socket: unknown;
+  onError?: (error?: unknown) => void;
+}
 
 export interface EspHttpsOptions {
   /** `device.network.https`: the client class, DNS and TLS socket of the host. */
-  https: Moddable419.HttpsProvider;
-  /** CA, client certificate and key (DER), TLS version. */
-  tls: Moddable419.TlsOptions;
+  https: { io: new (options: HTTPClientOptions) => HTTPClient; dns?: unknown; socket: { io: unknown; TCP: unknown; secure?: object } };
+  /** CA, client certificate and key (DER), TLS version: Moddable's SSL session options (moddable-extra.d.ts). */
+  tls: object;
   timers: Timers;
 }
 
