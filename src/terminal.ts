@@ -104,7 +104,7 @@ export interface TerminalOptions {
   trace?: (line: string) => void;
 }
 
-const APPLICATIONS: { [name: string]: PurseApplication } = { tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION };
+const APPLICATIONS: { readonly [name: string]: PurseApplication } = Object.freeze({ tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION });
 
 class Decline extends Error {
   constructor(readonly reason: DeclineReason, readonly detail = "", readonly extra: { balance?: number } = {}) {

@@ -25,7 +25,8 @@ export const SW = Object.freeze({
   MAC_TAC_NOT_AVAILABLE: 0x9406,
 } as const);
 
-const NAMES: { [sw: number]: string } = {
+// Frozen so that a preloaded build keeps these tables in flash.
+const NAMES: { readonly [sw: number]: string } = Object.freeze({
   0x9000: "success",
   0x6283: "selected file invalidated",
   0x6700: "wrong length",
@@ -48,7 +49,7 @@ const NAMES: { [sw: number]: string } = {
   0x9402: "transaction counter at maximum",
   0x9403: "key index not supported",
   0x9406: "MAC/TAC not available",
-};
+});
 
 export function statusName(sw: number): string {
   const known = NAMES[sw];

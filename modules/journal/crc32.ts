@@ -1,20 +1,19 @@
-// CRC-32 (IEEE 802.3, reflected, as zlib computes it): catches a torn or corrupted record on recovery.
+// CRC-32 (IEEE 802.3, reflected, as zlib computes it): catches a torn or corrupted record on recovery. A 16-entry
+// table, built when the module loads and frozen, so that a preloaded build keeps it in flash rather than RAM.
 
-let table: Uint32Array | undefined;
-
-function makeTable(): Uint32Array {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
+function nibbleStep(c: number): number {
+  for (let k = 0; k < 4; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
 }
 
+const TABLE: readonly number[] = Object.freeze(Array.from({ length: 16 }, (_, n) => nibbleStep(n)));
+
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
-  const t = (table ??= makeTable());
   let c = 0xffffffff;
-  for (let i = start; i < end; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = start; i < end; i++) {
+    c ^= bytes[i]!;
+    c = TABLE[c & 15]! ^ (c >>> 4);
+    c = TABLE[c & 15]! ^ (c >>> 4);
+  }
   return (c ^ 0xffffffff) >>> 0;
 }

@@ -109,7 +109,7 @@ export interface PolledTarget {
   data: Uint8Array;
 }
 
-const TYPE_A = [0x00, 0x10, 0x20];
+const TYPE_A: readonly number[] = Object.freeze([0x00, 0x10, 0x20]);
 
 export function decodeAutoPoll(data: Uint8Array): PolledTarget[] {
   if (data.length < 1) throw new Pn532FrameError("InAutoPoll answer is empty");

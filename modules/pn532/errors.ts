@@ -117,7 +117,7 @@ export class Pn532ParameterError extends Pn532Error {
   }
 }
 
-const STATUS_TEXT: { [status: number]: string } = {
+const STATUS_TEXT: { readonly [status: number]: string } = Object.freeze({
   0x01: "target did not answer", 0x02: "RF CRC error", 0x03: "RF parity error", 0x04: "wrong bit count in anticollision",
   0x05: "MIFARE framing error", 0x06: "bit collision in anticollision", 0x07: "communication buffer too small",
   0x09: "RF buffer overflow", 0x0a: "RF field not switched on in time", 0x0b: "RF protocol error", 0x0d: "overheating",
@@ -125,7 +125,7 @@ const STATUS_TEXT: { [status: number]: string } = {
   0x14: "MIFARE authentication error", 0x23: "UID check byte wrong", 0x25: "DEP invalid state", 0x26: "operation not allowed",
   0x27: "command not acceptable in the current context", 0x29: "target released", 0x2a: "card exchanged",
   0x2b: "card disappeared", 0x2c: "NFCID3 mismatch", 0x2d: "over-current", 0x2e: "NAD missing",
-};
+});
 
 export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? "unknown status";

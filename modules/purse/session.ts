@@ -1,7 +1,10 @@
 import { ApduError } from "../iso7816/errors";
 import { SW } from "../iso7816/status";
 import { transmit, transmitOk, type Transceiver } from "../iso7816/transmit";
-import * as commands from "./commands";
+import {
+  AID_CITY_UNION, AID_TUNION, SFI_BASIC_DATA, SFI_TRANSACTION_LOG, debitForPurchase, getBalance, getTransactionProve,
+  initializeForPurchase, readBinary, readRecord, selectByName, type DebitForPurchaseRequest, type InitializeForPurchaseRequest,
+} from "./commands";
 import { parseBasicData, parseTransactionRecord, type BasicData, type BasicDataLayout, type TransactionRecord } from "./files";
 import {
   parseBalance, parseDebitForPurchase, parseFci, parseInitializeForPurchase, parseTransactionProve,
@@ -13,8 +16,8 @@ export interface PurseApplication {
   aid: Uint8Array;
 }
 
-export const TUNION_APPLICATION: PurseApplication = Object.freeze({ layout: "tunion", aid: commands.AID_TUNION });
-export const CITY_UNION_APPLICATION: PurseApplication = Object.freeze({ layout: "cityunion", aid: commands.AID_CITY_UNION });
+export const TUNION_APPLICATION: PurseApplication = Object.freeze({ layout: "tunion", aid: AID_TUNION });
+export const CITY_UNION_APPLICATION: PurseApplication = Object.freeze({ layout: "cityunion", aid: AID_CITY_UNION });
 
 /** The electronic-purse commands of one card, over any transceiver (a PN532, a virtual card). */
 export class PurseCard {
@@ -29,7 +32,7 @@ export class PurseCard {
   async selectApplication(order: readonly PurseApplication[]): Promise<{ application: PurseApplication; fci: FileControlInformation }> {
     let last: ApduError | undefined;
     for (const application of order) {
-      const response = await transmit(this.#card, commands.selectByName(application.aid));
+      const response = await transmit(this.#card, selectByName(application.aid));
       if (response.sw === SW.OK) {
         this.application = application;
         return { application, fci: parseFci(response.data) };
@@ -41,27 +44,27 @@ export class PurseCard {
   }
 
   async readBasicData(layout = this.application?.layout ?? "tunion"): Promise<BasicData> {
-    const response = await transmitOk(this.#card, commands.readBinary(commands.SFI_BASIC_DATA, 0, 30), "READ BINARY 0x15");
+    const response = await transmitOk(this.#card, readBinary(SFI_BASIC_DATA, 0, 30), "READ BINARY 0x15");
     return parseBasicData(response.data, layout);
   }
 
   async getBalance(): Promise<number> {
-    return parseBalance((await transmitOk(this.#card, commands.getBalance(), "GET BALANCE")).data);
+    return parseBalance((await transmitOk(this.#card, getBalance(), "GET BALANCE")).data);
   }
 
-  async initializeForPurchase(request: commands.InitializeForPurchaseRequest): Promise<InitializeForPurchaseResponse> {
-    const response = await transmitOk(this.#card, commands.initializeForPurchase(request), "INITIALIZE FOR PURCHASE");
+  async initializeForPurchase(request: InitializeForPurchaseRequest): Promise<InitializeForPurchaseResponse> {
+    const response = await transmitOk(this.#card, initializeForPurchase(request), "INITIALIZE FOR PURCHASE");
     return parseInitializeForPurchase(response.data);
   }
 
-  async debitForPurchase(request: commands.DebitForPurchaseRequest): Promise<DebitForPurchaseResponse> {
-    const response = await transmitOk(this.#card, commands.debitForPurchase(request), "DEBIT FOR PURCHASE");
+  async debitForPurchase(request: DebitForPurchaseRequest): Promise<DebitForPurchaseResponse> {
+    const response = await transmitOk(this.#card, debitForPurchase(request), "DEBIT FOR PURCHASE");
     return parseDebitForPurchase(response.data);
   }
 
   /** Returns undefined on 9406: the card has no MAC/TAC for that serial, so that transaction did not happen. */
   async getTransactionProve(transactionType: number, serial: number): Promise<TransactionProveResponse | undefined> {
-    const response = await transmitOk(this.#card, commands.getTransactionProve(transactionType, serial), "GET TRANSACTION PROVE", [SW.MAC_TAC_NOT_AVAILABLE]);
+    const response = await transmitOk(this.#card, getTransactionProve(transactionType, serial), "GET TRANSACTION PROVE", [SW.MAC_TAC_NOT_AVAILABLE]);
     if (response.sw === SW.MAC_TAC_NOT_AVAILABLE) return undefined;
     return parseTransactionProve(response.data);
   }
@@ -70,7 +73,7 @@ export class PurseCard {
   async readTransactionLog(maxRecords = 10): Promise<TransactionRecord[]> {
     const records: TransactionRecord[] = [];
     for (let n = 1; n <= maxRecords; n++) {
-      const response = await transmit(this.#card, commands.readRecord(commands.SFI_TRANSACTION_LOG, n, 23));
+      const response = await transmit(this.#card, readRecord(SFI_TRANSACTION_LOG, n, 23));
       if (response.sw === SW.RECORD_NOT_FOUND) break;
       if (response.sw !== SW.OK) throw new ApduError(response.sw, "READ RECORD 0x18");
       records.push(parseTransactionRecord(response.data));

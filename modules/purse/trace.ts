@@ -7,7 +7,7 @@ import { parseBalance, parseDebitForPurchase, parseInitializeForPurchase, parseT
 // Human-readable names and fields for the APDUs of a purchase, for traces and xsbug. Never throws: a trace of
 // garbage must still print.
 
-const SFI_NAMES: { [sfi: number]: string } = { 0x15: "basic data", 0x16: "holder data", 0x17: "management data", 0x18: "transaction log" };
+const SFI_NAMES: { readonly [sfi: number]: string } = Object.freeze({ 0x15: "basic data", 0x16: "holder data", 0x17: "management data", 0x18: "transaction log" });
 
 export function describeCommand(bytes: Uint8Array): string {
   try {
