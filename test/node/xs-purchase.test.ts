@@ -4,7 +4,7 @@ import { parseBasicData } from "../../modules/purse/files";
 import type { VirtualCard } from "../../tools/cardsim/card";
 import { INSTANT_TIMING } from "../../tools/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../tools/simulation/index";
-import { XsTerminalHost } from "../xs/purchase";
+import { XsTerminalHost } from "../../hosts/xs/parent";
 
 // The terminal (src/ + modules/, assembled as on the ESP32) inside the XS engine, on a device that forwards its
 // serial lines and HTTPS to this process: the real PN532 emulator, the real front-ends over mutual TLS.

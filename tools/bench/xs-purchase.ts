@@ -7,7 +7,7 @@
  */
 import { INSTANT_TIMING } from "../pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../simulation/index";
-import { XsTerminalHost } from "../../test/xs/purchase";
+import { XsTerminalHost } from "../../hosts/xs/parent";
 
 const sim = await Simulation.start({ timing: INSTANT_TIMING, noTerminal: true });
 let xs: XsTerminalHost | undefined;

@@ -1,6 +1,6 @@
 /**
- * The Node side of the XS purchase: bundles test/xs/inside/entry.ts (the terminal, src/ + modules/, with a device
- * that forwards to its parent) for XS, runs it in an xsnap worker (through test/xs/purchase-worker.mjs, the SES
+ * The Node side of the XS purchase: bundles hosts/xs/entry.ts (the terminal, src/ + modules/, with a device
+ * that forwards to its parent) for XS, runs it in an xsnap worker (through hosts/xs/worker.mjs, the SES
  * process xsnap needs), and connects what it forwards to the real things: its PN532 line and controller port to
  * the simulation's lines (the PN532 emulator and the vending controller's link), its HTTPS exchanges to the
  * front-ends over mutual TLS with the terminal's client certificate. Time inside XS is this process's clock: the
@@ -14,9 +14,9 @@ import { fileURLToPath } from "node:url";
 import { NetworkError, type HttpsConnection, type SerialPort, type SerialSpec } from "../../modules/device/types";
 import { fromHex, toHex } from "../../modules/iso7816/hex";
 import type { TerminalConfig } from "../../src/terminal";
-import { NodeHttpsConnector, type NodeHttpsOptions } from "../../hosts/node/https";
-import { NodeSerial } from "../../hosts/node/serial";
-import type { Incoming, Outgoing } from "./inside/device";
+import { NodeHttpsConnector, type NodeHttpsOptions } from "../node/https";
+import { NodeSerial } from "../node/serial";
+import type { Incoming, Outgoing } from "./device";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -55,7 +55,7 @@ export function bundleXsTerminal(): Promise<string> {
     mkdirSync(out, { recursive: true });
     const outfile = path.join(out, "terminal.js");
     await build({
-      entryPoints: [path.join(root, "test/xs/inside/entry.ts")], outfile, bundle: true, format: "iife", platform: "neutral",
+      entryPoints: [path.join(root, "hosts/xs/entry.ts")], outfile, bundle: true, format: "iife", platform: "neutral",
       target: "es2022", logLevel: "silent", mainFields: ["module", "main"],
     });
     return outfile;
@@ -94,7 +94,7 @@ export class XsTerminalHost {
   private constructor(options: XsTerminalHostOptions) {
     this.#options = options;
     this.#connector = new NodeHttpsConnector(options.tls);
-    this.#child = fork(path.join(root, "test/xs/purchase-worker.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
+    this.#child = fork(path.join(root, "hosts/xs/worker.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
     this.#child.on("message", (answer: WorkerAnswer) => {
       const waiter = this.#answers.get(answer.id);
       this.#answers.delete(answer.id);

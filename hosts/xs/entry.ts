@@ -3,9 +3,9 @@
  * device of ./device. The parent starts it with {t:"start"}, then ticks it; after each tick the worker says when its
  * next timer is due.
  */
-import { MemoryStorage } from "../../../modules/journal/storage";
-import type { TerminalConfig } from "../../../src/terminal";
-import { startXsTerminal, type XsTerminal } from "../../../hosts/esp32/terminal";
+import { MemoryStorage } from "../../modules/journal/storage";
+import type { TerminalConfig } from "../../src/terminal";
+import { startXsTerminal, type XsTerminal } from "../esp32/terminal";
 import { BridgeConnector, ParentClock, bridgeSerial, decodeCommand, deliver, send, type Incoming } from "./device";
 
 declare const setImmediate: (callback: () => void) => void;

@@ -7,9 +7,9 @@
 import {
   NetworkError, type HttpRequest, type HttpResponse, type HttpsConnection, type HttpsConnector, type SerialClass,
   type SerialOptions, type SerialPort, type Timers,
-} from "../../../modules/device/types";
-import { fromHex, toHex } from "../../../modules/iso7816/hex";
-import { decodeUtf8, encodeUtf8 } from "../../../modules/frontend-client/utf8";
+} from "../../modules/device/types";
+import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { decodeUtf8, encodeUtf8 } from "../../modules/frontend-client/utf8";
 
 declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
 

@@ -1,5 +1,5 @@
 // The XS purchase's worker process: runs one bundle in an xsnap worker and relays between it and the Node parent
-// (test/xs/purchase.ts) over the IPC channel. It only relays: the emulator, the front-ends and TLS stay in the parent,
+// (hosts/xs/parent.ts) over the IPC channel. It only relays: the emulator, the front-ends and TLS stay in the parent,
 // because xsnap's Node API wants SES (@endo/init), which hardens this process's globals.
 import "@endo/init";
 import { xsnap } from "@agoric/xsnap";
