@@ -54,6 +54,7 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
     let survived = false;
     for (let k = 1; k <= 30 && !survived; k++) {
       rmSync(rig.journalPath, { force: true });
+      rig.clearField();
       const card = rig.addCard();
       const started = await rig.startTerminal({ dieAtWrite: k });
       let paid = false;
@@ -100,6 +101,7 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
     let survived = false;
     for (let k = 1; k <= 30 && !survived; k++) {
       rmSync(rig.journalPath, { force: true });
+      rig.clearField();
       const card = rig.addCard();
       card.armTear({ command: "debit", when: "after" });
       if ((await rig.startTerminal({ dieAtWrite: k, recoveryWindowMs: 3000 })) === "ready") {
@@ -184,6 +186,8 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
       const offsets = EXHAUSTIVE ? Array.from({ length }, (_, i) => i) : [0, 9, Math.floor(length / 2), length - 1];
       for (const i of offsets) {
         rmSync(rig.journalPath, { force: true });
+        rig.clearField();
+      rig.clearField();
         const card = rig.addCard();
         const fresh: CardState = structuredClone(card.state);
         await rig.startTerminal({ dieAtWrite: snap.k });

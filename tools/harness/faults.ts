@@ -72,7 +72,9 @@ export async function retapUntilResolved(rig: Rig, card: VirtualCard, order: str
   let done = false;
   resolved.then(() => { done = true; }, () => { done = true; });
   const deadline = Date.now() + timeoutMs;
-  while (!done && Date.now() < deadline && rig.terminalAlive) {
+  // Only while the terminal that tore the purchase lives: a loop outliving it would tap the card on its successor.
+  const terminal = rig.terminal;
+  while (!done && Date.now() < deadline && rig.terminal === terminal && rig.terminalAlive) {
     rig.emulator!.remove(card);
     rig.emulator!.place(card);
     // A tear armed on a recovery APDU pulls the card again: wait for that, then tap once more.

@@ -266,6 +266,11 @@ export class Rig {
     return card;
   }
 
+  /** Takes every card out of the emulated field, so the next tap activates only the card it places. */
+  clearField(): void {
+    for (const card of this.emulator?.cards ?? []) if (card.present) this.emulator!.remove(card);
+  }
+
   /** The front-end's purchases, read from its SQLite journal (safe while the process runs). */
   purchases(level: 1 | 2): RigPurchase[] {
     const db = openDatabase(this.frontends[level]!.config.database, "full", true);
