@@ -49,7 +49,8 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
     storage.close();
     throw error;
   }
-  const pn532 = new PN532({ serial: options.pn532, timers: nodeTimers, onError: (e) => options.trace?.(`  PN532: ${e.message}`) });
+  // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.
+  const pn532 = new PN532({ serial: options.pn532, timers: nodeTimers, wakeUpTimeout: 1000, onError: (e) => options.trace?.(`  PN532: ${e.message}`) });
   const controller = new ControllerPort({ serial: options.controller, timers: nodeTimers });
   const client = new FrontendClient({ connector: new NodeHttpsConnector(options.tls) });
   const terminal = new Terminal({
