@@ -4,6 +4,7 @@
  */
 import { SerialPort as NodeSerialPort } from "serialport";
 import type { SerialOptions, SerialPort, Timers } from "../../modules/device/types";
+import { ByteQueue } from "./byte-queue";
 
 /** Bytes queued in Node beyond this make write() throw, as a full UART FIFO does on the device. */
 const OUTPUT_LIMIT = 64 * 1024;
@@ -12,8 +13,7 @@ export class NodeSerial implements SerialPort {
   readonly path: string;
   readonly #port: NodeSerialPort;
   readonly #options: SerialOptions;
-  #chunks: Uint8Array[] = [];
-  #available = 0;
+  readonly #received = new ByteQueue();
   #closed = false;
   /** Settles when the port is open (or failed to open); device code never needs it, tests and tools may. */
   readonly opened: Promise<void>;
@@ -26,9 +26,8 @@ export class NodeSerial implements SerialPort {
     this.#port = new NodeSerialPort({ path: options.path, baudRate: options.baud, autoOpen: false });
     this.#port.on("data", (data: Buffer) => {
       if (this.#closed) return;
-      this.#chunks.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      this.#available += data.byteLength;
-      this.#options.onReadable?.call(this, this.#available);
+      this.#received.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      this.#options.onReadable?.call(this, this.#received.available);
     });
     this.#port.on("error", (error: Error) => {
       if (!this.#closed) this.#options.onError?.call(this, error);
@@ -48,16 +47,7 @@ export class NodeSerial implements SerialPort {
   }
 
   read(): ArrayBuffer | undefined {
-    if (!this.#available) return undefined;
-    const out = new Uint8Array(this.#available);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    this.#chunks = [];
-    this.#available = 0;
-    return out.buffer;
+    return this.#received.take();
   }
 
   write(data: ArrayBuffer | Uint8Array): void {
@@ -70,15 +60,13 @@ export class NodeSerial implements SerialPort {
 
   /** Discards unread input (libnfc does this before every command; so may tools). */
   flushInput(): void {
-    this.#chunks = [];
-    this.#available = 0;
+    this.#received.clear();
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#chunks = [];
-    this.#available = 0;
+    this.#received.clear();
     if (this.#port.isOpen) this.#port.close(() => {});
     else this.opened.then(() => this.#port.close(() => {}), () => {});
   }

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import { SerialPort as NodeSerialPort } from "serialport";
 import type { SerialOptions, SerialPort } from "../../modules/device/types";
+import { ByteQueue } from "../../hosts/node/byte-queue";
 
 export class HarnessPortError extends Error {
   readonly code: "PORT_MISSING" | "PORT_BUSY" | "PORT_OPEN_FAILED";
@@ -59,8 +60,7 @@ export class ReconnectingSerial implements SerialPort {
   readonly path: string;
   readonly #options: ReconnectingOptions;
   #port: NodeSerialPort | undefined;
-  #chunks: Uint8Array[] = [];
-  #available = 0;
+  readonly #received = new ByteQueue();
   #pending: Uint8Array[] = [];
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
@@ -100,9 +100,8 @@ export class ReconnectingSerial implements SerialPort {
       this.#port = port;
       port.on("data", (data: Buffer) => {
         if (this.#closed) return;
-        this.#chunks.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-        this.#available += data.byteLength;
-        this.#options.onReadable?.call(this, this.#available);
+        this.#received.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+        this.#options.onReadable?.call(this, this.#received.available);
       });
       // A pty whose other side vanished, or a USB adapter unplugged, ends in "close" (often after an "error").
       port.on("error", () => {});
@@ -151,16 +150,7 @@ export class ReconnectingSerial implements SerialPort {
   }
 
   read(): ArrayBuffer | undefined {
-    if (!this.#available) return undefined;
-    const out = new Uint8Array(this.#available);
-    let at = 0;
-    for (const chunk of this.#chunks) {
-      out.set(chunk, at);
-      at += chunk.length;
-    }
-    this.#chunks = [];
-    this.#available = 0;
-    return out.buffer;
+    return this.#received.take();
   }
 
   write(data: ArrayBuffer | Uint8Array): void {
