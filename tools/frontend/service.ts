@@ -14,27 +14,12 @@ import { chinaDateTime } from "./clock";
 import type { Application, FrontendConfig } from "./config";
 import { decline, FrontendError, validation } from "./errors";
 import type { Journal } from "./journal";
+import type { Authorization, AuthorizeRequest } from "../../modules/frontend-client/client";
 import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "./keystore";
 
-export interface AuthorizeRequest {
-  terminalId: string;
-  order: string;
-  amount: number;
-  keyIndex: number;
-  transactionType: number;
-  application: Application;
-  basicData: string;
-  initResponse: string;
-}
-
-export interface AuthorizeAnswer {
-  purchaseId: string;
-  tsn: number;
-  date: string;
-  time: string;
-  mac1: string;
-  mac2: string;
-}
+// The wire shapes of an authorization are defined once, by the terminal's own client.
+export type { AuthorizeRequest };
+export type AuthorizeAnswer = Authorization;
 
 export type Outcome = "debited" | "not-debited" | "unknown";
 
