@@ -20,7 +20,7 @@ import type { DigitalClass } from "../../src/indicator";
 import { readSettings, type Esp32Settings } from "./config";
 import { FlashJournalStorage } from "./flash-storage";
 import { EspHttpsConnector } from "./https";
-import { startXsTerminal } from "./terminal";
+import { assembleTerminal } from "../../src/assemble";
 
 const timers: Timers = {
   set: (callback, ms) => Timer.set(() => callback(), ms),
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
   trace(`clock set: ${new Date().toISOString()}\n`);
   const serial = device.io.Serial as unknown as SerialClass;
   const digital = device.io.Digital;
-  const running = await startXsTerminal({
+  const running = await assembleTerminal({
     pn532: { io: serial, ...settings.pn532 },
     controller: { io: serial, ...settings.controller },
     connector: https(settings),

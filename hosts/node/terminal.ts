@@ -3,13 +3,9 @@
  * serialport (or in-memory), HTTPS over node:https with the terminal's client certificate, the journal in a file.
  */
 import type { SerialSpec } from "../../modules/device/types";
-import { FrontendClient } from "../../modules/frontend-client/client";
-import { Journal } from "../../modules/journal/journal";
 import type { JournalStorage } from "../../modules/journal/storage";
-import { PN532 } from "../../modules/pn532/driver";
-import { ControllerPort } from "../../src/controller";
-import { pn532Reader } from "../../src/reader";
-import { Terminal, type TerminalConfig, type TerminalEvent } from "../../src/terminal";
+import { assembleTerminal, type RunningTerminal } from "../../src/assemble";
+import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "./https";
 import { nodeTimers } from "./serial";
 import { FileJournalStorage } from "./storage";
@@ -31,53 +27,28 @@ export interface NodeTerminalOptions {
   onEvent?: (event: TerminalEvent) => void;
 }
 
-export interface NodeTerminal {
-  terminal: Terminal;
-  pn532: PN532;
-  controller: ControllerPort;
-  client: FrontendClient;
-  journal: Journal;
-  close(): void;
-}
+export type NodeTerminal = RunningTerminal;
 
 export async function startNodeTerminal(options: NodeTerminalOptions): Promise<NodeTerminal> {
   const storage = new FileJournalStorage(options.journalPath, { size: options.journalSize ?? 64 * 1024, blockSize: options.journalBlockSize });
-  let journal: Journal;
+  let running: RunningTerminal;
   try {
-    journal = new Journal({ storage: options.wrapStorage ? options.wrapStorage(storage) : storage });
+    running = await assembleTerminal({
+      pn532: options.pn532, controller: options.controller, connector: new NodeHttpsConnector(options.tls),
+      storage: options.wrapStorage ? options.wrapStorage(storage) : storage, timers: nodeTimers, clock: { now: () => Date.now() },
+      trace: options.trace,
+      // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.
+      wakeUpTimeout: 1000,
+    }, options.config, options.onEvent);
   } catch (error) {
     storage.close();
     throw error;
   }
-  // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.
-  const pn532 = new PN532({ serial: options.pn532, timers: nodeTimers, wakeUpTimeout: 1000, onError: (e) => options.trace?.(`  PN532: ${e.message}`) });
-  const controller = new ControllerPort({ serial: options.controller, timers: nodeTimers });
-  const client = new FrontendClient({ connector: new NodeHttpsConnector(options.tls) });
-  const terminal = new Terminal({
-    reader: pn532Reader(pn532), client, journal, timers: nodeTimers, clock: { now: () => Date.now() }, config: options.config,
-    trace: options.trace,
-    onEvent: (event) => {
-      controller.send(event);
-      options.onEvent?.(event);
+  return {
+    ...running,
+    close() {
+      running.close();
+      storage.close();
     },
-  });
-  let closed = false;
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    terminal.close();
-    controller.close();
-    pn532.close();
-    client.close();
-    storage.close();
   };
-  try {
-    await pn532.start();
-    controller.attach(terminal);
-    await terminal.start();
-  } catch (error) {
-    close();
-    throw error;
-  }
-  return { terminal, pn532, controller, client, journal, close };
 }

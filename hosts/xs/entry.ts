@@ -1,11 +1,11 @@
 /**
- * The XS side of the XS purchase: the terminal (src/ + modules/, assembled by hosts/esp32/terminal) on the forwarding
+ * The XS side of the XS purchase: the terminal (src/ + modules/, assembled by src/assemble) on the forwarding
  * device of ./device. The parent starts it with {t:"start"}, then ticks it; after each tick the worker says when its
  * next timer is due.
  */
 import { MemoryStorage } from "../../modules/journal/storage";
 import type { TerminalConfig } from "../../src/terminal";
-import { startXsTerminal, type XsTerminal } from "../esp32/terminal";
+import { assembleTerminal, type RunningTerminal } from "../../src/assemble";
 import { BridgeConnector, ParentClock, bridgeSerial, decodeCommand, deliver, send, type Incoming } from "./device";
 
 declare const setImmediate: (callback: () => void) => void;
@@ -17,7 +17,7 @@ type Command =
   | { t: "gc" };
 
 const clock = new ParentClock();
-let running: XsTerminal | undefined;
+let running: RunningTerminal | undefined;
 
 /** A Digital output whose writes the parent sees, like pins on a logic analyser. */
 class ForwardedDigital {
@@ -48,7 +48,7 @@ function tock(collect: boolean): void {
   clock.advanceTo(command.now, command.wall);
   if (command.t === "start") {
     const trace = command.trace ? (line: string) => send({ k: "trace", line }) : undefined;
-    startXsTerminal({
+    assembleTerminal({
       pn532: { io: bridgeSerial("pn532"), baud: 115200 },
       controller: { io: bridgeSerial("controller"), baud: 115200 },
       connector: new BridgeConnector(clock),

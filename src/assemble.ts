@@ -1,19 +1,19 @@
 /**
- * The terminal on an XS host: PN532 + controller port + journal + front-end client + terminal + indicator, built from
- * whatever `device` the host gives. hosts/esp32/main.ts gives it Moddable's classes; the XS purchase test gives it
- * classes that forward to a Node parent. It imports no Moddable module, so both can run it.
+ * The terminal assembled from whatever `device` a host gives: PN532 + controller port + journal + front-end client +
+ * terminal + indicator. hosts/esp32 gives it Moddable's classes, hosts/node serialport, node:https and a file, and
+ * hosts/xs classes that forward to a Node parent: one assembly, so every host runs the same terminal.
  */
-import type { Clock, HttpsConnector, SerialSpec, Timers } from "../../modules/device/types";
-import { FrontendClient } from "../../modules/frontend-client/client";
-import { Journal } from "../../modules/journal/journal";
-import type { JournalStorage } from "../../modules/journal/storage";
-import { PN532 } from "../../modules/pn532/driver";
-import { ControllerPort } from "../../src/controller";
-import { Indicator, type IndicatorOptions } from "../../src/indicator";
-import { pn532Reader } from "../../src/reader";
-import { Terminal, type TerminalConfig, type TerminalEvent } from "../../src/terminal";
+import type { Clock, HttpsConnector, SerialSpec, Timers } from "../modules/device/types";
+import { FrontendClient } from "../modules/frontend-client/client";
+import { Journal } from "../modules/journal/journal";
+import type { JournalStorage } from "../modules/journal/storage";
+import { PN532 } from "../modules/pn532/driver";
+import { ControllerPort } from "./controller";
+import { Indicator, type IndicatorOptions } from "./indicator";
+import { pn532Reader } from "./reader";
+import { Terminal, type TerminalConfig, type TerminalEvent } from "./terminal";
 
-export interface XsDevice {
+export interface TerminalDevice {
   pn532: SerialSpec;
   controller: SerialSpec;
   connector: HttpsConnector;
@@ -23,9 +23,11 @@ export interface XsDevice {
   /** LED and buzzer, or RGB LED; none on a terminal whose controller has a screen. */
   indicator?: Omit<IndicatorOptions, "timers">;
   trace?: (line: string) => void;
+  /** How long the PN532's first ACK may take after the wake-up (a busy PC with a USB adapter needs longer). */
+  wakeUpTimeout?: number;
 }
 
-export interface XsTerminal {
+export interface RunningTerminal {
   terminal: Terminal;
   pn532: PN532;
   controller: ControllerPort;
@@ -35,10 +37,10 @@ export interface XsTerminal {
   close(): void;
 }
 
-export async function startXsTerminal(device: XsDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<XsTerminal> {
+export async function assembleTerminal(device: TerminalDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<RunningTerminal> {
   const journal = new Journal({ storage: device.storage });
   const trace = device.trace;
-  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, onError: (e) => trace?.(`PN532: ${e.message}`) });
+  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, onError: (e) => trace?.(`PN532: ${e.message}`) });
   const controller = new ControllerPort({ serial: device.controller, timers: device.timers });
   const client = new FrontendClient({ connector: device.connector });
   let indicator: Indicator | undefined;
