@@ -1,5 +1,5 @@
 import type { SerialPort, SerialSpec, Timers } from "../modules/device/types";
-import { decodeUtf8, encodeUtf8 } from "../modules/frontend-client/utf8";
+import { decodeUtf8, encodeUtf8 } from "../modules/bytes/bytes";
 import { TerminalError, type Terminal, type TerminalEvent } from "./terminal";
 
 /**

@@ -1,5 +1,5 @@
 import type { Journal, JournalRecord } from "../modules/journal/journal";
-import { decodeUtf8, encodeUtf8 } from "../modules/frontend-client/utf8";
+import { decodeUtf8, encodeUtf8 } from "../modules/bytes/bytes";
 import type { Application, Completion, RoutingTable } from "../modules/frontend-client/client";
 
 /**

@@ -4,7 +4,7 @@ import {
   type Completion, type FrontendClient, type RoutingTable,
 } from "../modules/frontend-client/client";
 import { ApduError } from "../modules/iso7816/errors";
-import { fromHex, toHex } from "../modules/iso7816/hex";
+import { fromHex, toHex } from "../modules/bytes/bytes";
 import { JournalFullError, type Journal } from "../modules/journal/journal";
 import { TRANSACTION_TYPE_PURCHASE } from "../modules/purse/commands";
 import type { BasicData } from "../modules/purse/files";
@@ -14,6 +14,8 @@ import { CompletionForwarder } from "./forwarder";
 import type { CardReader } from "./reader";
 import { PURCHASE_RECORD_BYTES, readRecord, writeRecord, type IntentRecord, type OutcomeRecord, type RoutesRecord } from "./records";
 import { Routes } from "./routing";
+import { CodedError } from "../modules/errors/errors";
+import { chinaDateTime } from "../modules/china-time/china-time";
 
 /**
  * The purchase, as the design describes it: detect a card without blocking, SELECT by the AID policy, READ 0x15,
@@ -83,12 +85,9 @@ export type TerminalEvent =
 
 export type TerminalState = "starting" | "idle" | "waiting-for-card" | "processing" | "recovering" | "closed";
 
-export class TerminalError extends Error {
-  readonly code: string;
+export class TerminalError extends CodedError {
   constructor(code: string, message: string) {
-    super(message);
-    this.name = "TerminalError";
-    this.code = code;
+    super(code, message);
   }
 }
 
@@ -106,9 +105,9 @@ export interface TerminalOptions {
 
 const APPLICATIONS: { readonly [name: string]: PurseApplication } = Object.freeze({ tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION });
 
-class Decline extends Error {
+class Decline extends CodedError {
   constructor(readonly reason: DeclineReason, readonly detail = "", readonly extra: { balance?: number } = {}) {
-    super(reason);
+    super("DECLINED", reason);
   }
 }
 
@@ -116,11 +115,6 @@ interface Unresolved {
   seq: number;
   intent: IntentRecord;
   reported: boolean;
-}
-
-/** Today's date and time in China Standard Time, as YYYYMMDD and hhmmss. */
-export function chinaDate(epochMs: number): string {
-  return new Date(epochMs + 8 * 3600_000).toISOString().slice(0, 10).replace(/-/g, "");
 }
 
 export class Terminal {
@@ -383,7 +377,7 @@ export class Terminal {
   }
 
   async #pay(purse: PurseCard, basic: BasicData, order: string, amount: number, tapStart: number, handshakesBefore: number): Promise<Unresolved | undefined> {
-    const today = chinaDate(this.#o.clock.now());
+    const today = chinaDateTime(this.#o.clock.now()).date;
     if (!basic.enabled) throw new Decline("card-not-enabled");
     if (basic.expiryDate < today) throw new Decline("card-expired");
     if (basic.startDate > today) throw new Decline("card-not-yet-valid");

@@ -5,12 +5,11 @@
  */
 import type { TerminalConfig } from "../../src/terminal";
 import type { IndicatorPins } from "../../src/indicator";
+import { CodedError } from "../../modules/errors/errors";
 
-export class ConfigError extends Error {
-  readonly code = "BAD_CONFIG";
+export class ConfigError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
+    super("BAD_CONFIG", message);
   }
 }
 

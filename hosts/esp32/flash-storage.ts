@@ -4,12 +4,11 @@
  */
 import Flash from "flash";
 import type { JournalStorage } from "../../modules/journal/storage";
+import { CodedError } from "../../modules/errors/errors";
 
-export class JournalStorageError extends Error {
-  readonly code = "JOURNAL_STORAGE";
+export class JournalStorageError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "JournalStorageError";
+    super("JOURNAL_STORAGE", message);
   }
 }
 

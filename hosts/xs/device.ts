@@ -8,8 +8,8 @@ import {
   NetworkError, type HttpRequest, type HttpResponse, type HttpsConnection, type HttpsConnector, type SerialClass,
   type SerialOptions, type SerialPort, type Timers,
 } from "../../modules/device/types";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
-import { decodeUtf8, encodeUtf8 } from "../../modules/frontend-client/utf8";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
+import { decodeUtf8, encodeUtf8 } from "../../modules/bytes/bytes";
 
 declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
 

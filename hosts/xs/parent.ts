@@ -12,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { NetworkError, type HttpsConnection, type SerialPort, type SerialSpec } from "../../modules/device/types";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import type { TerminalConfig } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "../node/https";
 import { NodeSerial } from "../node/serial";

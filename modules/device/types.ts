@@ -1,3 +1,5 @@
+import { CodedError } from "../errors/errors";
+
 /**
  * The shape of the host a device module runs on: the parts of Moddable's ECMA-419 `device` provider that the
  * terminal uses, written down once so that hosts/esp32 (Moddable's own classes) and hosts/node (serialport, node:https,
@@ -77,11 +79,9 @@ export interface HttpsConnector {
 }
 
 /** A network failure below HTTP: refused, reset, timed out, TLS failed. Hosts throw it from `request` and `warm`. */
-export class NetworkError extends Error {
-  readonly code = "NETWORK";
+export class NetworkError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "NetworkError";
+    super("NETWORK", message);
   }
 }
 

@@ -1,5 +1,6 @@
 import { NetworkError, type HttpsConnection, type HttpsConnector } from "../device/types";
-import { decodeUtf8, encodeUtf8 } from "./utf8";
+import { decodeUtf8, encodeUtf8 } from "../bytes/bytes";
+import { CodedError } from "../errors/errors";
 
 /**
  * The terminal's side of the front-end protocol (JSON over HTTPS with a client certificate): authorize, complete,
@@ -52,33 +53,27 @@ export interface RoutingTable {
 }
 
 /** The front-end refused: a 4xx with a stable code (CARD_EXPIRED, REPLAY, ...). Nothing happened on its side. */
-export class FrontendDeclineError extends Error {
-  readonly code = "FRONTEND_DECLINED";
+export class FrontendDeclineError extends CodedError {
   readonly status: number;
   readonly reason: string;
   constructor(status: number, reason: string, message: string) {
-    super(`front-end declined (${status} ${reason}): ${message}`);
-    this.name = "FrontendDeclineError";
+    super("FRONTEND_DECLINED", `front-end declined (${status} ${reason}): ${message}`);
     this.status = status;
     this.reason = reason;
   }
 }
 
 /** The front-end could not be reached or answered 5xx: the outcome on its side is unknown, retrying is safe. */
-export class FrontendUnavailableError extends Error {
-  readonly code = "FRONTEND_UNAVAILABLE";
+export class FrontendUnavailableError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "FrontendUnavailableError";
+    super("FRONTEND_UNAVAILABLE", message);
   }
 }
 
 /** The front-end answered something that is not the protocol. */
-export class FrontendProtocolError extends Error {
-  readonly code = "FRONTEND_PROTOCOL";
+export class FrontendProtocolError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "FrontendProtocolError";
+    super("FRONTEND_PROTOCOL", message);
   }
 }
 

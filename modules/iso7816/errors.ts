@@ -1,33 +1,28 @@
 import { statusName } from "./status";
-import { toHex } from "./hex";
+import { toHex } from "../bytes/bytes";
+import { CodedError } from "../errors/errors";
 
 /** A command or response that does not follow ISO/IEC 7816-4 encoding. */
-export class ApduFormatError extends Error {
-  readonly code = "APDU_FORMAT";
+export class ApduFormatError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ApduFormatError";
+    super("APDU_FORMAT", message);
   }
 }
 
 /** The card answered with a status word other than the one the caller can accept. */
-export class ApduError extends Error {
-  readonly code = "APDU_STATUS";
+export class ApduError extends CodedError {
   readonly sw: number;
   readonly command: string;
   constructor(sw: number, command = "") {
-    super(`${command ? command + ": " : ""}card answered ${toHex(new Uint8Array([sw >> 8, sw & 0xff]))} (${statusName(sw)})`);
-    this.name = "ApduError";
+    super("APDU_STATUS", `${command ? command + ": " : ""}card answered ${toHex(new Uint8Array([sw >> 8, sw & 0xff]))} (${statusName(sw)})`);
     this.sw = sw;
     this.command = command;
   }
 }
 
 /** The card kept asking for GET RESPONSE / re-issue beyond any sane bound: it is answering garbage. */
-export class ApduProtocolError extends Error {
-  readonly code = "APDU_PROTOCOL";
+export class ApduProtocolError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ApduProtocolError";
+    super("APDU_PROTOCOL", message);
   }
 }

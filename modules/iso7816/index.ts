@@ -1,5 +1,4 @@
 export * from "./apdu";
 export * from "./errors";
-export * from "./hex";
 export * from "./status";
 export * from "./transmit";

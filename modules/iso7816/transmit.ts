@@ -1,6 +1,6 @@
 import { encodeCommand, decodeResponse, type CommandApdu, type ResponseApdu } from "./apdu";
 import { ApduError, ApduProtocolError } from "./errors";
-import { concatBytes } from "./hex";
+import { concatBytes } from "../bytes/bytes";
 import { SW } from "./status";
 
 /** Anything that carries one APDU to a card and brings its answer back: a PN532, a virtual card, a PC/SC reader. */

@@ -1,5 +1,7 @@
 import { crc32 } from "./crc32";
 import type { JournalStorage } from "./storage";
+import { readUint32, writeUint32 } from "../bytes/bytes";
+import { CodedError } from "../errors/errors";
 
 /**
  * A power-fail-safe append-only journal over flash-shaped storage.
@@ -27,19 +29,15 @@ export interface JournalOptions {
   storage: JournalStorage;
 }
 
-export class JournalFullError extends Error {
-  readonly code = "JOURNAL_FULL";
+export class JournalFullError extends CodedError {
   constructor(message = "journal full: every block holds records still needed") {
-    super(message);
-    this.name = "JournalFullError";
+    super("JOURNAL_FULL", message);
   }
 }
 
-export class JournalError extends Error {
-  readonly code = "JOURNAL";
+export class JournalError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "JournalError";
+    super("JOURNAL", message);
   }
 }
 
@@ -61,16 +59,6 @@ interface Location {
   length: number;
 }
 
-function u32(bytes: Uint8Array, offset: number): number {
-  return ((bytes[offset]! << 24) | (bytes[offset + 1]! << 16) | (bytes[offset + 2]! << 8) | bytes[offset + 3]!) >>> 0;
-}
-
-function putU32(bytes: Uint8Array, offset: number, value: number): void {
-  bytes[offset] = value >>> 24;
-  bytes[offset + 1] = (value >>> 16) & 0xff;
-  bytes[offset + 2] = (value >>> 8) & 0xff;
-  bytes[offset + 3] = value & 0xff;
-}
 
 function recordCrc(bytes: Uint8Array, offset: number, end: number): number {
   // The flag byte (offset + 1) changes after the record is written, so it stays out of the CRC.
@@ -203,10 +191,10 @@ export class Journal {
 
   #openBlock(index: number): void {
     const header = new Uint8Array(HEADER);
-    putU32(header, 0, BLOCK_MAGIC);
-    putU32(header, 4, this.#nextBlockSeq);
-    putU32(header, 8, this.#nextSeq);
-    putU32(header, 12, crc32(header, 0, 12));
+    writeUint32(header, 0, BLOCK_MAGIC);
+    writeUint32(header, 4, this.#nextBlockSeq);
+    writeUint32(header, 8, this.#nextSeq);
+    writeUint32(header, 12, crc32(header, 0, 12));
     this.#storage.eraseBlock(index);
     this.#storage.write(index * this.#storage.blockSize, header);
     this.#blocks.push({ index, seq: this.#nextBlockSeq++ });
@@ -236,9 +224,9 @@ export class Journal {
     record[1] = LIVE;
     record[2] = payload.length >> 8;
     record[3] = payload.length & 0xff;
-    putU32(record, 4, seq);
+    writeUint32(record, 4, seq);
     record.set(payload, 8);
-    putU32(record, 8 + payload.length, recordCrc(record, 0, 8 + payload.length));
+    writeUint32(record, 8 + payload.length, recordCrc(record, 0, 8 + payload.length));
     const head = this.#blocks[this.#blocks.length - 1]!;
     this.#storage.write(head.index * this.#storage.blockSize + this.#headOffset, record);
     this.#live.set(seq, { block: head, offset: this.#headOffset, length: record.length });
@@ -256,8 +244,8 @@ export class Journal {
     while (offset + RECORD_OVERHEAD <= size && bytes[offset] === MARKER) {
       const length = (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
       const end = offset + RECORD_OVERHEAD + length;
-      if (end > size || u32(bytes, end - 4) !== recordCrc(bytes, offset, end - 4)) break;
-      records.push({ seq: u32(bytes, offset + 4), payload: bytes.slice(offset + 8, end - 4), offset, live: bytes[offset + 1] === LIVE, length: end - offset });
+      if (end > size || readUint32(bytes, end - 4) !== recordCrc(bytes, offset, end - 4)) break;
+      records.push({ seq: readUint32(bytes, offset + 4), payload: bytes.slice(offset + 8, end - 4), offset, live: bytes[offset + 1] === LIVE, length: end - offset });
       offset = end;
     }
     let clean = true;
@@ -276,9 +264,9 @@ export class Journal {
     let nextSeq = 1;
     for (let index = 0; index < this.#blockCount; index++) {
       const header = this.#storage.read(index * size, HEADER);
-      if (u32(header, 0) !== BLOCK_MAGIC || u32(header, 12) !== crc32(header, 0, 12)) continue;
-      blocks.push({ index, seq: u32(header, 4) });
-      nextSeq = Math.max(nextSeq, u32(header, 8));
+      if (readUint32(header, 0) !== BLOCK_MAGIC || readUint32(header, 12) !== crc32(header, 0, 12)) continue;
+      blocks.push({ index, seq: readUint32(header, 4) });
+      nextSeq = Math.max(nextSeq, readUint32(header, 8));
     }
     blocks.sort((a, b) => a.seq - b.seq);
     this.#blocks = blocks;

@@ -1,3 +1,5 @@
+import { CodedError } from "../errors/errors";
+
 /**
  * Where the journal lives: a flash partition on the ESP32, a file on Node. Shaped like flash, because flash is the
  * harder medium: erase works on whole blocks and sets them to FF; writes go to erased bytes; a write or erase is
@@ -53,10 +55,8 @@ export class MemoryStorage implements JournalStorage {
 }
 
 /** Thrown by MemoryStorage to simulate losing power in the middle of a write. */
-export class PowerCut extends Error {
-  readonly code = "POWER_CUT";
+export class PowerCut extends CodedError {
   constructor() {
-    super("power cut during a storage write");
-    this.name = "PowerCut";
+    super("POWER_CUT", "power cut during a storage write");
   }
 }

@@ -1,14 +1,14 @@
+import { hexByte } from "../bytes/bytes";
+import { CodedError } from "../errors/errors";
+
 /**
  * Typed failures of the PN532 link and of the chip's status byte. Callers branch on `code`, never on message text:
  * the purse layer treats PN532_CARD_GONE and PN532_RF_TIMEOUT as a possible tear, the rest as reader faults.
  */
 
-export class Pn532Error extends Error {
-  readonly code: string;
+export class Pn532Error extends CodedError {
   constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-    this.name = "Pn532Error";
+    super(code, message);
   }
 }
 
@@ -17,8 +17,7 @@ export class Pn532TimeoutError extends Pn532Error {
   readonly phase: "ack" | "response";
   readonly command: number;
   constructor(command: number, phase: "ack" | "response", ms: number) {
-    super("PN532_TIMEOUT", `PN532 command 0x${hex2(command)}: no ${phase === "ack" ? "ACK" : "response"} within ${ms} ms`);
-    this.name = "Pn532TimeoutError";
+    super("PN532_TIMEOUT", `PN532 command 0x${hexByte(command)}: no ${phase === "ack" ? "ACK" : "response"} within ${ms} ms`);
     this.phase = phase;
     this.command = command;
   }
@@ -28,7 +27,6 @@ export class Pn532TimeoutError extends Pn532Error {
 export class Pn532FrameError extends Pn532Error {
   constructor(message: string) {
     super("PN532_FRAME", message);
-    this.name = "Pn532FrameError";
   }
 }
 
@@ -36,8 +34,7 @@ export class Pn532FrameError extends Pn532Error {
 export class Pn532ApplicationError extends Pn532Error {
   readonly command: number;
   constructor(command: number) {
-    super("PN532_APPLICATION_ERROR", `PN532 rejected command 0x${hex2(command)} (error frame)`);
-    this.name = "Pn532ApplicationError";
+    super("PN532_APPLICATION_ERROR", `PN532 rejected command 0x${hexByte(command)} (error frame)`);
     this.command = command;
   }
 }
@@ -47,8 +44,7 @@ export class Pn532StatusError extends Pn532Error {
   readonly status: number;
   readonly command: number;
   constructor(command: number, status: number, code = "PN532_STATUS", what = statusText(status)) {
-    super(code, `PN532 command 0x${hex2(command)}: status 0x${hex2(status)} (${what})`);
-    this.name = "Pn532StatusError";
+    super(code, `PN532 command 0x${hexByte(command)}: status 0x${hexByte(status)} (${what})`);
     this.status = status;
     this.command = command;
   }
@@ -58,7 +54,6 @@ export class Pn532StatusError extends Pn532Error {
 export class Pn532RfTimeoutError extends Pn532StatusError {
   constructor(command: number, status = 0x01) {
     super(command, status, "PN532_RF_TIMEOUT");
-    this.name = "Pn532RfTimeoutError";
   }
 }
 
@@ -66,7 +61,6 @@ export class Pn532RfTimeoutError extends Pn532StatusError {
 export class Pn532CardGoneError extends Pn532StatusError {
   constructor(command: number, status: number) {
     super(command, status, "PN532_CARD_GONE");
-    this.name = "Pn532CardGoneError";
   }
 }
 
@@ -74,7 +68,6 @@ export class Pn532CardGoneError extends Pn532StatusError {
 export class Pn532RfError extends Pn532StatusError {
   constructor(command: number, status: number) {
     super(command, status, "PN532_RF_ERROR");
-    this.name = "Pn532RfError";
   }
 }
 
@@ -82,7 +75,6 @@ export class Pn532RfError extends Pn532StatusError {
 export class Pn532NoCardError extends Pn532Error {
   constructor(message = "no card in the field") {
     super("PN532_NO_CARD", message);
-    this.name = "Pn532NoCardError";
   }
 }
 
@@ -90,14 +82,12 @@ export class Pn532NoCardError extends Pn532Error {
 export class Pn532AbortedError extends Pn532Error {
   constructor(message = "PN532 command aborted") {
     super("PN532_ABORTED", message);
-    this.name = "Pn532AbortedError";
   }
 }
 
 export class Pn532ClosedError extends Pn532Error {
   constructor() {
     super("PN532_CLOSED", "PN532 driver is closed");
-    this.name = "Pn532ClosedError";
   }
 }
 
@@ -105,7 +95,6 @@ export class Pn532ClosedError extends Pn532Error {
 export class Pn532IoError extends Pn532Error {
   constructor(message: string) {
     super("PN532_IO", message);
-    this.name = "Pn532IoError";
   }
 }
 
@@ -113,7 +102,6 @@ export class Pn532IoError extends Pn532Error {
 export class Pn532ParameterError extends Pn532Error {
   constructor(message: string) {
     super("PN532_PARAMETER", message);
-    this.name = "Pn532ParameterError";
   }
 }
 
@@ -143,7 +131,3 @@ export function statusError(command: number, statusByte: number): Pn532StatusErr
   }
 }
 
-export function hex2(n: number): string {
-  const digits = "0123456789ABCDEF";
-  return digits[(n >> 4) & 15]! + digits[n & 15]!;
-}

@@ -1,5 +1,5 @@
 import type { CommandApdu } from "../iso7816/apdu";
-import { concatBytes, fromHex } from "../iso7816/hex";
+import { concatBytes, fromHex } from "../bytes/bytes";
 import { encodeAmount } from "./amount";
 import { encodeDate, encodeTime } from "./bcd";
 import { PurseFormatError } from "./errors";

@@ -1,8 +1,8 @@
+import { CodedError } from "../errors/errors";
+
 /** Bytes from a card, or arguments for one, that do not fit the electronic-purse formats. */
-export class PurseFormatError extends Error {
-  readonly code = "PURSE_FORMAT";
+export class PurseFormatError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "PurseFormatError";
+    super("PURSE_FORMAT", message);
   }
 }

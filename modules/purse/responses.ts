@@ -1,4 +1,4 @@
-import { readUint, toHex } from "../iso7816/hex";
+import { readUint, toHex } from "../bytes/bytes";
 import { decodeBalance } from "./amount";
 import { PurseFormatError } from "./errors";
 

@@ -1,5 +1,5 @@
 import { decodeCommand, decodeResponse } from "../iso7816/apdu";
-import { readUint, toHex } from "../iso7816/hex";
+import { readUint, toHex } from "../bytes/bytes";
 import { statusName } from "../iso7816/status";
 import { formatYuan } from "./amount";
 import { parseBalance, parseDebitForPurchase, parseInitializeForPurchase, parseTransactionProve } from "./responses";

@@ -1,6 +1,6 @@
 import * as assert from "../lib/assert";
 import { EspHttpsConnector } from "../../hosts/esp32/https";
-import { encodeUtf8, decodeUtf8 } from "../../modules/frontend-client/utf8";
+import { encodeUtf8, decodeUtf8 } from "../../modules/bytes/bytes";
 import { VirtualClock } from "../lib/virtual-clock";
 
 // The ESP32 connector over a stand-in for Moddable's ECMA-419 HTTP client that keeps to the SDK client's contract

@@ -1,8 +1,9 @@
 import * as assert from "../lib/assert";
 import {
   ApduError, ApduFormatError, ApduProtocolError, decodeCommand, decodeResponse, encodeCommand, encodeResponse,
-  fromHex, statusName, toHex, transmit, transmitOk, type Transceiver,
+  statusName, transmit, transmitOk, type Transceiver,
 } from "../../modules/iso7816/index";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 
 /** A card that answers from a script, recording what it was sent. */
 function scripted(answers: string[]): Transceiver & { sent: string[] } {

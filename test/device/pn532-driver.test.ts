@@ -1,5 +1,5 @@
 import * as assert from "../lib/assert";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import {
   ACK_FRAME, Command, ERROR_FRAME, PN532, Pn532AbortedError, Pn532ApplicationError, Pn532CardGoneError, Pn532ClosedError,
   Pn532FrameError, Pn532NoCardError, Pn532RfError, Pn532RfTimeoutError, Pn532StatusError, Pn532TimeoutError, TFI_PN532, WAKE_UP,

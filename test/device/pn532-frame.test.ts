@@ -1,5 +1,5 @@
 import * as assert from "../lib/assert";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import {
   ACK_FRAME, ERROR_FRAME, FrameParser, NACK_FRAME, TFI_HOST, TFI_PN532, encodeFrame, frameLength, type Frame, type FrameFault,
 } from "../../modules/pn532/index";

@@ -1,5 +1,6 @@
 import * as assert from "../lib/assert";
-import { ApduFormatError, decodeCommand, decodeResponse, fromHex } from "../../modules/iso7816/index";
+import { ApduFormatError, decodeCommand, decodeResponse } from "../../modules/iso7816/index";
+import { fromHex } from "../../modules/bytes/bytes";
 import {
   PurseFormatError, describeCommand, describeResponse, parseBalance, parseBasicData, parseDebitForPurchase, parseFci,
   parseInitializeForPurchase, parseTransactionProve, parseTransactionRecord,

@@ -1,5 +1,6 @@
 import * as assert from "../lib/assert";
-import { ApduError, fromHex, toHex, type Transceiver } from "../../modules/iso7816/index";
+import { ApduError, type Transceiver } from "../../modules/iso7816/index";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import {
   AID_CITY_UNION, AID_TUNION, CITY_UNION_APPLICATION, PurseCard, PurseFormatError, TUNION_APPLICATION,
   debitForPurchase, decodeBcd, decodeDate, decodeTime, describeCommand, describeResponse, encodeAmount, encodeBcd,

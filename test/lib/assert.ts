@@ -1,6 +1,6 @@
 // Assertions that run unchanged under mocha on Node and inside the XS engine (no node:assert there).
 
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 
 export class AssertionError extends Error {
   readonly code = "ASSERTION";

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { ApduError } from "../../modules/iso7816/errors";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { CITY_UNION_APPLICATION, PurseCard, TUNION_APPLICATION } from "../../modules/purse/session";
 import { parseTransactionProve } from "../../modules/purse/responses";
 import { CardRemovedError, VirtualCard, issueCard, type MasterKeys } from "../../tools/cardsim/index";

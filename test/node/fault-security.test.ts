@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { hasSocat } from "../../hosts/node/pty";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import type { HostedCard } from "../../tools/pn532sim/emulator";
 import { VirtualCard } from "../../tools/cardsim/card";
 import { FrontendClient, FrontendHttpError } from "../../tools/frontend/index";

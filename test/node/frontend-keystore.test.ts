@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { diversifyKey, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac } from "../../tools/purse-crypto/index";
 import {
   FileKeyStore, Journal, KeyStoreError, SCHEMA_VERSION, checkConfig, chinaDateTime, loadConfigFile, readDevelopmentMasterKeys, writeDevelopmentKeyStore,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import { diversifyKey, purchaseSessionKey } from "../../tools/purse-crypto/index";
 import { FrontendHttpError, type FrontendClient, type RunningFrontend } from "../../tools/frontend/index";
 import {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fromHex, toHex, uint32Bytes } from "../../modules/iso7816/hex";
+import { fromHex, toHex, uint32Bytes } from "../../modules/bytes/bytes";
 import { encodeBcd } from "../../modules/purse/bcd";
 import { VirtualCard, issueCard, type ApplicationProfile, type MasterKeys } from "../../tools/cardsim/index";
 import {

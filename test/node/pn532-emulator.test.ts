@@ -1,7 +1,7 @@
 // The emulator byte for byte: a raw host on an in-memory line sends the frames libnfc sends (spec/pn532.md §5) and
 // checks the exact bytes that come back, then the control frames, sleep, waiting commands and link timing.
 import assert from "node:assert/strict";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import type { SerialPort } from "../../modules/device/types";
 import { ACK_FRAME, NACK_FRAME, TFI_HOST, WAKE_UP, encodeFrame } from "../../modules/pn532/index";
 import { INSTANT_TIMING, Pn532Emulator, byteTimeFor, createMemorySerialPair, type EmulatorOptions } from "../../tools/pn532sim/index";

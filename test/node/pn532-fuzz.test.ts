@@ -2,7 +2,7 @@
 // and the emulator's (host -> PN532 frames, through its whole receive path). No exception may escape, nothing may
 // hang, and a good frame must always be understood afterwards.
 import assert from "node:assert/strict";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import {
   ACK_FRAME, ERROR_FRAME, FrameParser, NACK_FRAME, PN532, TFI_HOST, TFI_PN532, WAKE_UP, encodeFrame, type Frame,
 } from "../../modules/pn532/index";

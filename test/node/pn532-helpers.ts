@@ -1,6 +1,6 @@
 // Shared set-up for the PN532 host tests: cards, a driver on a pty or an in-memory line, and a deadline wrapper
 // that turns a hang into a failure.
-import { fromHex } from "../../modules/iso7816/hex";
+import { fromHex } from "../../modules/bytes/bytes";
 import { PN532, type PN532Options } from "../../modules/pn532/index";
 import { NodeSerial, nodeTimers } from "../../hosts/node/serial";
 import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";

@@ -5,7 +5,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { encodeCommand } from "../../modules/iso7816/apdu";
 import {
   PN532, Pn532AbortedError, Pn532CardGoneError, Pn532NoCardError, Pn532RfTimeoutError, Pn532TimeoutError,

@@ -2,7 +2,7 @@
 // timeouts and open sequence accept it, the emulator speaks HSU the way the chip does.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import { hasCommand, PTY_INSTALL_HINT, createPtyPair, type PtyPair } from "../../hosts/node/pty";
 import { startEmulator, type Pn532Emulator } from "../../tools/pn532sim/index";
 import { tunionCard } from "./pn532-helpers";

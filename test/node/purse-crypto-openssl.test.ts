@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { toHex } from "../../modules/iso7816/hex";
+import { toHex } from "../../modules/bytes/bytes";
 import { encodeBcd } from "../../modules/purse/bcd";
 import {
   diversifyKey, pbocMac, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac, type PurseAlgorithm,

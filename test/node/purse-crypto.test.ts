@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import {
   PurseCryptoError, algorithmFromId, algorithmId, diversifyKey, macEquals, pbocMac, purchaseMac1, purchaseMac2,
   purchaseSessionKey, purchaseTac, tacKey,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { PowerCut, type JournalStorage } from "../../modules/journal/storage";
-import { fromHex } from "../../modules/iso7816/hex";
+import { fromHex } from "../../modules/bytes/bytes";
 import { parseBasicData } from "../../modules/purse/files";
 import { hasSocat } from "../../hosts/node/pty";
 import type { VirtualCard } from "../../tools/cardsim/card";

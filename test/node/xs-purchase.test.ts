@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { fromHex } from "../../modules/iso7816/hex";
+import { fromHex } from "../../modules/bytes/bytes";
 import { parseBasicData } from "../../modules/purse/files";
 import type { VirtualCard } from "../../tools/cardsim/card";
 import { INSTANT_TIMING } from "../../tools/pn532sim/index";

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connect, type TLSSocket } from "node:tls";
-import { concatBytes, fromHex, toHex } from "../../modules/iso7816/hex";
+import { concatBytes, fromHex, toHex } from "../../modules/bytes/bytes";
 import { encodeBalance } from "../../modules/purse/amount";
 import { encodeBcd, encodeDate } from "../../modules/purse/bcd";
 import { diversifyKey, purchaseTac } from "../purse-crypto/index";

@@ -9,7 +9,7 @@
  * the modelled card processing (CARD_PROCESSING_MS) and RF time, and the minimum then includes the card's time.
  */
 import { encodeCommand } from "../../modules/iso7816/apdu";
-import { fromHex } from "../../modules/iso7816/hex";
+import { fromHex } from "../../modules/bytes/bytes";
 import { PN532, frameLength } from "../../modules/pn532/index";
 import * as commands from "../../modules/purse/commands";
 import { NodeSerial, nodeTimers } from "../../hosts/node/serial";

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { decodeCommand, encodeResponse, type CommandApdu } from "../../modules/iso7816/apdu";
-import { concatBytes, fromHex, readUint, toHex, uint32Bytes } from "../../modules/iso7816/hex";
+import { concatBytes, fromHex, readUint, toHex, uint32Bytes } from "../../modules/bytes/bytes";
 import { SW } from "../../modules/iso7816/status";
 import { encodeBalance } from "../../modules/purse/amount";
 import { decodeBcd, isValidDate, isValidTime } from "../../modules/purse/bcd";

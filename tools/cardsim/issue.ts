@@ -1,5 +1,5 @@
 /** Personalisation: builds a card's applications and keys from issuer master keys, as a card bureau would. */
-import { concatBytes, fromHex, toHex } from "../../modules/iso7816/hex";
+import { concatBytes, fromHex, toHex } from "../../modules/bytes/bytes";
 import { encodeBcd, encodeDate } from "../../modules/purse/bcd";
 import { AID_CITY_UNION, AID_TUNION } from "../../modules/purse/commands";
 import { diversifyKey, type PurseAlgorithm } from "../purse-crypto/index";

@@ -11,5 +11,5 @@ export {
   formatSettlement, settlementFromDatabase, SETTLEMENT_FIELDS,
   type AuthorizeRequest, type AuthorizeAnswer, type CompletionRequest, type CompletionAnswer, type PurchaseView, type PurchaseStatus, type SettlementRecord, type Outcome,
 } from "./service";
-export { chinaDateTime } from "./clock";
+export { chinaDateTime } from "../../modules/china-time/china-time";
 export { FrontendClient, FrontendHttpError, type ClientTls, type RawResponse } from "./client";

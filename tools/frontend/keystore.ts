@@ -7,7 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { fromHex, isHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, isHex, toHex } from "../../modules/bytes/bytes";
 import type { MasterKeys } from "../cardsim/index";
 import {
   diversifyKey, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac, type PurchaseFields, type PurseAlgorithm,

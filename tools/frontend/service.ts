@@ -6,11 +6,11 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Statement } from "better-sqlite3";
-import { fromHex, toHex } from "../../modules/iso7816/hex";
+import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { parseBasicData, type BasicData } from "../../modules/purse/files";
 import { parseInitializeForPurchase, type InitializeForPurchaseResponse } from "../../modules/purse/responses";
 import { algorithmFromId, type PurchaseFields, type PurseAlgorithm } from "../purse-crypto/index";
-import { chinaDateTime } from "./clock";
+import { chinaDateTime } from "../../modules/china-time/china-time";
 import type { Application, FrontendConfig } from "./config";
 import { decline, FrontendError, validation } from "./errors";
 import type { Journal } from "./journal";

@@ -4,7 +4,7 @@
  * are done) and the front-ends' journals (what was completed, voided, or left for reconciliation).
  */
 import { readFileSync } from "node:fs";
-import { fromHex } from "../../modules/iso7816/hex";
+import { fromHex, readUint32 } from "../../modules/bytes/bytes";
 import { crc32 } from "../../modules/journal/crc32";
 import { parseBasicData } from "../../modules/purse/files";
 import type { VirtualCard } from "../cardsim/card";
@@ -76,25 +76,21 @@ export interface RawRecord {
 const BLOCK_MAGIC = 0x544a3032;
 const HEADER = 16;
 
-function u32(b: Uint8Array, o: number): number {
-  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
-}
-
 /** Every whole, valid record in a journal file, read independently of the Journal class (so it can check it). */
 export function scanJournalFile(path: string, blockSize = 4096): RawRecord[] {
   const bytes = new Uint8Array(readFileSync(path));
   const out: RawRecord[] = [];
   for (let block = 0; block * blockSize < bytes.length; block++) {
     const base = block * blockSize;
-    if (u32(bytes, base) !== BLOCK_MAGIC || u32(bytes, base + 12) !== crc32(bytes, base, base + 12)) continue;
+    if (readUint32(bytes, base) !== BLOCK_MAGIC || readUint32(bytes, base + 12) !== crc32(bytes, base, base + 12)) continue;
     let at = base + HEADER;
     while (at + 12 <= base + blockSize && bytes[at] === 0xa5) {
       const length = (bytes[at + 2]! << 8) | bytes[at + 3]!;
       const end = at + 12 + length;
       if (end > base + blockSize) break;
       const crc = (crc32(bytes, at + 2, end - 4) ^ crc32(new Uint8Array([0xa5]))) >>> 0;
-      if (crc !== u32(bytes, end - 4)) break;
-      out.push({ block, offset: at, length: end - at, seq: u32(bytes, at + 4), live: bytes[at + 1] === 0xff, payload: bytes.slice(at + 8, end - 4) });
+      if (crc !== readUint32(bytes, end - 4)) break;
+      out.push({ block, offset: at, length: end - at, seq: readUint32(bytes, at + 4), live: bytes[at + 1] === 0xff, payload: bytes.slice(at + 8, end - 4) });
       at = end;
     }
   }

@@ -3,14 +3,13 @@
  * a caller wait for the event it expects. Used by the simulation, the end-to-end tests and the harness.
  */
 import type { SerialPort, SerialSpec } from "../../modules/device/types";
+import { CodedError } from "../../modules/errors/errors";
 
 export type ControllerEvent = { event: string; order?: string; [key: string]: unknown };
 
-export class ControllerTimeoutError extends Error {
-  readonly code = "CONTROLLER_TIMEOUT";
+export class ControllerTimeoutError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ControllerTimeoutError";
+    super("CONTROLLER_TIMEOUT", message);
   }
 }
 

@@ -7,13 +7,12 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import type { Fault } from "../pn532sim/emulator";
+import { CodedError } from "../../modules/errors/errors";
 
-export class ScenarioError extends Error {
-  readonly code = "SCENARIO_INVALID";
+export class ScenarioError extends CodedError {
   readonly file: string;
   constructor(file: string, message: string) {
-    super(`${file}: ${message}`);
-    this.name = "ScenarioError";
+    super("SCENARIO_INVALID", `${file}: ${message}`);
     this.file = file;
   }
 }

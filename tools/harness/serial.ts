@@ -8,14 +8,15 @@ import { existsSync } from "node:fs";
 import { SerialPort as NodeSerialPort } from "serialport";
 import type { SerialOptions, SerialPort } from "../../modules/device/types";
 import { ByteQueue } from "../../hosts/node/byte-queue";
+import { CodedError } from "../../modules/errors/errors";
 
-export class HarnessPortError extends Error {
-  readonly code: "PORT_MISSING" | "PORT_BUSY" | "PORT_OPEN_FAILED";
+export type HarnessPortErrorCode = "PORT_MISSING" | "PORT_BUSY" | "PORT_OPEN_FAILED";
+
+export class HarnessPortError extends CodedError {
+  declare readonly code: HarnessPortErrorCode;
   readonly path: string;
-  constructor(code: HarnessPortError["code"], path: string, message: string) {
-    super(message);
-    this.name = "HarnessPortError";
-    this.code = code;
+  constructor(code: HarnessPortErrorCode, path: string, message: string) {
+    super(code, message);
     this.path = path;
   }
 }

@@ -8,6 +8,7 @@ import type { SerialPort, SerialSpec } from "../../modules/device/types";
 import { Command, Param, RfItem } from "../../modules/pn532/commands";
 import { ACK_FRAME, ERROR_FRAME, FrameParser, TFI_HOST, TFI_PN532, encodeFrame, type Frame } from "../../modules/pn532/frame";
 import { CARD_PROCESSING_MS } from "../cardsim/card";
+import { bytesEqual, toHex } from "../../modules/bytes/bytes";
 
 /** What the emulator needs from a card in its field; tools/cardsim's VirtualCard is one. */
 export interface HostedCard {
@@ -145,12 +146,6 @@ interface Target {
 }
 
 const MAX_LOG = 10_000;
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += (b < 16 ? "0" : "") + b.toString(16);
-  return s;
-}
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -423,7 +418,7 @@ export class Pn532Emulator {
       this.stats.acksSent++;
       this.#transmit(ACK_FRAME, ackAt);
     }
-    this.#log?.(`<- ${hex(frame.data)}`);
+    this.#log?.(`<- ${toHex(frame.data)}`);
     this.#execute(generation, code, params, ackAt);
   }
 
@@ -495,7 +490,7 @@ export class Pn532Emulator {
       out[out.length - 2] ^= 0x5a;
     }
     this.stats.responses++;
-    this.#log?.(`-> ${reply === "error" ? "error frame" : hex(reply)}`);
+    this.#log?.(`-> ${reply === "error" ? "error frame" : toHex(reply)}`);
     this.#transmit(out, ackAt + ACK_FRAME.length * this.timing.byteTime, () => !this.#closed);
     if (code === Command.PowerDown && reply !== "error") {
       // Asleep once the answer is out; bytes before a 0x55 are lost from then on.
@@ -615,7 +610,7 @@ export class Pn532Emulator {
         if (initiatorData[i] === 0x88 && (i === 0 || i === 4) && initiatorData.length > 4) continue;
         plain.push(initiatorData[i]!);
       }
-      return hex(new Uint8Array(plain)) === hex(c.uid);
+      return bytesEqual(new Uint8Array(plain), c.uid);
     });
   }
 

@@ -11,6 +11,7 @@
  * Every function checks its arguments and throws PurseCryptoError (code "PURSE_CRYPTO") on a wrong size or value.
  */
 import { createCipheriv, timingSafeEqual } from "node:crypto";
+import { uint32Bytes } from "../../modules/bytes/bytes";
 import { encodeDate, encodeTime } from "../../modules/purse/bcd";
 
 export type PurseAlgorithm = "3des" | "sm4";
@@ -89,10 +90,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     offset += p.length;
   }
   return out;
-}
-
-function uint32(value: number): Uint8Array {
-  return new Uint8Array([(value >>> 24) & 0xff, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff]);
 }
 
 function bcdField(what: string, encode: (s: string) => Uint8Array, value: string): Uint8Array {
@@ -177,7 +174,7 @@ function purchaseHead(f: PurchaseFields): Uint8Array {
   checkUint("amount", f.amount, 0xffffffff);
   checkUint("transaction type", f.type, 0xff);
   checkBytes("terminal ID", f.terminalId, 6);
-  return concat(uint32(f.amount), new Uint8Array([f.type]), f.terminalId);
+  return concat(uint32Bytes(f.amount), new Uint8Array([f.type]), f.terminalId);
 }
 
 function dateTime(f: PurchaseFields): Uint8Array {
@@ -194,7 +191,7 @@ export function purchaseMac1(alg: PurseAlgorithm, sessionKey: Uint8Array, f: Pur
 export function purchaseMac2(alg: PurseAlgorithm, sessionKey: Uint8Array, amount: number): Uint8Array {
   checkSessionKey(alg, sessionKey);
   checkUint("amount", amount, 0xffffffff);
-  return pbocMac(alg, sessionKey, uint32(amount));
+  return pbocMac(alg, sessionKey, uint32Bytes(amount));
 }
 
 /** The key a TAC is made with: DTK left XOR right for 3DES (single DES), the whole DTK for SM4. */
@@ -212,7 +209,7 @@ export function purchaseTac(alg: PurseAlgorithm, dtk: Uint8Array, f: PurchaseFie
   const key = tacKey(alg, dtk);
   const head = purchaseHead(f);
   checkUint("TSN", f.tsn, 0xffffffff);
-  return pbocMac(alg, key, concat(head, uint32(f.tsn), dateTime(f)));
+  return pbocMac(alg, key, concat(head, uint32Bytes(f.tsn), dateTime(f)));
 }
 
 /** Constant-time comparison of two MACs or TACs. */

@@ -1,4 +1,4 @@
-/** The server's clock in China Standard Time (UTC+8, no daylight saving): card dates and DEBIT's date/time use it. */
+/** China Standard Time (UTC+8, no daylight saving): card validity dates, and the date/time DEBIT FOR PURCHASE carries. One clock for the terminal and the front-end, so both read a card's dates the same way. */
 export interface ChinaDateTime {
   /** YYYYMMDD */
   date: string;
