@@ -35,6 +35,11 @@ export class VirtualClock implements Timers {
     return this.#now;
   }
 
+  /** The timers still set, for a failing test to show: due time, and whether each repeats. */
+  describe(): string {
+    return [...this.#entries.values()].map((e) => `${e.at - this.#now}ms${e.every ? ` every ${e.every}` : ""}`).join(", ");
+  }
+
   get pending(): number {
     return this.#entries.size;
   }
