@@ -18,7 +18,7 @@ function setup() {
   const done: { seq: number; id: string; error?: string }[] = [];
   const forwarder = new CompletionForwarder({
     client, timers: clock, firstRetryMs: 100, maxRetryMs: 800,
-    onDone: (seq, record, _answer, error) => done.push({ seq, id: record.purchaseId, error: error?.code }),
+    onDone: (seq, record, _answer, error) => done.push({ seq, id: record.purchaseId, error: (error as { code?: string } | undefined)?.code }),
   });
   return { clock, fe, forwarder, done };
 }
