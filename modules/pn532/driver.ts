@@ -22,8 +22,13 @@ export interface PN532Options {
   onError?: (error: Error) => void;
   /** Wait for the ACK after the frame has left, ms. UM says 15 ms; USB-serial adapters add up to 16 ms latency. */
   ackTimeout?: number;
-  /** Resends of a command whose ACK did not come. */
+  /** Resends of a command whose ACK did not come. Card commands (InDataExchange, InCommunicateThru) are never resent. */
   ackRetries?: number;
+  /**
+   * A timer firing more than this many ms after it was due means the host stalled (a TLS handshake, GC): the wait
+   * starts again instead of counting the stall as the chip's silence.
+   */
+  lateSlack?: number;
   /** Default wait for a response after the ACK, ms. */
   responseTimeout?: number;
   /** Wait for an InDataExchange answer: the card's FWT, stretched by S(WTX), which the PN532 handles itself. */
@@ -53,6 +58,8 @@ export interface DetectOptions {
 }
 
 export interface Pn532Stats {
+  /** Waits restarted because their timer fired late (the host stalled). */
+  stalls: number;
   bytesOut: number;
   bytesIn: number;
   commands: number;
@@ -72,7 +79,13 @@ interface Pending {
   sends: number;
   nacks: number;
   acked: boolean;
+  /** False for card commands: the chip may have run one whose ACK was lost, so a resend could run it twice on the card. */
+  repeatable: boolean;
   timer: unknown;
+  /** When the running timer is due, and which arming it is (a wait re-armed from a callback must not fire twice). */
+  due: number;
+  arming: number;
+  stalls: number;
   resolve: (data: Uint8Array) => void;
   reject: (error: Error) => void;
 }
@@ -84,6 +97,13 @@ interface Job {
 }
 
 const MAX_RESPONSE = 4096;
+/** Restarts of one wait for host stalls before silence is believed: a host that stalls for ever still ends a command. */
+const MAX_STALLS = 4;
+/**
+ * Commands that reach the card: run again after a lost ACK they would run again on the card (a second INITIALIZE
+ * with a new random, a second DEBIT). InPSL changes the card's bit rate, also not to be repeated blindly.
+ */
+const CARD_COMMANDS: readonly number[] = Object.freeze([Command.InDataExchange, Command.InCommunicateThru, 0x4e]);
 
 export class PN532 {
   readonly #serial: SerialPort;
@@ -94,6 +114,7 @@ export class PN532 {
   readonly #baud: number;
   readonly #ackTimeout: number;
   readonly #ackRetries: number;
+  readonly #lateSlack: number;
   readonly #responseTimeout: number;
   readonly #exchangeTimeout: number;
   readonly #nackRetries: number;
@@ -113,7 +134,7 @@ export class PN532 {
   /** Code of the last command given up on, or resent, whose (other) answer could still arrive late; -1 for none. */
   #unanswered = -1;
   target: TargetA | undefined;
-  readonly stats: Pn532Stats = { bytesOut: 0, bytesIn: 0, commands: 0, resends: 0, nacks: 0, aborts: 0, faults: 0 };
+  readonly stats: Pn532Stats = { stalls: 0, bytesOut: 0, bytesIn: 0, commands: 0, resends: 0, nacks: 0, aborts: 0, faults: 0 };
 
   constructor(options: PN532Options) {
     this.#timers = options.timers;
@@ -122,6 +143,7 @@ export class PN532 {
     this.#baud = options.serial.baud ?? 115200;
     this.#ackTimeout = options.ackTimeout ?? 50;
     this.#ackRetries = options.ackRetries ?? 2;
+    this.#lateSlack = options.lateSlack ?? 10;
     this.#responseTimeout = options.responseTimeout ?? 1000;
     this.#exchangeTimeout = options.exchangeTimeout ?? 5000;
     this.#nackRetries = options.nackRetries ?? 2;
@@ -452,7 +474,10 @@ export class PN532 {
     body.set(params, 1);
     const frame = encodeFrame(TFI_HOST, body);
     return new Promise<Uint8Array>((resolve, reject) => {
-      const pending: Pending = { code, frame, wake, timeout, sends: 0, nacks: 0, acked: false, timer: undefined, resolve, reject };
+      const pending: Pending = {
+        code, frame, wake, timeout, sends: 0, nacks: 0, acked: false, repeatable: !CARD_COMMANDS.includes(code),
+        timer: undefined, due: 0, arming: 0, stalls: 0, resolve, reject,
+      };
       this.#pending = pending;
       this.stats.commands++;
       this.#transmit(pending);
@@ -476,11 +501,40 @@ export class PN532 {
       return;
     }
     const wait = this.wireTime(bytes.length) + (pending.wake ? this.#wakeUpTimeout : this.#ackTimeout);
-    pending.timer = this.#timers.set(() => this.#ackTimedOut(pending, wait), Math.ceil(wait));
+    this.#arm(pending, Math.ceil(wait), () => this.#ackTimedOut(pending, wait));
+  }
+
+  /**
+   * Sets the one timer of `pending`. When it fires, the bytes the host already holds are read first: a host that
+   * stalled runs its timers before its read callbacks, and the ACK or answer may be waiting there. A timer that fires
+   * long after it was due means the stall ate the wait, so the wait starts again rather than taking it for silence.
+   */
+  #arm(pending: Pending, ms: number, expired: () => void): void {
+    this.#timers.clear(pending.timer);
+    const arming = ++pending.arming;
+    pending.due = this.#timers.now() + ms;
+    pending.timer = this.#timers.set(() => {
+      if (this.#pending !== pending || pending.arming !== arming) return;
+      this.#readable(this.#serial);
+      if (this.#pending !== pending || pending.arming !== arming) return;
+      if (this.#timers.now() - pending.due > this.#lateSlack && pending.stalls < MAX_STALLS) {
+        pending.stalls++;
+        this.stats.stalls++;
+        this.#arm(pending, ms, expired);
+        return;
+      }
+      expired();
+    }, ms);
   }
 
   #ackTimedOut(pending: Pending, waited: number): void {
     if (this.#pending !== pending || this.#state !== "ack") return;
+    if (!pending.repeatable) {
+      // The frame may have reached the chip with only the ACK lost: wait for the answer instead of running the card
+      // command again. No answer by the deadline ends it like a late response (ACK abort, typed error).
+      this.#arm(pending, pending.timeout, () => this.#responseTimedOut(pending, "ack"));
+      return;
+    }
     if (pending.sends <= this.#ackRetries) {
       this.#transmit(pending);
       return;
@@ -488,12 +542,12 @@ export class PN532 {
     this.#finish(pending, new Pn532TimeoutError(pending.code, "ack", Math.round(waited)));
   }
 
-  #responseTimedOut(pending: Pending): void {
+  #responseTimedOut(pending: Pending, phase: "ack" | "response" = "response"): void {
     if (this.#pending !== pending) return;
     // The chip may still be working on it; the ACK tells it to stop so its late answer cannot meet the next command.
     this.stats.aborts++;
     this.#write(ACK_FRAME);
-    this.#finish(pending, new Pn532TimeoutError(pending.code, "response", pending.timeout));
+    this.#finish(pending, new Pn532TimeoutError(pending.code, phase, pending.timeout));
   }
 
   #finish(pending: Pending, result: Uint8Array | Error): void {
@@ -551,18 +605,20 @@ export class PN532 {
     if (!pending) return;
     if (frame.kind === "ack") {
       if (this.#state !== "ack") return;
-      this.#timers.clear(pending.timer);
       this.#state = "response";
       pending.acked = true;
-      pending.timer = this.#timers.set(() => this.#responseTimedOut(pending), pending.timeout);
+      pending.stalls = 0;
+      this.#arm(pending, pending.timeout, () => this.#responseTimedOut(pending));
       return;
     }
     if (this.#state !== "response") {
       // The ACK was lost or damaged but the answer came. Take it when no earlier command with this code can still be
       // answering: resending instead would run the command twice on the card (a second INITIALIZE, say, with a new
       // random behind the answer we already hold).
+      // After a resend, an answer before the resend's ACK is an earlier copy's: the chip runs the resent copy next, so
+      // only the answer after that ACK tells the current state.
       const answer = frame.kind === "information" && frame.tfi === TFI_PN532 && frame.data[0] === pending.code + 1;
-      if (!answer || this.#unanswered === pending.code) return;
+      if (!answer || this.#unanswered === pending.code || pending.sends > 1) return;
     }
     if (frame.kind === "error") {
       this.#finish(pending, new Pn532ApplicationError(pending.code));
