@@ -90,7 +90,8 @@ async function realTerminal(): Promise<void> {
     process.exit(2);
   }
   const node = await startNodeTerminal({
-    pn532: { io: NodeSerial, path: values.pn532!, baud: 115200 },
+    // The driver raises the line to 921,600 after start-up (docs/pn532.md); CP210x, CH340 and FTDI adapters take it.
+    pn532: { io: NodeSerial, path: values.pn532!, baud: 115200, rates: [921600] },
     controller: values.controller ? { io: NodeSerial, path: values.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
     tls: { cert: readFileSync(values.cert!, "utf8"), key: readFileSync(values.key!, "utf8"), ca: readFileSync(values.ca!, "utf8"), esp32Ciphers: values["esp32-tls"] },
     journalPath: values.journal ?? "terminal.journal",

@@ -20,6 +20,11 @@ export const Command = Object.freeze({
   InAutoPoll: 0x60,
 });
 
+/** SetSerialBaudRate BR codes by line rate (docs/pn532.md). */
+export const SERIAL_BAUD_CODES: { readonly [baud: number]: number } = Object.freeze({
+  9600: 0x00, 19200: 0x01, 38400: 0x02, 57600: 0x03, 115200: 0x04, 230400: 0x05, 460800: 0x06, 921600: 0x07, 1288000: 0x08,
+});
+
 /** RFConfiguration items. */
 export const RfItem = Object.freeze({ Field: 0x01, VariousTimings: 0x02, MaxRtyCOM: 0x04, MaxRetries: 0x05 });
 

@@ -3,9 +3,9 @@
  * ACK back (resent when it does not come, UM §6.2.3), then the response (NACKed when damaged, aborted with an ACK
  * when late). Everything waits on the host's timers, nothing blocks; close() and abort() end every wait.
  */
-import type { SerialPort, SerialSpec, Timers } from "../device/types";
+import type { SerialOptions, SerialPort, SerialSpec, Timers } from "../device/types";
 import {
-  BaudModulation, Command, Param, RfItem, STATUS_MI, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
+  BaudModulation, Command, Param, RfItem, SERIAL_BAUD_CODES, STATUS_MI, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
   type FirmwareVersion, type PolledTarget, type TargetA,
 } from "./commands";
 import {
@@ -41,9 +41,21 @@ export interface PN532Options {
   wakeUpTimeout?: number;
   /** MxRtyPassiveActivation used while detecting cards: a bounded number so InListPassiveTarget answers at once. */
   passiveRetries?: number;
+  /**
+   * Line rates to raise the HSU to after start(), fastest first (default 921,600). Only rates the host's UART also
+   * lists (`serial.rates`) are tried; a host that lists none stays at `serial.baud`.
+   */
+  baudRates?: readonly number[];
+  /** Line events worth a log line: a raised rate, a fallback, a chip found reset. */
+  onLine?: (event: LineEvent) => void;
   /** Sees every byte written and read, for traces and wire counts. */
   trace?: (direction: "out" | "in", bytes: Uint8Array) => void;
 }
+
+export type LineEvent =
+  | { kind: "raised"; baud: number }
+  | { kind: "fallback"; baud: number; tried: number; reason: string }
+  | { kind: "reset"; baud: number };
 
 export interface CommandOptions {
   /** Response deadline after the ACK, ms. */
@@ -106,12 +118,20 @@ const MAX_STALLS = 4;
 const CARD_COMMANDS: readonly number[] = Object.freeze([Command.InDataExchange, Command.InCommunicateThru, 0x4e]);
 
 export class PN532 {
-  readonly #serial: SerialPort;
   readonly #timers: Timers;
   readonly #onError: ((error: Error) => void) | undefined;
   readonly #trace: ((direction: "out" | "in", bytes: Uint8Array) => void) | undefined;
   readonly #parser: FrameParser;
-  readonly #baud: number;
+  readonly #spec: SerialSpec;
+  readonly #portOptions: SerialOptions;
+  #serial: SerialPort;
+  /** The rate the chip starts at after power-up or reset; the line comes back to it whenever in doubt. */
+  readonly #startBaud: number;
+  #baud: number;
+  readonly #baudRates: readonly number[];
+  readonly #onLine: ((event: LineEvent) => void) | undefined;
+  /** An ACK never came at a raised rate: the chip may have reset to its start rate; checked before the next command. */
+  #lineSuspect = false;
   readonly #ackTimeout: number;
   readonly #ackRetries: number;
   readonly #lateSlack: number;
@@ -140,7 +160,11 @@ export class PN532 {
     this.#timers = options.timers;
     this.#onError = options.onError;
     this.#trace = options.trace;
-    this.#baud = options.serial.baud ?? 115200;
+    this.#spec = options.serial;
+    this.#startBaud = options.serial.baud ?? 115200;
+    this.#baud = this.#startBaud;
+    this.#baudRates = options.baudRates ?? [921600];
+    this.#onLine = options.onLine;
     this.#ackTimeout = options.ackTimeout ?? 50;
     this.#ackRetries = options.ackRetries ?? 2;
     this.#lateSlack = options.lateSlack ?? 10;
@@ -153,17 +177,24 @@ export class PN532 {
     if (this.#maxDataOut < 1 || this.#maxDataOut > 262) throw new Pn532ParameterError("maxDataOut must be 1..262");
     this.#parser = new FrameParser({ onFrame: (frame) => this.#onFrame(frame), onFault: (fault) => this.#onFault(fault) });
     const driver = this;
-    this.#serial = new options.serial.io({
-      ...options.serial,
+    const { io: _io, rates: _rates, ...spec } = options.serial;
+    this.#portOptions = {
+      ...spec,
       baud: this.#baud,
       format: "buffer",
       onReadable(this: SerialPort) {
-        driver.#readable(this);
+        if (this === driver.#serial) driver.#readable(this);
       },
       onError(error: Error) {
         driver.#onError?.(error);
       },
-    });
+    };
+    this.#serial = new options.serial.io(this.#portOptions);
+  }
+
+  /** The line rate in use now. */
+  get baud(): number {
+    return this.#baud;
   }
 
   get state(): State {
@@ -184,6 +215,7 @@ export class PN532 {
     const firmware = await this.getFirmwareVersion();
     await this.setParameters(Param.AutomaticATR_RES | Param.AutomaticRATS);
     await this.setMaxRetries(0xff, 0x01, this.#passiveRetries);
+    await this.#enqueue(() => this.#raiseLine());
     return firmware;
   }
 
@@ -391,6 +423,98 @@ export class PN532 {
     }
   }
 
+  // ---- the line rate ----
+
+  /**
+   * Moves the host's side to `baud`. ECMA-419 serial takes its rate only in the constructor, so the port is closed and
+   * opened again; a host port with its own `setBaud` (Node's, which keeps a pty open) changes in place.
+   */
+  #reopen(baud: number): void {
+    this.#parser.resync();
+    const port = this.#serial as SerialPort & { setBaud?: (baud: number) => void };
+    if (typeof port.setBaud === "function") {
+      port.setBaud(baud);
+      this.#baud = baud;
+      return;
+    }
+    try {
+      this.#serial.close();
+    } catch {
+      // A port already gone is as closed as it gets.
+    }
+    this.#parser.resync();
+    this.#baud = baud;
+    this.#serial = new this.#spec.io({ ...this.#portOptions, baud });
+  }
+
+  /**
+   * SetSerialBaudRate the manual's way (docs/pn532.md): the chip answers at the old rate, the host ACKs at the old
+   * rate, then both move; a Diagnose echo at the new rate proves the line. Tries each rate both ends support, fastest
+   * first; falls back to the start rate with a wake-up when a check fails.
+   */
+  async #raiseLine(): Promise<void> {
+    const host = this.#spec.rates ?? [];
+    const rates = this.#baudRates.filter((r) => r > this.#baud && host.includes(r) && SERIAL_BAUD_CODES[r] !== undefined);
+    rates.sort((a, b) => b - a);
+    for (const rate of rates) {
+      const from = this.#baud;
+      try {
+        await this.#send(Command.SetSerialBaudRate, new Uint8Array([SERIAL_BAUD_CODES[rate]!]), this.#responseTimeout, false);
+      } catch (error) {
+        // Refused at the old rate (an error frame, no answer): the chip did not move; try the next rate.
+        this.#onLine?.({ kind: "fallback", baud: from, tried: rate, reason: (error as Error).message });
+        continue;
+      }
+      if (!this.#write(ACK_FRAME)) continue;
+      // The ACK has to be out of the UART at the old rate before the host's side moves.
+      await this.#sleep(Math.ceil(this.wireTime(ACK_FRAME.length)) + 1);
+      this.#reopen(rate);
+      if (await this.#lineWorks()) {
+        this.#onLine?.({ kind: "raised", baud: rate });
+        return;
+      }
+      this.#reopen(this.#startBaud);
+      this.#asleep = true;
+      const back = await this.#lineWorks();
+      this.#onLine?.({ kind: "fallback", baud: this.#startBaud, tried: rate, reason: back ? "no echo at the new rate" : "no answer at either rate" });
+      if (!back) throw new Pn532IoError(`line check failed at ${rate} and at ${this.#startBaud} baud`);
+    }
+  }
+
+  /** Diagnose line test with a short echo: true when it comes back intact. Wakes the chip first if it sleeps. */
+  async #lineWorks(): Promise<boolean> {
+    const probe = new Uint8Array([0x00, 0x55, 0xaa, 0x5a, 0xa5]);
+    try {
+      const echo = await this.#exchange(Command.Diagnose, probe, this.#responseTimeout, true);
+      return echo.length === probe.length && echo.every((b, i) => b === probe[i]);
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A command found no ACK at a raised rate: a chip that reset or lost power is back at its start rate, asleep. Look
+   * there with a wake-up; found, raise the line again; not found, return to the raised rate (a glitch, not a reset).
+   */
+  async #checkLine(): Promise<void> {
+    this.#lineSuspect = false;
+    const raised = this.#baud;
+    this.#reopen(this.#startBaud);
+    this.#asleep = true;
+    if (await this.#lineWorks()) {
+      this.#onLine?.({ kind: "reset", baud: this.#startBaud });
+      // A reset chip lost its settings too.
+      await this.#exchange(Command.SetParameters, new Uint8Array([Param.AutomaticATR_RES | Param.AutomaticRATS]), this.#responseTimeout);
+      await this.#exchange(Command.RFConfiguration, new Uint8Array([RfItem.MaxRetries, 0xff, 0x01, this.#passiveRetries]), this.#responseTimeout);
+      this.#retriesBounded = true;
+      this.target = undefined;
+      await this.#raiseLine();
+      return;
+    }
+    this.#asleep = false;
+    this.#reopen(raised);
+  }
+
   // ---- the command layer ----
 
   #cancelAll(make: () => Error): void {
@@ -457,8 +581,9 @@ export class PN532 {
   }
 
   /** One command frame and its answer (PD1.. of the response), waking the chip first when it sleeps. */
-  async #exchange(code: number, params: Uint8Array, timeout: number): Promise<Uint8Array> {
+  async #exchange(code: number, params: Uint8Array, timeout: number, checking = false): Promise<Uint8Array> {
     if (this.#closed) throw new Pn532ClosedError();
+    if (this.#lineSuspect && !checking) await this.#checkLine();
     if (this.#asleep) {
       const sam = code === Command.SAMConfiguration ? params : new Uint8Array([0x01, 0x14]);
       const reply = await this.#send(Command.SAMConfiguration, sam, this.#responseTimeout, true);
@@ -539,6 +664,7 @@ export class PN532 {
       this.#transmit(pending);
       return;
     }
+    if (this.#baud !== this.#startBaud) this.#lineSuspect = true;
     this.#finish(pending, new Pn532TimeoutError(pending.code, "ack", Math.round(waited)));
   }
 
@@ -547,6 +673,7 @@ export class PN532 {
     // The chip may still be working on it; the ACK tells it to stop so its late answer cannot meet the next command.
     this.stats.aborts++;
     this.#write(ACK_FRAME);
+    if (phase === "ack" && this.#baud !== this.#startBaud) this.#lineSuspect = true;
     this.#finish(pending, new Pn532TimeoutError(pending.code, phase, pending.timeout));
   }
 

@@ -104,7 +104,12 @@ export type Fault =
   /** InDataExchange answered with this status byte and no data. */
   | (FaultBase & { kind: "status"; status: number });
 
+/** How the chip takes SetSerialBaudRate: as the manual says, with an error frame, or answering but staying put. */
+export type BaudSwitch = "obey" | "refuse" | "ignore";
+
 export interface EmulatorOptions {
+  /** SetSerialBaudRate behaviour (default "obey"): the others model firmware or wiring that cannot go faster. */
+  baudSwitch?: BaudSwitch;
   /** The serial line: `{io: NodeSerial, path}` for a pty or a real port, or one end of a memory pair. */
   serial: SerialSpec;
   cards?: HostedCard[];
@@ -146,6 +151,8 @@ interface Target {
 }
 
 const MAX_LOG = 10_000;
+/** SetSerialBaudRate BR 0..8 (docs/pn532.md). */
+const BAUD_RATES: readonly number[] = Object.freeze([9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000]);
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -157,8 +164,13 @@ export class Pn532Emulator {
   /** Every command frame received, oldest first (capped). */
   readonly received: ReceivedCommand[] = [];
   timing: EmulatorTiming;
-  readonly #serial: SerialPort;
+  #serial: SerialPort;
+  readonly #serialOptions: SerialSpec & { baud: number };
   readonly #parser: FrameParser;
+  baudSwitch: BaudSwitch;
+  /** Rate asked for by SetSerialBaudRate; taken when the host's ACK comes (0: none). */
+  #pendingBaud = 0;
+  #baud: number;
   readonly #firmware: Uint8Array;
   readonly #maxDataIn: number;
   readonly #log: ((line: string) => void) | undefined;
@@ -198,17 +210,60 @@ export class Pn532Emulator {
       },
     });
     const emulator = this;
-    this.#serial = new options.serial.io({
+    this.baudSwitch = options.baudSwitch ?? "obey";
+    this.#baud = options.serial.baud ?? this.timing.baud;
+    this.#serialOptions = {
       ...options.serial,
-      baud: options.serial.baud ?? this.timing.baud,
+      baud: this.#baud,
       format: "buffer",
       onReadable(this: SerialPort) {
-        emulator.#readable(this);
+        if (this === emulator.#serial) emulator.#readable(this);
       },
       onError(error: Error) {
         emulator.#log?.(`serial error: ${error.message}`);
       },
-    });
+    };
+    this.#serial = new options.serial.io(this.#serialOptions);
+  }
+
+  /** The HSU rate the chip runs at now. */
+  get baud(): number {
+    return this.#baud;
+  }
+
+  /**
+   * Moves the chip's UART to `baud`. A pty carries bytes at any rate, so only the timing model changes there; an
+   * in-memory line is reopened at the new rate, and frames sent at the other rate arrive as garbage.
+   */
+  #switchBaud(baud: number): void {
+    if (baud === this.#baud) return;
+    this.#baud = baud;
+    this.setTiming({ baud });
+    this.#parser.resync();
+    if (this.#serialOptions.path) return;
+    try {
+      this.#serial.close();
+    } catch {
+      // Gone already.
+    }
+    this.#serial = new this.#serialOptions.io({ ...this.#serialOptions, baud });
+  }
+
+  /** Power loss or a reset pin pulse: the chip comes back at 115,200 baud in LowVbat, every setting at its default. */
+  reset(): void {
+    this.#cancel();
+    this.#outbox = [];
+    this.#pendingBaud = 0;
+    this.#asleep = true;
+    this.#targets.clear();
+    this.#chainIn = [];
+    this.#chainOut = undefined;
+    this.#flags = Param.AutomaticATR_RES | Param.AutomaticRATS;
+    this.#passiveRetries = 0xff;
+    this.#registers.clear();
+    this.#lastResponse = undefined;
+    this.#switchBaud(115200);
+    this.#log?.("reset");
   }
 
   get asleep(): boolean {
@@ -378,6 +433,13 @@ export class Pn532Emulator {
 
   #onFrame(frame: Frame): void {
     this.stats.frames++;
+    if (frame.kind === "ack" && this.#pendingBaud && !this.#busy) {
+      // The host's ACK after the SetSerialBaudRate answer: both sides switch now (docs/pn532.md).
+      const baud = this.#pendingBaud;
+      this.#pendingBaud = 0;
+      this.#switchBaud(baud);
+      return;
+    }
     if (frame.kind === "ack") {
       // Abort: whatever runs stops, and its answer is never sent.
       if (this.#busy) {
@@ -396,6 +458,7 @@ export class Pn532Emulator {
     const code = frame.data[0]!;
     if (this.#takeFault("drop-command", code)) return;
     const params = frame.data.slice(1);
+    this.#pendingBaud = 0;
     this.received.push({ code, params, at: performance.now() });
     if (this.received.length > MAX_LOG) this.received.splice(0, this.received.length - MAX_LOG);
     // A new command frame ends the one in progress (UM p.38), as an ACK would.
@@ -535,10 +598,12 @@ export class Pn532Emulator {
         await this.#sleep(g, t.commandDelay);
         return new Uint8Array(0);
       }
-      case Command.SetSerialBaudRate:
-        if (p.length !== 1 || p[0]! > 8) return "error";
+      case Command.SetSerialBaudRate: {
+        if (p.length !== 1 || p[0]! > 8 || this.baudSwitch === "refuse") return "error";
         await this.#sleep(g, t.commandDelay);
+        if (this.baudSwitch === "obey") this.#pendingBaud = BAUD_RATES[p[0]!]!;
         return new Uint8Array(0);
+      }
       case Command.SetParameters:
         if (p.length !== 1 || p[0]! & 0x88) return "error";
         this.#flags = p[0]!;
@@ -582,7 +647,7 @@ export class Pn532Emulator {
   }
 
   async #rfConfiguration(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
-    const sizes: { [item: number]: number } = { 0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0a: 11, 0x0b: 3, 0x0c: 1, 0x0d: 9 };
+    const sizes: { [item: number]: number } = { 0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0a: 11, 0x0b: 8, 0x0c: 3, 0x0d: 9 };
     if (p.length < 1 || sizes[p[0]!] === undefined || p.length !== 1 + sizes[p[0]!]!) return "error";
     if (p[0] === RfItem.Field) {
       this.#field = (p[1]! & 1) === 1;
