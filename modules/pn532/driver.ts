@@ -5,12 +5,12 @@
  */
 import type { SerialOptions, SerialPort, SerialSpec, Timers } from "../device/types";
 import {
-  BaudModulation, Command, Param, RfItem, SERIAL_BAUD_CODES, STATUS_MI, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
+  BIT_RATE_CODES, BaudModulation, Command, Param, RfItem, SERIAL_BAUD_CODES, STATUS_MI, atsBitRates, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
   type FirmwareVersion, type PolledTarget, type TargetA,
 } from "./commands";
 import {
   Pn532AbortedError, Pn532ApplicationError, Pn532CardGoneError, Pn532ClosedError, Pn532FrameError, Pn532IoError,
-  Pn532NoCardError, Pn532ParameterError, Pn532TimeoutError, statusError,
+  Pn532NoCardError, Pn532ParameterError, Pn532RfError, Pn532StatusError, Pn532TimeoutError, statusError,
 } from "./errors";
 import { ACK_FRAME, FrameParser, NACK_FRAME, TFI_HOST, TFI_PN532, WAKE_UP, encodeFrame, type Frame, type FrameFault } from "./frame";
 
@@ -46,6 +46,11 @@ export interface PN532Options {
    * lists (`serial.rates`) are tried; a host that lists none stays at `serial.baud`.
    */
   baudRates?: readonly number[];
+  /**
+   * Highest ISO-DEP bit rate to move an activated card to with InPSL, kbps (106, 212 or 424; default 424). The card's
+   * ATS must allow it too; a refusal, or RF errors at the raised rate, bring it back to 106.
+   */
+  maxBitRate?: number;
   /** Line events worth a log line: a raised rate, a fallback, a chip found reset. */
   onLine?: (event: LineEvent) => void;
   /** Sees every byte written and read, for traces and wire counts. */
@@ -55,7 +60,8 @@ export interface PN532Options {
 export type LineEvent =
   | { kind: "raised"; baud: number }
   | { kind: "fallback"; baud: number; tried: number; reason: string }
-  | { kind: "reset"; baud: number };
+  | { kind: "reset"; baud: number }
+  | { kind: "bit-rate"; kbps: number; reason?: string };
 
 export interface CommandOptions {
   /** Response deadline after the ACK, ms. */
@@ -130,6 +136,11 @@ export class PN532 {
   #baud: number;
   readonly #baudRates: readonly number[];
   readonly #onLine: ((event: LineEvent) => void) | undefined;
+  readonly #maxBitRate: number;
+  /** RF errors seen at a raised bit rate since the last good exchange. */
+  #rfErrors = 0;
+  /** The activated card's ISO-DEP bit rate, kbps. */
+  bitRate = 106;
   /** An ACK never came at a raised rate: the chip may have reset to its start rate; checked before the next command. */
   #lineSuspect = false;
   readonly #ackTimeout: number;
@@ -165,6 +176,8 @@ export class PN532 {
     this.#baud = this.#startBaud;
     this.#baudRates = options.baudRates ?? [921600];
     this.#onLine = options.onLine;
+    this.#maxBitRate = options.maxBitRate ?? 424;
+    if (BIT_RATE_CODES[this.#maxBitRate] === undefined) throw new Pn532ParameterError("maxBitRate must be 106, 212 or 424");
     this.#ackTimeout = options.ackTimeout ?? 50;
     this.#ackRetries = options.ackRetries ?? 2;
     this.#lateSlack = options.lateSlack ?? 10;
@@ -387,11 +400,39 @@ export class PN532 {
     for (;;) {
       if (!this.#retriesBounded) await this.setMaxRetries(0xff, 0x01, this.#passiveRetries);
       const targets = await this.inListPassiveTarget(1);
-      if (targets.length) return targets[0]!;
+      if (targets.length) {
+        await this.#raiseBitRate(targets[0]!);
+        return targets[0]!;
+      }
       if (generation !== this.#generation) throw new Pn532AbortedError("detection aborted");
       const left = deadline - this.#timers.now();
       if (left <= 0) throw new Pn532NoCardError(`no card within ${timeout} ms`);
       await this.#sleep(Math.min(interval, left));
+    }
+  }
+
+  /** InPSL: both directions of target `tg` at `kbps` (106, 212, 424). */
+  async inPsl(tg: number, kbps: number): Promise<void> {
+    const code = BIT_RATE_CODES[kbps];
+    if (code === undefined) throw new Pn532ParameterError(`no InPSL code for ${kbps} kbps`);
+    this.#checkStatus(Command.InPSL, await this.command(Command.InPSL, new Uint8Array([tg, code, code])));
+    this.bitRate = kbps;
+    this.#rfErrors = 0;
+  }
+
+  /** After activation: the fastest bit rate the card's ATS and maxBitRate allow; a refusal leaves it at 106. */
+  async #raiseBitRate(target: TargetA): Promise<void> {
+    this.bitRate = 106;
+    this.#rfErrors = 0;
+    if (!target.ats) return;
+    const best = atsBitRates(target.ats).filter((r) => r <= this.#maxBitRate && BIT_RATE_CODES[r] !== undefined).pop()!;
+    if (best === 106) return;
+    try {
+      await this.inPsl(target.tg, best);
+      this.#onLine?.({ kind: "bit-rate", kbps: best });
+    } catch (error) {
+      if (!(error instanceof Pn532StatusError || error instanceof Pn532ApplicationError)) throw error;
+      this.#onLine?.({ kind: "bit-rate", kbps: 106, reason: `InPSL to ${best} refused: ${error.message}` });
     }
   }
 
@@ -400,9 +441,16 @@ export class PN532 {
     const target = this.target;
     if (!target) throw new Pn532NoCardError("no activated card: detect() first");
     try {
-      return await this.inDataExchange(target.tg, apdu);
+      const answer = await this.inDataExchange(target.tg, apdu);
+      this.#rfErrors = 0;
+      return answer;
     } catch (error) {
       if (error instanceof Pn532CardGoneError && this.target === target) this.target = undefined;
+      if (error instanceof Pn532RfError && this.bitRate > 106 && ++this.#rfErrors >= 2 && this.target === target) {
+        // Errors rising at the raised rate: the card or the field cannot hold it; back to 106 for this card.
+        await this.inPsl(target.tg, 106).catch(() => {});
+        this.#onLine?.({ kind: "bit-rate", kbps: 106, reason: "RF errors at the raised rate" });
+      }
       throw error;
     }
   }
@@ -489,6 +537,9 @@ export class PN532 {
       return echo.length === probe.length && echo.every((b, i) => b === probe[i]);
     } catch {
       return false;
+    } finally {
+      // The check's own silence is not a sign of a reset: the caller decides from its answer.
+      this.#lineSuspect = false;
     }
   }
 

@@ -80,6 +80,30 @@ function suite(kind: "pty" | "memory") {
       await rig.pn532.detect({ timeout: 500 });
       assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
     });
+
+    it("ISO-DEP moves to 424 kbps after activation (InPSL), stays at 106 when refused, and drops back when RF errors rise", async () => {
+      const events: LineEvent[] = [];
+      rig = await make({ cards: [tunionCard()], driver: { onLine: (e) => events.push(e) } });
+      await within(3000, rig.pn532.start());
+      await within(3000, rig.pn532.detect({ timeout: 500 }));
+      assert.equal(rig.pn532.bitRate, 424);
+      const psl = rig.emulator.received.find((c) => c.code === Command.InPSL)!;
+      assert.deepEqual([...psl.params], [0x01, 0x02, 0x02]);
+      assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
+      // Two RF errors in a row at 424: back to 106 for this card.
+      rig.emulator.injectFault({ kind: "status", status: 0x02, count: 2 });
+      await assert.rejects(within(3000, rig.pn532.transceive(select)), { code: "PN532_RF_ERROR" });
+      await assert.rejects(within(3000, rig.pn532.transceive(select)), { code: "PN532_RF_ERROR" });
+      assert.equal(rig.pn532.bitRate, 106);
+      assert.deepEqual([...rig.emulator.received.filter((c) => c.code === Command.InPSL).at(-1)!.params], [0x01, 0x00, 0x00]);
+      assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
+      // A chip (or card) that cannot go above 106: the InPSL is refused, the tap goes on at 106.
+      rig.emulator.maxBitRate = 106;
+      await within(3000, rig.pn532.detect({ timeout: 500 }));
+      assert.equal(rig.pn532.bitRate, 106);
+      assert.match(String(events.at(-1) && "reason" in events.at(-1)! ? events.at(-1)!.reason : ""), /refused/);
+      assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
+    });
   };
 }
 

@@ -108,6 +108,8 @@ export type Fault =
 export type BaudSwitch = "obey" | "refuse" | "ignore";
 
 export interface EmulatorOptions {
+  /** Highest ISO-DEP bit rate InPSL accepts, kbps (default 424, the PN532's highest for ISO 14443-4 type A). */
+  maxBitRate?: number;
   /** SetSerialBaudRate behaviour (default "obey"): the others model firmware or wiring that cannot go faster. */
   baudSwitch?: BaudSwitch;
   /** The serial line: `{io: NodeSerial, path}` for a pty or a real port, or one end of a memory pair. */
@@ -148,6 +150,8 @@ class Cancelled extends Error {
 interface Target {
   tg: number;
   card: HostedCard;
+  /** ISO-DEP bit rate both ways, kbps (InPSL moves it). */
+  kbps: number;
 }
 
 const MAX_LOG = 10_000;
@@ -168,6 +172,7 @@ export class Pn532Emulator {
   readonly #serialOptions: SerialSpec & { baud: number };
   readonly #parser: FrameParser;
   baudSwitch: BaudSwitch;
+  maxBitRate: number;
   /** Rate asked for by SetSerialBaudRate; taken when the host's ACK comes (0: none). */
   #pendingBaud = 0;
   #baud: number;
@@ -211,6 +216,7 @@ export class Pn532Emulator {
     });
     const emulator = this;
     this.baudSwitch = options.baudSwitch ?? "obey";
+    this.maxBitRate = options.maxBitRate ?? 424;
     this.#baud = options.serial.baud ?? this.timing.baud;
     this.#serialOptions = {
       ...options.serial,
@@ -641,6 +647,8 @@ export class Pn532Emulator {
       }
       case Command.InAutoPoll:
         return this.#inAutoPoll(g, p);
+      case Command.InPSL:
+        return this.#inPsl(g, p);
       default:
         return "error";
     }
@@ -686,7 +694,7 @@ export class Pn532Emulator {
     cards.forEach((card, i) => {
       // A fresh activation: the card starts its ISO-DEP session from scratch, nothing selected.
       card.place();
-      this.#targets.set(i + 1, { tg: i + 1, card });
+      this.#targets.set(i + 1, { tg: i + 1, card, kbps: 106 });
     });
     this.#field = true;
   }
@@ -730,6 +738,30 @@ export class Pn532Emulator {
     }
   }
 
+  /**
+   * InPSL: the chip sends the card PPS (ISO 14443-4) and both move to the new bit rate. Refused (status 0x27) above
+   * maxBitRate or above what the card's ATS TA(1) offers both ways.
+   */
+  async #inPsl(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
+    if (p.length !== 3 || p[1]! > 2 || p[2]! > 2) return "error";
+    const target = this.#targets.get(p[0]!);
+    await this.#sleep(g, this.timing.exchangeOverhead + 5 * this.timing.rfByteTime);
+    if (!target || !target.card.present) return new Uint8Array([target ? 0x01 : 0x27]);
+    const kbps = [106, 212, 424][Math.max(p[1]!, p[2]!)]!;
+    const ats = target.card.ats;
+    const ta = ats.length >= 2 && ats[0]! & 0x10 ? ats[1]! : 0;
+    const bits = ((ta >> 4) & ta) & 0x07;
+    const offered = kbps === 106 || (kbps === 212 && bits & 1) || (kbps === 424 && bits & 2);
+    if (kbps > this.maxBitRate || !offered) return new Uint8Array([0x27]);
+    target.kbps = kbps;
+    return new Uint8Array([0x00]);
+  }
+
+  /** ms per byte over the air for `target`: the 106 kbps figure scaled by its bit rate. */
+  #rfByte(target: Target | undefined): number {
+    return this.timing.rfByteTime * (106 / (target?.kbps ?? 106));
+  }
+
   #cardTime(apdu: Uint8Array): number {
     const c = this.timing.cardProcessing;
     if (typeof c === "function") return c(apdu);
@@ -760,6 +792,7 @@ export class Pn532Emulator {
     const more = (p[0]! & 0x40) !== 0;
     const data = p.subarray(1);
     const target = this.#targets.get(tg);
+    const rf = this.#rfByte(target);
     if (!target) {
       await this.#sleep(g, t.commandDelay);
       this.#lastError = 0x27;
@@ -767,7 +800,7 @@ export class Pn532Emulator {
     }
     if (!data.length && !more && this.#chainOut) {
       // The host asks for the next piece of a chained answer.
-      await this.#sleep(g, t.exchangeOverhead + Math.min(this.#maxDataIn, this.#chainOut.length) * t.rfByteTime);
+      await this.#sleep(g, t.exchangeOverhead + Math.min(this.#maxDataIn, this.#chainOut.length) * rf);
       return this.#nextPiece();
     }
     this.#chainOut = undefined;
@@ -780,7 +813,7 @@ export class Pn532Emulator {
     if (!card.present) return this.#noAnswer(g);
     if (more) {
       this.#chainIn.push(data.slice());
-      await this.#sleep(g, t.exchangeOverhead + data.length * t.rfByteTime);
+      await this.#sleep(g, t.exchangeOverhead + data.length * rf);
       return new Uint8Array([0x00]);
     }
     let length = data.length;
@@ -795,7 +828,7 @@ export class Pn532Emulator {
     this.#chainIn = [];
     const tear = this.#takeFault("remove-card", Command.InDataExchange);
     if (tear && (tear.when ?? "before") === "before") this.remove(card);
-    await this.#sleep(g, t.exchangeOverhead + apdu.length * t.rfByteTime);
+    await this.#sleep(g, t.exchangeOverhead + apdu.length * rf);
     let answer: Uint8Array;
     try {
       answer = card.process(apdu);
@@ -810,7 +843,7 @@ export class Pn532Emulator {
       this.remove(card);
       return this.#noAnswer(g, tear.status);
     }
-    await this.#sleep(g, this.#cardTime(apdu) + answer.length * t.rfByteTime);
+    await this.#sleep(g, this.#cardTime(apdu) + answer.length * rf);
     // Taken out while it was working: the answer never reaches the reader.
     if (!card.present) return this.#noAnswer(g);
     this.#lastError = 0;
