@@ -101,7 +101,8 @@ function suite(kind: "pty" | "memory") {
       rig.emulator.maxBitRate = 106;
       await within(3000, rig.pn532.detect({ timeout: 500 }));
       assert.equal(rig.pn532.bitRate, 106);
-      assert.match(String(events.at(-1) && "reason" in events.at(-1)! ? events.at(-1)!.reason : ""), /refused/);
+      const last = events.at(-1);
+      assert.ok(last?.kind === "bit-rate" && last.kbps === 106 && /refused/.test(last.reason ?? ""), JSON.stringify(last));
       assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
     });
   };
