@@ -152,11 +152,39 @@ interface Target {
   card: HostedCard;
   /** ISO-DEP bit rate both ways, kbps (InPSL moves it). */
   kbps: number;
+  /** The card's side of ISO-DEP when the host runs it itself through InCommunicateThru (after its own RATS). */
+  thru?: ThruSession;
 }
+
+/** ISO 14443-4 state of a card driven block by block (docs/pn532.md). */
+interface ThruSession {
+  /** Largest frame the reader takes (FSD from RATS), with PCB and CRC. */
+  fsd: number;
+  chainIn: Uint8Array[];
+  /** The rest of an answer still to go in chained I-blocks. */
+  out?: Uint8Array;
+  /** An answer held back behind S(WTX): card time still to run when the reader grants the extension. */
+  held?: { answer: Uint8Array; left: number; nr: number };
+}
+
+/** FSDI 0..8 of RATS to FSD in bytes (ISO 14443-4). */
+const FSD: readonly number[] = Object.freeze([16, 24, 32, 40, 48, 64, 96, 128, 256]);
 
 const MAX_LOG = 10_000;
 /** SetSerialBaudRate BR 0..8 (docs/pn532.md). */
 const BAUD_RATES: readonly number[] = Object.freeze([9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000]);
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -852,18 +880,106 @@ export class Pn532Emulator {
   }
 
   async #inCommunicateThru(g: number, p: Uint8Array): Promise<Uint8Array> {
-    const rnak = p.length === 1 && (p[0]! & 0xfe) === 0xb2;
     const target = [...this.#targets.values()][0];
-    if (rnak && target && target.card.present && this.#field) {
-      // Presence check: an ISO-DEP card answers R(NAK) with R(ACK) of its current block number.
-      await this.#sleep(g, this.timing.exchangeOverhead + 2 * this.timing.rfByteTime);
-      return new Uint8Array([0x00, 0xa2 | (p[0]! & 1)]);
+    const card = target?.card;
+    if (target && card?.present && this.#field && p.length >= 1) {
+      const rf = this.#rfByte(target);
+      const air = async (bytes: number) => this.#sleep(g, this.timing.exchangeOverhead + bytes * rf);
+      const pcb = p[0]!;
+      if (pcb === 0xe0 && p.length === 2 && card.sak & 0x20) {
+        // RATS from a reader doing ISO-DEP itself: the ATS (with TL) back, and a fresh block-level session.
+        await air(2 + card.ats.length + 1);
+        target.thru = { fsd: FSD[Math.min(8, p[1]! >> 4)]!, chainIn: [] };
+        return new Uint8Array([0x00, card.ats.length + 1, ...card.ats]);
+      }
+      if ((pcb & 0xfe) === 0xb2) {
+        // Presence check: an ISO-DEP card answers R(NAK) with R(ACK) of its current block number.
+        await air(2);
+        return new Uint8Array([0x00, 0xa2 | (pcb & 1)]);
+      }
+      const thru = target.thru;
+      if (thru) {
+        const reply = await this.#thruBlock(g, target, thru, p, air);
+        if (reply) return reply;
+      }
     }
     const code = this.#nonDepTimeoutCode;
     const timeout = code === 0 ? this.timing.frameWaitingTime : Math.min(0.1 * 2 ** (code - 1), this.timing.frameWaitingTime);
     await this.#sleep(g, timeout);
     this.#lastError = 0x01;
     return new Uint8Array([0x01]);
+  }
+
+  /** One ISO 14443-4 block from the reader (CRC handled by the chip): I, R(ACK) or S(WTX/DESELECT). */
+  async #thruBlock(g: number, target: Target, thru: ThruSession, p: Uint8Array, air: (bytes: number) => Promise<void>): Promise<Uint8Array | undefined> {
+    const pcb = p[0]!;
+    const nr = pcb & 0x01;
+    if ((pcb & 0xe2) === 0x02) {
+      // I-block; CID and NAD (bits 4 and 3) are not used by this card.
+      if (pcb & 0x0c) return undefined;
+      thru.out = undefined;
+      thru.chainIn.push(p.slice(1));
+      if (pcb & 0x10) {
+        await air(p.length + 1);
+        return new Uint8Array([0x00, 0xa2 | nr]);
+      }
+      const apdu = concat(thru.chainIn);
+      thru.chainIn = [];
+      await air(p.length);
+      let answer: Uint8Array;
+      try {
+        answer = target.card.process(apdu);
+      } catch (error) {
+        if (isRemoved(error)) {
+          this.remove(target.card);
+          return undefined;
+        }
+        throw error;
+      }
+      const work = this.#cardTime(apdu);
+      // A card that needs longer than its frame waiting time asks for more with S(WTX) first.
+      const fwt = this.timing.frameWaitingTime;
+      if (work >= fwt * 0.9) {
+        await this.#sleep(g, fwt * 0.8);
+        thru.held = { answer, left: work - fwt * 0.8, nr };
+        return new Uint8Array([0x00, 0xf2, 0x01]);
+      }
+      await this.#sleep(g, work);
+      return this.#thruAnswer(thru, answer, nr, air);
+    }
+    if ((pcb & 0xf7) === 0xf2 && thru.held && p.length === 2) {
+      // The reader grants the extension: the card finishes and answers.
+      const held = thru.held;
+      thru.held = undefined;
+      await air(2);
+      await this.#sleep(g, held.left);
+      return this.#thruAnswer(thru, held.answer, held.nr, air);
+    }
+    if ((pcb & 0xf6) === 0xa2 && thru.out) {
+      // R(ACK) for the next piece of a chained answer.
+      return this.#thruAnswer(thru, thru.out, nr, air);
+    }
+    if ((pcb & 0xf7) === 0xc2) {
+      // DESELECT: the card answers and goes to HALT; it needs a new activation.
+      await air(2);
+      this.#targets.delete(target.tg);
+      return new Uint8Array([0x00, 0xc2]);
+    }
+    return undefined;
+  }
+
+  /** The next I-block of `answer`, chained when it does not fit the reader's FSD. */
+  async #thruAnswer(thru: ThruSession, answer: Uint8Array, nr: number, air: (bytes: number) => Promise<void>): Promise<Uint8Array> {
+    const room = thru.fsd - 3;
+    const more = answer.length > room;
+    const piece = answer.subarray(0, more ? room : answer.length);
+    thru.out = more ? answer.slice(room) : undefined;
+    await air(piece.length + 3);
+    const out = new Uint8Array(2 + piece.length);
+    out[0] = 0x00;
+    out[1] = 0x02 | (more ? 0x10 : 0) | nr;
+    out.set(piece, 2);
+    return out;
   }
 
   async #inAutoPoll(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
