@@ -89,6 +89,7 @@ function suite(kind: "pty" | "memory") {
       assert.equal(rig.pn532.bitRate, 424);
       const psl = rig.emulator.received.find((c) => c.code === Command.InPSL)!;
       assert.deepEqual([...psl.params], [0x01, 0x02, 0x02]);
+      if (kind === "memory") assert.equal([...await rig.pn532.readRegister([0x6302, 0x6303])].map((b) => b.toString(16)).join(","), "a0,a0", "CIU speed bits at 424");
       assert.equal((await within(3000, rig.pn532.transceive(select))).at(-2), 0x90);
       // Two RF errors in a row at 424: back to 106 for this card.
       rig.emulator.injectFault({ kind: "status", status: 0x02, count: 2 });

@@ -71,6 +71,8 @@ describe("pn532 emulator: ISO-DEP done by the client through InCommunicateThru (
       await pn532.setParameters(0x00);
       const [target] = await within(3000, pn532.inListPassiveTarget(1));
       assert.ok(target && !target.ats, "no automatic RATS: the client runs it");
+      // The CIU reads as a real chip's after a 106A activation: CRC on both ways, 106 kbps.
+      assert.equal(toHex(await pn532.readRegister([0x6302, 0x6303])), "8080");
       const dep = new IsoDep(pn532);
       const ats = await within(3000, dep.rats(0));
       assert.equal(toHex(ats), "067577810280");

@@ -167,6 +167,10 @@ interface ThruSession {
   held?: { answer: Uint8Array; left: number; nr: number };
 }
 
+/** CIU TxMode and RxMode: bit 7 CRC on, bits 6..4 speed (0 106, 1 212, 2 424 kbps), bits 1..0 framing. */
+const CIU_TX_MODE = 0x6302;
+const CIU_RX_MODE = 0x6303;
+
 /** FSDI 0..8 of RATS to FSD in bytes (ISO 14443-4). */
 const FSD: readonly number[] = Object.freeze([16, 24, 32, 40, 48, 64, 96, 128, 256]);
 
@@ -725,6 +729,9 @@ export class Pn532Emulator {
       this.#targets.set(i + 1, { tg: i + 1, card, kbps: 106 });
     });
     this.#field = true;
+    // As a real chip leaves its CIU after a 106A activation: CRC on both ways at 106 kbps, ISO 14443-A framing.
+    this.#registers.set(CIU_TX_MODE, 0x80);
+    this.#registers.set(CIU_RX_MODE, 0x80);
   }
 
   async #inListPassiveTarget(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
@@ -782,6 +789,10 @@ export class Pn532Emulator {
     const offered = kbps === 106 || (kbps === 212 && bits & 1) || (kbps === 424 && bits & 2);
     if (kbps > this.maxBitRate || !offered) return new Uint8Array([0x27]);
     target.kbps = kbps;
+    // TxSpeed and RxSpeed (bits 6..4) follow the new bit rate.
+    const speed = [106, 212, 424].indexOf(kbps) << 4;
+    this.#registers.set(CIU_TX_MODE, ((this.#registers.get(CIU_TX_MODE) ?? 0x80) & 0x8f) | speed);
+    this.#registers.set(CIU_RX_MODE, ((this.#registers.get(CIU_RX_MODE) ?? 0x80) & 0x8f) | speed);
     return new Uint8Array([0x00]);
   }
 
@@ -886,7 +897,8 @@ export class Pn532Emulator {
       const rf = this.#rfByte(target);
       const air = async (bytes: number) => this.#sleep(g, this.timing.exchangeOverhead + bytes * rf);
       const pcb = p[0]!;
-      if (pcb === 0xe0 && p.length === 2 && card.sak & 0x20) {
+      const crcOn = ((this.#registers.get(CIU_TX_MODE) ?? 0) & 0x80) !== 0;
+      if (pcb === 0xe0 && p.length === 2 && card.sak & 0x20 && crcOn) {
         // RATS from a reader doing ISO-DEP itself: the ATS (with TL) back, and a fresh block-level session.
         await air(2 + card.ats.length + 1);
         target.thru = { fsd: FSD[Math.min(8, p[1]! >> 4)]!, chainIn: [] };
@@ -898,7 +910,9 @@ export class Pn532Emulator {
         return new Uint8Array([0x00, 0xa2 | (pcb & 1)]);
       }
       const thru = target.thru;
-      if (thru) {
+      // Raw blocks reach the card whole only with the CIU adding and checking the CRC; without it the card ignores them.
+      const crc = ((this.#registers.get(CIU_TX_MODE) ?? 0) & 0x80) !== 0 && ((this.#registers.get(CIU_RX_MODE) ?? 0) & 0x80) !== 0;
+      if (thru && crc) {
         const reply = await this.#thruBlock(g, target, thru, p, air);
         if (reply) return reply;
       }
