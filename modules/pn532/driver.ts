@@ -431,7 +431,7 @@ export class PN532 {
       await this.inPsl(target.tg, best);
       this.#onLine?.({ kind: "bit-rate", kbps: best });
     } catch (error) {
-      if (!(error instanceof Pn532StatusError || error instanceof Pn532ApplicationError)) throw error;
+      if (!(error instanceof Pn532StatusError || error instanceof Pn532ApplicationError || error instanceof Pn532FrameError)) throw error;
       this.#onLine?.({ kind: "bit-rate", kbps: 106, reason: `InPSL to ${best} refused: ${error.message}` });
     }
   }

@@ -358,6 +358,50 @@ describe("pn532 driver: a card command is never run twice unseen (issue 10)", ()
   });
 });
 
+describe("pn532 driver: line rate", () => {
+  const answerAll = (c: ReceivedCommand, p: ScriptedPeer) =>
+    p.answer(c.code, c.code === Command.GetFirmwareVersion ? fromHex("32010607") : c.code === Command.Diagnose ? c.params : new Uint8Array(0));
+  it("SetSerialBaudRate: answer, host ACK, the port reopened at 921,600, then a Diagnose echo", async () => {
+    const clock = new VirtualClock();
+    const peer = new ScriptedPeer(clock);
+    const pn532 = new PN532({ serial: { io: peer.io, baud: 115200, rates: [921600] }, timers: clock });
+    const seen: string[] = [];
+    peer.onControl = (f) => seen.push(f.kind);
+    peer.onCommand = (c, p) => {
+      seen.push(`${c.code.toString(16)}@${p.port!.options.baud}`);
+      answerAll(c, p);
+    };
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 921600);
+    assert.equal(peer.port!.options.baud, 921600);
+    assert.deepEqual(seen, ["14@115200", "2@115200", "12@115200", "32@115200", "10@115200", "ack", "0@921600"]);
+    assert.hex(peer.commands.find((c) => c.code === Command.SetSerialBaudRate)!.params, "07");
+  });
+  it("no echo at the new rate: back to 115,200 with a wake-up, and an event says so", async () => {
+    const clock = new VirtualClock();
+    const peer = new ScriptedPeer(clock);
+    const events: string[] = [];
+    const pn532 = new PN532({ serial: { io: peer.io, baud: 115200, rates: [921600] }, timers: clock, responseTimeout: 100, onLine: (e) => events.push(e.kind) });
+    peer.onCommand = (c, p) => {
+      // A chip that answers the switch but stays at 115,200: nothing it hears at 921,600 makes sense to it.
+      if (p.port!.options.baud !== 115200) return;
+      answerAll(c, p);
+    };
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 115200);
+    assert.deepEqual(events, ["fallback"]);
+    const wakeUps = peer.written.filter((b, i, all) => b === 0x55 && all[i + 1] === 0x55).length;
+    assert.equal(wakeUps, 2, "the start-up wake-up and the one after the fallback");
+  });
+  it("a host that lists no other rate stays at 115,200 and never sends SetSerialBaudRate", async () => {
+    const { clock, peer, pn532 } = setup();
+    peer.onCommand = answerAll;
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 115200);
+    assert.ok(!peer.commands.some((c) => c.code === Command.SetSerialBaudRate));
+  });
+});
+
 describe("pn532 driver: targets and InDataExchange", () => {
   it("InListPassiveTarget 106A decodes ATQA, SAK, UID and the ATS without TL", async () => {
     const { clock, peer, pn532 } = await awake();
