@@ -491,8 +491,15 @@ export class PN532 {
       // A port already gone is as closed as it gets.
     }
     this.#parser.resync();
-    this.#baud = baud;
-    this.#serial = new this.#spec.io({ ...this.#portOptions, baud });
+    const before = this.#baud;
+    try {
+      this.#serial = new this.#spec.io({ ...this.#portOptions, baud });
+      this.#baud = baud;
+    } catch (error) {
+      // The host cannot open the port at that rate after all: keep the line where it was.
+      this.#serial = new this.#spec.io({ ...this.#portOptions, baud: before });
+      throw new Pn532IoError(`serial line cannot be opened at ${baud} baud: ${(error as Error).message}`);
+    }
   }
 
   /**
@@ -516,8 +523,14 @@ export class PN532 {
       if (!this.#write(ACK_FRAME)) continue;
       // The ACK has to be out of the UART at the old rate before the host's side moves.
       await this.#sleep(Math.ceil(this.wireTime(ACK_FRAME.length)) + 1);
-      this.#reopen(rate);
-      if (await this.#lineWorks()) {
+      let moved = true;
+      try {
+        this.#reopen(rate);
+      } catch (error) {
+        this.#onError?.(error as Error);
+        moved = false;
+      }
+      if (moved && (await this.#lineWorks())) {
         this.#onLine?.({ kind: "raised", baud: rate });
         return;
       }
