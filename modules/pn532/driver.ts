@@ -821,8 +821,10 @@ export class PN532 {
   #onFault(fault: FrameFault): void {
     this.stats.faults++;
     const pending = this.#pending;
-    // Only a frame whose header checked out but whose data did not is worth a NACK: it is the answer, damaged.
-    if (!pending || this.#state !== "response" || fault !== "dcs") {
+    // Only a frame whose header checked out but whose data did not is worth a NACK: it is the answer, damaged. While
+    // the ACK is still awaited it is that answer too when the ACK was lost (as the undamaged answer would be taken).
+    const answering = this.#state === "response" || (this.#state === "ack" && !!pending && pending.sends === 1 && this.#unanswered !== pending.code);
+    if (!pending || !answering || fault !== "dcs") {
       if (!pending) this.#onError?.(new Pn532FrameError(`damaged frame on the line (${fault}) while idle`));
       return;
     }

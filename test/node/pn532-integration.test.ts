@@ -140,10 +140,17 @@ function suite(kind: "pty" | "memory") {
       emulator.injectFault({ kind: "drop-command", command: 0x02 });
       assert.equal((await within(3000, pn532.getFirmwareVersion(), "drop-command")).ic, 0x32);
       assert.equal(pn532.stats.resends, 1);
+      // The ACK lost and the answer damaged: the damaged answer is NACKed and the good copy taken, still no resend.
+      emulator.injectFault({ kind: "drop-ack", command: 0x40 });
+      emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
+      before = card.exchanges.length;
+      await expect("drop-ack + corrupt response");
+      assert.equal(card.exchanges.length, before + 1);
+      assert.equal(emulator.stats.nacksReceived, 1);
       emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
       await expect("corrupt response");
-      assert.equal(pn532.stats.nacks, 1);
-      assert.equal(emulator.stats.nacksReceived, 1);
+      assert.equal(pn532.stats.nacks, 2);
+      assert.equal(emulator.stats.nacksReceived, 2);
       emulator.injectFault({ kind: "garbage", command: 0x40 });
       await expect("garbage");
       emulator.injectFault({ kind: "late", ms: 200, command: 0x40 });
