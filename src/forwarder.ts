@@ -43,6 +43,7 @@ export class CompletionForwarder {
 
   /** Queues a journaled outcome; the promise settles when the front-end has acknowledged it (strict mode waits). */
   enqueue(seq: number, record: OutcomeRecord): Promise<CompletionAnswer | undefined> {
+    if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const known = this.#queue.find((i) => i.seq === seq);
       if (known) known.waiters.push(resolve);
@@ -61,10 +62,20 @@ export class CompletionForwarder {
     this.#pump();
   }
 
+  /** Timers held now: the backoff before the next attempt, if one is waiting. */
+  get timersHeld(): number {
+    return this.#timer === undefined ? 0 : 1;
+  }
+
+  /**
+   * Stops delivering. Waiters are told "not acknowledged" (undefined) at once, so nothing is left pending; the
+   * records stay in the journal and the next start delivers them.
+   */
   close(): void {
     this.#closed = true;
     if (this.#timer !== undefined) this.#options.timers.clear(this.#timer);
     this.#timer = undefined;
+    for (const item of this.#queue) for (const w of item.waiters.splice(0)) w(undefined);
   }
 
   #pump(): void {
@@ -81,6 +92,7 @@ export class CompletionForwarder {
           return;
         }
         this.#busy = false;
+        if (this.#closed) return;
         this.retries++;
         const max = this.#options.maxRetryMs ?? 30_000;
         this.#timer = this.#options.timers.set(() => {
@@ -93,6 +105,7 @@ export class CompletionForwarder {
   }
 
   #finish(item: Item, answer: CompletionAnswer | undefined, error?: Error): void {
+    if (this.#closed) return;
     this.#queue.shift();
     this.#busy = false;
     this.#delay = this.#options.firstRetryMs ?? 200;

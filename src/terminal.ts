@@ -1,21 +1,27 @@
+import { fromHex, toHex } from "../modules/bytes/bytes";
+import { chinaDateTime } from "../modules/china-time/china-time";
 import type { Clock, Timers } from "../modules/device/types";
+import { CodedError } from "../modules/errors/errors";
 import {
   FrontendDeclineError, FrontendProtocolError, FrontendUnavailableError, type Application, type Authorization,
-  type Completion, type FrontendClient, type RoutingTable,
+  type Completion, type FrontendClient, type Route, type RoutingTable,
 } from "../modules/frontend-client/client";
 import { ApduError } from "../modules/iso7816/errors";
-import { fromHex, toHex } from "../modules/bytes/bytes";
 import { JournalFullError, type Journal } from "../modules/journal/journal";
 import { TRANSACTION_TYPE_PURCHASE } from "../modules/purse/commands";
 import type { BasicData } from "../modules/purse/files";
+import type { InitializeForPurchaseResponse } from "../modules/purse/responses";
 import { CITY_UNION_APPLICATION, PurseCard, TUNION_APPLICATION, type PurseApplication } from "../modules/purse/session";
 import { describeCommand, describeResponse, tracingTransceiver } from "../modules/purse/trace";
+import { frontendRefusal, type DeclineReason } from "./declines";
 import { CompletionForwarder } from "./forwarder";
+import { debitInDoubt, type PurchasePhase } from "./phases";
 import type { CardReader } from "./reader";
 import { PURCHASE_RECORD_BYTES, readRecord, writeRecord, type IntentRecord, type OutcomeRecord, type RoutesRecord } from "./records";
 import { Routes } from "./routing";
-import { CodedError } from "../modules/errors/errors";
-import { chinaDateTime } from "../modules/china-time/china-time";
+
+export type { DeclineReason } from "./declines";
+export { PURCHASE_PHASES, type PurchasePhase } from "./phases";
 
 /**
  * The purchase, as the design describes it: detect a card without blocking, SELECT by the AID policy, READ 0x15,
@@ -43,6 +49,13 @@ export interface TerminalConfig {
   routesRefreshMs?: number;
   /** How often idle front-end connections are checked and re-opened, so taps never wait for a handshake. */
   keepWarmMs?: number;
+  /**
+   * The terminal's own city code (4 digits): its level-2 routes are kept warm from the start, with level 1, so the
+   * first local card of the day does not wait for a TLS handshake.
+   */
+  cityCode?: string;
+  /** More city codes whose routes are kept warm from the start (a terminal near a city boundary, say). */
+  warmCityCodes?: string[];
   detectIntervalMs?: number;
   /** The largest amount a controller may ask for, fen. */
   maxAmount?: number;
@@ -53,11 +66,6 @@ export interface PayRequest {
   order: string;
   timeoutMs?: number;
 }
-
-export type DeclineReason =
-  | "timeout" | "cancelled" | "insufficient-balance" | "card-expired" | "card-not-yet-valid" | "card-not-enabled"
-  | "no-application" | "no-route" | "frontend-unavailable" | "card-refused" | "card-error" | "mac2-mismatch"
-  | "journal-full" | string;
 
 export interface PurchaseTimings {
   /** From the card answering detection to the approval, ms. */
@@ -77,10 +85,10 @@ export type TerminalEvent =
   | { event: "approved"; order: string; amount: number; purchaseId: string; tsn: number; tac: string; asn: string; cityCode: string;
       application: Application; level: number; balanceBefore: number; balanceAfter: number; acknowledged?: boolean; timings: PurchaseTimings }
   | { event: "declined"; order: string; reason: DeclineReason; amount?: number; asn?: string; cityCode?: string; balance?: number; detail?: string }
-  | { event: "unknown-outcome"; order: string; purchaseId: string; asn: string }
+  | { event: "unknown-outcome"; order: string; purchaseId: string; asn: string; detail?: string }
   | { event: "resolved"; order: string; purchaseId: string; result: "approved" | "declined" | "unresolvable"; tac?: string }
   | { event: "error"; code: string; message: string; order?: string }
-  | { event: "status"; state: TerminalState; order?: string; unresolved: number; pendingCompletions: number;
+  | { event: "status"; state: TerminalState; phase?: PurchasePhase; order?: string; unresolved: number; pendingCompletions: number;
       journal: ReturnType<Journal["stats"]>; routesVersion?: number | string };
 
 export type TerminalState = "starting" | "idle" | "waiting-for-card" | "processing" | "recovering" | "closed";
@@ -105,6 +113,7 @@ export interface TerminalOptions {
 
 const APPLICATIONS: { readonly [name: string]: PurseApplication } = Object.freeze({ tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION });
 
+/** A payment refused before anything was at stake: the controller hears `declined`. */
 class Decline extends CodedError {
   constructor(readonly reason: DeclineReason, readonly detail = "", readonly extra: { balance?: number } = {}) {
     super("DECLINED", reason);
@@ -117,20 +126,41 @@ interface Unresolved {
   reported: boolean;
 }
 
+/** One tap of one payment, as it moves through the phases. */
+interface Tap {
+  order: string;
+  amount: number;
+  phase: PurchasePhase;
+  startedAt: number;
+  handshakesBefore: number;
+  apdus: number;
+  apduBytes: number;
+  roundTrips: number;
+  basic?: BasicData;
+  route?: Route;
+  init?: InitializeForPurchaseResponse;
+  auth?: Authorization;
+  authorizeMs?: number;
+  intent?: IntentRecord;
+  intentSeq?: number;
+}
+
 export class Terminal {
   readonly #o: TerminalOptions;
-  readonly #config: Required<Omit<TerminalConfig, "applicationOrder">> & { applicationOrder: Application[] };
+  readonly #config: Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes">> &
+    { applicationOrder: Application[]; warmCityCodes: string[] };
   readonly #routes = new Routes();
   readonly #forwarder: CompletionForwarder;
   readonly #unresolved = new Map<string, Unresolved>();
+  /** One handle per periodic job, one per report of an unresolved purchase, one per sleep: all cleared by close(). */
+  readonly #periodic: unknown[] = [];
+  readonly #reports = new Map<string, unknown>();
+  readonly #sleeps = new Map<unknown, () => void>();
   #routesSeq: number | undefined;
   #state: TerminalState = "starting";
+  #tap: Tap | undefined;
   #order: string | undefined;
   #cancelled = false;
-  #timers: unknown[] = [];
-  #apdus = 0;
-  #apduBytes = 0;
-  #roundTrips = 0;
   /** The card is let go after the final event, so the controller can ask for the next payment at once. */
   #releasing: Promise<void> = Promise.resolve();
 
@@ -138,6 +168,8 @@ export class Terminal {
     this.#o = options;
     const c = options.config;
     if (!/^[0-9A-Fa-f]{12}$/.test(c.terminalId)) throw new TerminalError("BAD_CONFIG", "terminalId must be 12 hex digits");
+    const warm = [...(c.cityCode ? [c.cityCode] : []), ...(c.warmCityCodes ?? [])];
+    if (warm.some((city) => !/^[0-9]{4}$/.test(city))) throw new TerminalError("BAD_CONFIG", "cityCode and warmCityCodes take 4-digit city codes");
     this.#config = {
       terminalId: c.terminalId.toUpperCase(),
       level1Url: c.level1Url,
@@ -150,12 +182,13 @@ export class Terminal {
       keepWarmMs: c.keepWarmMs ?? 30_000,
       detectIntervalMs: c.detectIntervalMs ?? 50,
       maxAmount: c.maxAmount ?? 100_000,
+      warmCityCodes: warm,
     };
     this.#forwarder = new CompletionForwarder({
       client: options.client,
       timers: options.timers,
       onDone: (seq, record, _answer, error) => {
-        if (seq > 0) this.#o.journal.retire(seq);
+        if (seq > 0) this.#retire(seq);
         if (error) this.#emit({ event: "error", code: "COMPLETION_REFUSED", message: `${record.purchaseId}: ${error.message}`, order: record.order });
       },
     });
@@ -163,6 +196,11 @@ export class Terminal {
 
   get state(): TerminalState {
     return this.#state;
+  }
+
+  /** The phase of the purchase in progress, if one is. */
+  get phase(): PurchasePhase | undefined {
+    return this.#tap?.phase;
   }
 
   get pendingCompletions(): number {
@@ -177,6 +215,11 @@ export class Terminal {
     return this.#routes.table;
   }
 
+  /** Timers the terminal holds now: its periodic jobs, reports waiting to go out, and sleeps in progress. */
+  get timersHeld(): number {
+    return this.#periodic.length + this.#reports.size + this.#sleeps.size + this.#forwarder.timersHeld;
+  }
+
   /** Rebuilds what the journal holds (routes, unfinished purchases, undelivered completions), then gets ready. */
   async start(): Promise<void> {
     let skipped = 0;
@@ -187,7 +230,7 @@ export class Terminal {
         continue;
       }
       if (record.k === "routes") {
-        if (this.#routesSeq !== undefined) this.#o.journal.retire(this.#routesSeq);
+        if (this.#routesSeq !== undefined) this.#retire(this.#routesSeq);
         this.#routesSeq = raw.seq;
         this.#routes.table = record.table;
       } else if (record.k === "intent") {
@@ -196,7 +239,7 @@ export class Terminal {
       } else {
         const open = this.#unresolved.get(record.purchaseId);
         if (open) {
-          this.#o.journal.retire(open.seq);
+          this.#retire(open.seq);
           this.#unresolved.delete(record.purchaseId);
         }
         void this.#forwarder.enqueue(raw.seq, record);
@@ -210,7 +253,9 @@ export class Terminal {
       // A terminal with a stored table keeps serving with it; the refresh timer tries again.
       if (!this.#routes.table) this.#emit({ event: "error", code: "NO_ROUTES", message: `routing table unavailable: ${(error as Error).message}` });
     }
+    if (this.#isClosed()) return;
     await this.#warmAll();
+    if (this.#isClosed()) return;
     this.#every(this.#config.routesRefreshMs, () => this.refreshRoutes().catch(() => undefined));
     this.#every(this.#config.keepWarmMs, () => void this.#warmAll());
     this.#state = "idle";
@@ -223,14 +268,16 @@ export class Terminal {
     if (JSON.stringify(table) === JSON.stringify(this.#routes.table)) return;
     const record: RoutesRecord = { k: "routes", table };
     const seq = writeRecord(this.#o.journal, record);
-    if (this.#routesSeq !== undefined) this.#o.journal.retire(this.#routesSeq);
+    if (this.#routesSeq !== undefined) this.#retire(this.#routesSeq);
     this.#routesSeq = seq;
     this.#routes.table = table;
+    // The routes this terminal expects may have moved: open them now, not on the next tap.
+    if (this.#state !== "starting" && this.#state !== "closed") void this.#warmAll();
   }
 
   status(): TerminalEvent {
     return {
-      event: "status", state: this.#state, order: this.#order, unresolved: this.#unresolved.size,
+      event: "status", state: this.#state, phase: this.#tap?.phase, order: this.#order, unresolved: this.#unresolved.size,
       pendingCompletions: this.#forwarder.pending, journal: this.#o.journal.stats(), routesVersion: this.#routes.table?.version,
     };
   }
@@ -254,6 +301,7 @@ export class Terminal {
     return this.#purchase(order, amount, this.#o.timers.now() + timeout).finally(() => {
       if (this.#state !== "closed") this.#state = "idle";
       this.#order = undefined;
+      this.#tap = undefined;
     });
   }
 
@@ -265,15 +313,29 @@ export class Terminal {
     return true;
   }
 
+  /**
+   * Stops for good: every timer is cleared, every sleep ends, the reader's exchange is aborted and the forwarder lets
+   * go of its waiters. A purchase in flight ends as it would on a pulled card: past DEBIT, its intent stays in the
+   * journal for the next start to settle.
+   */
   close(): void {
+    if (this.#state === "closed") return;
     this.#state = "closed";
-    for (const t of this.#timers) this.#o.timers.clear(t);
-    this.#timers = [];
+    this.#cancelled = true;
+    for (const t of this.#periodic) this.#o.timers.clear(t);
+    this.#periodic.length = 0;
+    for (const t of this.#reports.values()) this.#o.timers.clear(t);
+    this.#reports.clear();
+    for (const [t, wake] of this.#sleeps) {
+      this.#o.timers.clear(t);
+      wake();
+    }
+    this.#sleeps.clear();
     this.#forwarder.close();
     this.#o.reader.abort();
   }
 
-  // ---- the purchase ----
+  // ---- the purchase, phase by phase ----
 
   async #purchase(order: string, amount: number, deadline: number): Promise<void> {
     if (!this.#hasRoomForPurchase() && !this.#unresolved.size) {
@@ -283,41 +345,223 @@ export class Terminal {
     }
     await this.#releasing;
     this.#emit({ event: "waiting-for-card", order, amount });
-    for (;;) {
-      const card = await this.#waitForCard(deadline);
-      if (!card) {
-        this.#emit({ event: "declined", order, reason: this.#cancelled ? "cancelled" : "timeout", amount });
-        return;
-      }
-      this.#state = "processing";
-      const tapStart = this.#o.timers.now();
-      const handshakesBefore = this.#o.client.handshakes;
-      this.#apdus = 0;
-      this.#apduBytes = 0;
-      this.#roundTrips = 0;
-      let unknown: Unresolved | undefined;
-      try {
-        const purse = this.#purse();
-        const basic = await this.#readCard(purse);
-        // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
-        await this.#resolvePending(purse, basic);
-        if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
-        this.#emit({ event: "card-read", order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
-        const result = await this.#pay(purse, basic, order, amount, tapStart, handshakesBefore);
-        if (result) unknown = result;
-      } catch (error) {
-        if (error instanceof Decline) {
-          this.#emit({ event: "declined", order, reason: error.reason, amount, detail: error.detail || undefined, ...error.extra });
-        } else {
-          // The card went away or answered garbage before anything was at stake: nothing was charged.
-          this.#emit({ event: "declined", order, reason: "card-error", amount, detail: (error as Error).message });
-        }
-      } finally {
-        this.#releasing = this.#o.reader.release();
-      }
-      if (unknown) await this.#awaitReturn(unknown, deadline);
+    if (!(await this.#waitForCard(deadline))) {
+      this.#emit({ event: "declined", order, reason: this.#cancelled ? "cancelled" : "timeout", amount });
       return;
     }
+    this.#state = "processing";
+    const tap: Tap = {
+      order, amount, phase: "detected", startedAt: this.#o.timers.now(), handshakesBefore: this.#o.client.handshakes,
+      apdus: 0, apduBytes: 0, roundTrips: 0,
+    };
+    this.#tap = tap;
+    this.#o.trace?.("  phase: detected");
+    let unknown: Unresolved | undefined;
+    try {
+      await this.#runTap(tap);
+    } catch (error) {
+      unknown = this.#failed(tap, error);
+    } finally {
+      this.#enter(tap, "released");
+      this.#releasing = this.#o.reader.release();
+    }
+    if (unknown && !this.#isClosed()) await this.#awaitReturn(unknown, deadline);
+  }
+
+  async #runTap(tap: Tap): Promise<void> {
+    const purse = this.#purse(tap);
+    const basic = await this.#selectAndRead(purse, tap);
+    // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
+    await this.#resolvePending(purse, basic);
+    if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
+    this.#emit({ event: "card-read", order: tap.order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
+    this.#checkCard(basic);
+    const route = this.#routes.lookup(basic.cityCode, basic.layout);
+    if (!route) throw new Decline("no-route", `no front-end for city ${basic.cityCode} (${basic.layout})`);
+    tap.route = route;
+    // A cold route opens its TLS connection while the card works, not after.
+    const cold = !this.#o.client.connection(route.url).connected;
+    const warming = cold ? this.#o.client.warm(route.url) : undefined;
+    warming?.catch(() => undefined);
+    if (cold) this.#o.trace?.(`  front-end (level ${route.level}): cold route, opening TLS while the card works`);
+    await this.#initialize(purse, tap, route);
+    await this.#authorize(tap, route, basic, warming);
+    this.#journalIntent(tap);
+    await this.#debit(purse, tap);
+  }
+
+  /**
+   * What a failure means depends only on the phase it came in. Before DEBIT: a decline, nothing was charged. With
+   * DEBIT sent and no outcome journaled: an unknown outcome, kept until the card or the front-end settles it.
+   */
+  #failed(tap: Tap, error: unknown): Unresolved | undefined {
+    if (debitInDoubt(tap.phase) && tap.intent && tap.intentSeq !== undefined) {
+      const pending: Unresolved = { seq: tap.intentSeq, intent: tap.intent, reported: false };
+      this.#unresolved.set(tap.intent.purchaseId, pending);
+      this.#scheduleReport(pending);
+      this.#emit({ event: "unknown-outcome", order: tap.order, purchaseId: tap.intent.purchaseId, asn: tap.intent.asn,
+        detail: (error as Error)?.message });
+      return pending;
+    }
+    if (error instanceof Decline) {
+      this.#emit({ event: "declined", order: tap.order, reason: error.reason, amount: tap.amount, detail: error.detail || undefined, ...error.extra });
+    } else {
+      // The card went away or answered garbage before anything was at stake: nothing was charged.
+      this.#emit({ event: "declined", order: tap.order, reason: "card-error", amount: tap.amount, detail: (error as Error)?.message });
+    }
+    return undefined;
+  }
+
+  #enter(tap: Tap, phase: PurchasePhase): void {
+    tap.phase = phase;
+    this.#o.trace?.(`  phase: ${phase}`);
+  }
+
+  async #selectAndRead(purse: PurseCard, tap: Tap): Promise<BasicData> {
+    const order = this.#config.applicationOrder.map((name) => APPLICATIONS[name]!);
+    try {
+      const { application } = await purse.selectApplication(order);
+      this.#enter(tap, "selected");
+      const basic = await purse.readBasicData(application.layout);
+      tap.basic = basic;
+      this.#enter(tap, "basic-data-read");
+      return basic;
+    } catch (error) {
+      if (error instanceof ApduError && (error.sw === 0x6a82 || error.sw === 0x6a81)) throw new Decline("no-application");
+      throw error;
+    }
+  }
+
+  #checkCard(basic: BasicData): void {
+    const today = chinaDateTime(this.#o.clock.now()).date;
+    if (!basic.enabled) throw new Decline("card-not-enabled");
+    if (basic.expiryDate < today) throw new Decline("card-expired");
+    if (basic.startDate > today) throw new Decline("card-not-yet-valid");
+  }
+
+  async #initialize(purse: PurseCard, tap: Tap, route: Route): Promise<void> {
+    let init: InitializeForPurchaseResponse;
+    try {
+      init = await purse.initializeForPurchase({ keyIndex: route.keyIndex, amount: tap.amount, terminalId: fromHex(this.#config.terminalId) });
+    } catch (error) {
+      if (error instanceof ApduError && (error.sw === 0x9401 || error.sw === 0x9301)) throw new Decline("insufficient-balance");
+      if (error instanceof ApduError) throw new Decline("card-refused", error.message);
+      throw error;
+    }
+    tap.init = init;
+    this.#enter(tap, "initialized");
+    if (init.balance + init.overdraftLimit < tap.amount) throw new Decline("insufficient-balance", "", { balance: init.balance });
+  }
+
+  async #authorize(tap: Tap, route: Route, basic: BasicData, warming: Promise<void> | undefined): Promise<void> {
+    const init = tap.init!;
+    const started = this.#o.timers.now();
+    try {
+      if (warming) await warming;
+      tap.roundTrips++;
+      this.#o.trace?.(`  front-end (level ${route.level}): POST /v1/purchases`);
+      tap.auth = await this.#o.client.authorize(route.url, {
+        terminalId: this.#config.terminalId, order: tap.order, amount: tap.amount, keyIndex: route.keyIndex, transactionType: TRANSACTION_TYPE_PURCHASE,
+        application: basic.layout, basicData: toHex(basic.raw), initResponse: toHex(init.raw),
+      });
+    } catch (error) {
+      if (error instanceof FrontendDeclineError) throw new Decline(frontendRefusal(error.reason), error.message);
+      if (error instanceof FrontendUnavailableError || error instanceof FrontendProtocolError) throw new Decline("frontend-unavailable", error.message);
+      throw error;
+    }
+    tap.authorizeMs = this.#o.timers.now() - started;
+    this.#enter(tap, "authorized");
+    const auth = tap.auth;
+    this.#o.trace?.(`  front-end: TSN ${auth.tsn}, ${auth.date} ${auth.time}, MAC1 ${auth.mac1} (${tap.authorizeMs.toFixed(1)} ms)`);
+  }
+
+  #journalIntent(tap: Tap): void {
+    const { auth, basic, init, route } = tap as Required<Tap>;
+    const intent: IntentRecord = {
+      k: "intent", purchaseId: auth.purchaseId, url: route.url, order: tap.order, amount: tap.amount, asn: basic.asn, application: basic.layout,
+      epSerial: init.epSerial, balance: init.balance, tsn: auth.tsn, mac2: auth.mac2.toUpperCase(), at: this.#o.clock.now(),
+    };
+    try {
+      tap.intentSeq = writeRecord(this.#o.journal, intent);
+    } catch (error) {
+      // Nothing has touched the card yet: tell the front-end so it does not wait for this purchase.
+      this.#deliver({ k: "outcome", purchaseId: auth.purchaseId, url: route.url, order: tap.order, completion: { outcome: "not-debited" } });
+      if (error instanceof JournalFullError) throw new Decline("journal-full");
+      throw new Decline("card-error", `journal: ${(error as Error).message}`);
+    }
+    tap.intent = intent;
+    this.#enter(tap, "intent-journaled");
+  }
+
+  async #debit(purse: PurseCard, tap: Tap): Promise<void> {
+    const { auth, intent, intentSeq, init, route, basic } = tap as Required<Tap>;
+    this.#enter(tap, "debit-sent");
+    let debit;
+    try {
+      debit = await purse.debitForPurchase({ tsn: auth.tsn, date: auth.date, time: auth.time, mac1: fromHex(auth.mac1) });
+    } catch (error) {
+      if (error instanceof ApduError) {
+        // A status word says the card refused, but it may answer a second copy of a DEBIT whose first copy it ran:
+        // only its counter, read now, says whether the purse moved. Unchanged, it is a decline; otherwise unknown.
+        const now = await this.#currentSerial(purse, route);
+        if (now === intent.epSerial) {
+          this.#finishIntent(intentSeq, intent, { outcome: "not-debited" }, tap);
+          throw new Decline("card-refused", error.message);
+        }
+      }
+      throw error;
+    }
+    const mac2 = toHex(debit.mac2);
+    const tac = toHex(debit.tac);
+    const acknowledged = this.#finishIntent(intentSeq, intent, { outcome: "debited", mac2, tac }, tap);
+    let acked: boolean | undefined;
+    if (this.#config.strict) acked = await this.#within(acknowledged, this.#config.strictTimeoutMs);
+    // The card says it paid, but not with the MAC2 the key system expects: the one refusal after DEBIT. The
+    // completion (with the card's MAC2) still goes to the front-end, which flags the purchase for reconciliation.
+    if (mac2 !== intent.mac2) throw new Decline("mac2-mismatch", `card MAC2 ${mac2}, front-end expected ${intent.mac2}`);
+    this.#emit({
+      event: "approved", order: tap.order, amount: tap.amount, purchaseId: auth.purchaseId, tsn: auth.tsn, tac, asn: basic.asn, cityCode: basic.cityCode,
+      application: basic.layout, level: route.level, balanceBefore: init.balance, balanceAfter: init.balance - tap.amount,
+      ...(this.#config.strict ? { acknowledged: acked } : {}),
+      timings: {
+        tapMs: this.#o.timers.now() - tap.startedAt, authorizeMs: tap.authorizeMs ?? 0, apdus: tap.apdus, apduBytes: tap.apduBytes,
+        roundTrips: tap.roundTrips + (this.#config.strict ? 1 : 0), handshakes: this.#o.client.handshakes - tap.handshakesBefore,
+      },
+    });
+  }
+
+  /** The card's EP serial now, from an INITIALIZE FOR PURCHASE of nothing (it changes nothing on the card). */
+  async #currentSerial(purse: PurseCard, route: Route | undefined): Promise<number> {
+    const init = await purse.initializeForPurchase({ keyIndex: route?.keyIndex ?? 1, amount: 0, terminalId: fromHex(this.#config.terminalId) });
+    return init.epSerial;
+  }
+
+  /**
+   * Writes the outcome, retires the intent, and hands the completion to the forwarder. Throws only if the outcome
+   * record cannot be written, and then changes nothing: the intent stays, unresolved, for the card to settle.
+   */
+  #finishIntent(intentSeq: number, intent: IntentRecord, completion: Completion, tap?: Tap): Promise<boolean> {
+    const record: OutcomeRecord = { k: "outcome", purchaseId: intent.purchaseId, url: intent.url, order: intent.order, completion };
+    const seq = writeRecord(this.#o.journal, record);
+    if (tap) this.#enter(tap, "outcome-journaled");
+    // The outcome supersedes the intent: an intent that cannot be retired now is retired by the next start.
+    this.#retire(intentSeq);
+    this.#unresolved.delete(intent.purchaseId);
+    this.#clearReport(intent.purchaseId);
+    return this.#forwarder.enqueue(seq, record).then((answer) => answer !== undefined);
+  }
+
+  #retire(seq: number): void {
+    try {
+      this.#o.journal.retire(seq);
+    } catch (error) {
+      this.#emit({ event: "error", code: "JOURNAL_RETIRE", message: `record ${seq} stays until the next start: ${(error as Error).message}` });
+    }
+  }
+
+  /** A completion that has no journal record behind it (nothing to retire when it is acknowledged). */
+  #deliver(record: OutcomeRecord): void {
+    void this.#forwarder.enqueue(-1, record);
   }
 
   /** Room for this purchase's intent and outcome, with an outcome's worth kept back for every torn purchase. */
@@ -337,24 +581,25 @@ export class Terminal {
         await this.#o.reader.detect({ timeout: left, interval: this.#config.detectIntervalMs });
         return !this.#cancelled;
       } catch (error) {
-        const code = (error as { code?: string }).code;
+        const code = error instanceof CodedError ? error.code : undefined;
         if (code === "PN532_NO_CARD" || code === "PN532_ABORTED" || this.#cancelled) return false;
         // A reader fault while polling: report it and keep polling until the deadline, at a gentler pace.
         this.#emit({ event: "error", code: code ?? "READER", message: (error as Error).message, order: this.#order });
-        await new Promise<void>((resolve) => this.#o.timers.set(resolve, 200));
+        await this.#sleep(200);
       }
     }
   }
 
-  #purse(): PurseCard {
+  /** The card's purse over the reader, counting the tap's APDUs and tracing them. */
+  #purse(tap: { apdus: number; apduBytes: number }): PurseCard {
     const trace = this.#o.trace;
     const reader = this.#o.reader;
     const counting = {
       transceive: async (apdu: Uint8Array) => {
-        this.#apdus++;
-        this.#apduBytes += apdu.length;
+        tap.apdus++;
+        tap.apduBytes += apdu.length;
         const response = await reader.transceive(apdu);
-        this.#apduBytes += response.length;
+        tap.apduBytes += response.length;
         return response;
       },
     };
@@ -365,126 +610,18 @@ export class Terminal {
     }, () => this.#o.timers.now()));
   }
 
-  async #readCard(purse: PurseCard): Promise<BasicData> {
-    const order = this.#config.applicationOrder.map((name) => APPLICATIONS[name]!);
-    try {
-      const { application } = await purse.selectApplication(order);
-      return await purse.readBasicData(application.layout);
-    } catch (error) {
-      if (error instanceof ApduError && (error.sw === 0x6a82 || error.sw === 0x6a81)) throw new Decline("no-application");
-      throw error;
-    }
-  }
-
-  async #pay(purse: PurseCard, basic: BasicData, order: string, amount: number, tapStart: number, handshakesBefore: number): Promise<Unresolved | undefined> {
-    const today = chinaDateTime(this.#o.clock.now()).date;
-    if (!basic.enabled) throw new Decline("card-not-enabled");
-    if (basic.expiryDate < today) throw new Decline("card-expired");
-    if (basic.startDate > today) throw new Decline("card-not-yet-valid");
-    const route = this.#routes.lookup(basic.cityCode, basic.layout);
-    if (!route) throw new Decline("no-route", `no front-end for city ${basic.cityCode} (${basic.layout})`);
-    // A new level-2 route opens its TLS connection while the card works, not after.
-    const connection = this.#o.client.connection(route.url);
-    const warming = connection.connected ? undefined : this.#o.client.warm(route.url);
-    warming?.catch(() => undefined);
-    let init;
-    try {
-      init = await purse.initializeForPurchase({ keyIndex: route.keyIndex, amount, terminalId: fromHex(this.#config.terminalId) });
-    } catch (error) {
-      if (error instanceof ApduError && (error.sw === 0x9401 || error.sw === 0x9301)) throw new Decline("insufficient-balance");
-      if (error instanceof ApduError) throw new Decline("card-refused", error.message);
-      throw error;
-    }
-    if (init.balance + init.overdraftLimit < amount) throw new Decline("insufficient-balance", "", { balance: init.balance });
-    let auth: Authorization;
-    const authStart = this.#o.timers.now();
-    try {
-      if (warming) await warming;
-      this.#roundTrips++;
-      this.#o.trace?.(`  front-end (level ${route.level}): POST /v1/purchases`);
-      auth = await this.#o.client.authorize(route.url, {
-        terminalId: this.#config.terminalId, order, amount, keyIndex: route.keyIndex, transactionType: TRANSACTION_TYPE_PURCHASE,
-        application: basic.layout, basicData: toHex(basic.raw), initResponse: toHex(init.raw),
-      });
-    } catch (error) {
-      if (error instanceof FrontendDeclineError) throw new Decline(error.reason.toLowerCase().replace(/_/g, "-"), error.message);
-      if (error instanceof FrontendUnavailableError || error instanceof FrontendProtocolError) throw new Decline("frontend-unavailable", error.message);
-      throw error;
-    }
-    const authorizeMs = this.#o.timers.now() - authStart;
-    this.#o.trace?.(`  front-end: TSN ${auth.tsn}, ${auth.date} ${auth.time}, MAC1 ${auth.mac1} (${authorizeMs.toFixed(1)} ms)`);
-    const intent: IntentRecord = {
-      k: "intent", purchaseId: auth.purchaseId, url: route.url, order, amount, asn: basic.asn, application: basic.layout,
-      epSerial: init.epSerial, balance: init.balance, tsn: auth.tsn, mac2: auth.mac2.toUpperCase(), at: this.#o.clock.now(),
-    };
-    let intentSeq: number;
-    try {
-      intentSeq = writeRecord(this.#o.journal, intent);
-    } catch (error) {
-      // Nothing has touched the card yet: tell the front-end so it does not wait for this purchase.
-      this.#deliver({ k: "outcome", purchaseId: auth.purchaseId, url: route.url, order, completion: { outcome: "not-debited" } });
-      if (error instanceof JournalFullError) throw new Decline("journal-full");
-      throw error;
-    }
-    let debit;
-    try {
-      debit = await purse.debitForPurchase({ tsn: auth.tsn, date: auth.date, time: auth.time, mac1: fromHex(auth.mac1) });
-    } catch (error) {
-      if (error instanceof ApduError) {
-        // The card answered with a status word: it refused, and its purse did not move.
-        this.#finishIntent(intentSeq, intent, { outcome: "not-debited" });
-        throw new Decline("card-refused", error.message);
-      }
-      const pending: Unresolved = { seq: intentSeq, intent, reported: false };
-      this.#unresolved.set(intent.purchaseId, pending);
-      this.#scheduleReport(pending);
-      this.#emit({ event: "unknown-outcome", order, purchaseId: intent.purchaseId, asn: basic.asn });
-      return pending;
-    }
-    const mac2 = toHex(debit.mac2);
-    const tac = toHex(debit.tac);
-    const acknowledged = this.#finishIntent(intentSeq, intent, { outcome: "debited", mac2, tac });
-    let acked: boolean | undefined;
-    if (this.#config.strict) acked = await this.#within(acknowledged, this.#config.strictTimeoutMs);
-    if (mac2 !== intent.mac2) throw new Decline("mac2-mismatch", `card MAC2 ${mac2}, front-end expected ${intent.mac2}`);
-    this.#emit({
-      event: "approved", order, amount, purchaseId: auth.purchaseId, tsn: auth.tsn, tac, asn: basic.asn, cityCode: basic.cityCode,
-      application: basic.layout, level: route.level, balanceBefore: init.balance, balanceAfter: init.balance - amount,
-      ...(this.#config.strict ? { acknowledged: acked } : {}),
-      timings: {
-        tapMs: this.#o.timers.now() - tapStart, authorizeMs, apdus: this.#apdus, apduBytes: this.#apduBytes, roundTrips: this.#roundTrips + (this.#config.strict ? 1 : 0),
-        handshakes: this.#o.client.handshakes - handshakesBefore,
-      },
-    });
-    return undefined;
-  }
-
-  /** Writes the outcome, retires the intent, and hands the completion to the forwarder. */
-  #finishIntent(intentSeq: number, intent: IntentRecord, completion: Completion): Promise<boolean> {
-    const record: OutcomeRecord = { k: "outcome", purchaseId: intent.purchaseId, url: intent.url, order: intent.order, completion };
-    const seq = writeRecord(this.#o.journal, record);
-    this.#o.journal.retire(intentSeq);
-    this.#unresolved.delete(intent.purchaseId);
-    return this.#forwarder.enqueue(seq, record).then((answer) => answer !== undefined);
-  }
-
-  /** A completion that has no journal record behind it (nothing to retire when it is acknowledged). */
-  #deliver(record: OutcomeRecord): void {
-    void this.#forwarder.enqueue(-1, record);
-  }
-
   // ---- tears ----
 
   /** Keeps looking for the torn card until the payment's recovery window closes. */
   async #awaitReturn(pending: Unresolved, deadline: number): Promise<void> {
     this.#state = "recovering";
     const until = Math.max(deadline, this.#o.timers.now() + this.#config.recoveryWindowMs);
-    while (this.#unresolved.has(pending.intent.purchaseId)) {
+    while (this.#unresolved.has(pending.intent.purchaseId) && !this.#isClosed()) {
       await this.#releasing;
       if (!(await this.#waitForCard(until))) return;
       try {
-        const purse = this.#purse();
-        const basic = await this.#readCard(purse);
+        const purse = this.#purse({ apdus: 0, apduBytes: 0 });
+        const basic = await this.#readForRecovery(purse);
         await this.#resolvePending(purse, basic);
       } catch {
         // Pulled again, or another card: keep looking.
@@ -496,20 +633,24 @@ export class Terminal {
     }
   }
 
+  async #readForRecovery(purse: PurseCard): Promise<BasicData> {
+    const { application } = await purse.selectApplication(this.#config.applicationOrder.map((name) => APPLICATIONS[name]!));
+    return purse.readBasicData(application.layout);
+  }
+
   /** Settles every unknown outcome of this card: its counter says whether the torn DEBIT happened. */
   async #resolvePending(purse: PurseCard, basic: BasicData): Promise<void> {
     for (const pending of [...this.#unresolved.values()]) {
       const intent = pending.intent;
       if (intent.asn !== basic.asn || intent.application !== basic.layout) continue;
-      const route = this.#routes.lookup(basic.cityCode, basic.layout);
-      const init = await purse.initializeForPurchase({ keyIndex: route?.keyIndex ?? 1, amount: 0, terminalId: fromHex(this.#config.terminalId) });
+      const serial = await this.#currentSerial(purse, this.#routes.lookup(basic.cityCode, basic.layout));
       let completion: Completion;
       let result: "approved" | "declined" | "unresolvable";
-      if (init.epSerial === intent.epSerial) {
+      if (serial === intent.epSerial) {
         completion = { outcome: "not-debited" };
         result = "declined";
       } else {
-        const proof = init.epSerial === intent.epSerial + 1 ? await purse.getTransactionProve(TRANSACTION_TYPE_PURCHASE, init.epSerial) : undefined;
+        const proof = serial === intent.epSerial + 1 ? await purse.getTransactionProve(TRANSACTION_TYPE_PURCHASE, serial) : undefined;
         if (proof && toHex(proof.mac2) === intent.mac2) {
           completion = { outcome: "debited", mac2: toHex(proof.mac2), tac: toHex(proof.tac) };
           result = "approved";
@@ -519,39 +660,73 @@ export class Terminal {
           result = "unresolvable";
         }
       }
-      this.#o.trace?.(`  recovery of ${intent.purchaseId}: serial ${intent.epSerial} -> ${init.epSerial}: ${result}`);
-      void this.#finishIntent(pending.seq, intent, completion);
+      this.#o.trace?.(`  recovery of ${intent.purchaseId}: serial ${intent.epSerial} -> ${serial}: ${result}`);
+      try {
+        void this.#finishIntent(pending.seq, intent, completion);
+      } catch (error) {
+        // Without its outcome in the journal the purchase stays unresolved: the card can be asked again.
+        this.#emit({ event: "error", code: "JOURNAL_WRITE", message: `${intent.purchaseId}: outcome not recorded: ${(error as Error).message}`, order: intent.order });
+        continue;
+      }
       this.#emit({ event: "resolved", order: intent.order, purchaseId: intent.purchaseId, result,
         ...(completion.outcome === "debited" ? { tac: completion.tac } : {}) });
     }
   }
 
   #scheduleReport(pending: Unresolved): void {
+    const id = pending.intent.purchaseId;
+    this.#clearReport(id);
     const wait = Math.max(0, pending.intent.at + this.#config.reportUnresolvedAfterMs - this.#o.clock.now());
-    const timer = this.#o.timers.set(() => {
-      if (!this.#unresolved.has(pending.intent.purchaseId) || pending.reported) return;
+    this.#reports.set(id, this.#o.timers.set(() => {
+      this.#reports.delete(id);
+      if (!this.#unresolved.has(id) || pending.reported) return;
       pending.reported = true;
-      this.#deliver({ k: "outcome", purchaseId: pending.intent.purchaseId, url: pending.intent.url, order: pending.intent.order, completion: { outcome: "unknown" } });
-    }, wait);
-    this.#timers.push(timer);
+      this.#deliver({ k: "outcome", purchaseId: id, url: pending.intent.url, order: pending.intent.order, completion: { outcome: "unknown" } });
+    }, wait));
+  }
+
+  #clearReport(purchaseId: string): void {
+    const timer = this.#reports.get(purchaseId);
+    if (timer === undefined) return;
+    this.#o.timers.clear(timer);
+    this.#reports.delete(purchaseId);
   }
 
   // ---- housekeeping ----
 
+  /** Level 1, the routes of the terminal's own (and configured) cities, and every route a tap has opened since. */
   async #warmAll(): Promise<void> {
     const urls = new Set([this.#config.level1Url]);
-    // Level-2 front-ends are opened on demand; once opened they are kept warm.
-    for (const url of this.#routes.urls()) if (this.#o.client.connection(url).handshakes > 0) urls.add(url);
+    for (const route of this.#routes.table?.routes ?? []) {
+      if (this.#config.warmCityCodes.includes(route.cityCode) || this.#o.client.connection(route.url).handshakes > 0) urls.add(route.url);
+    }
     await Promise.all([...urls].map((url) => this.#o.client.warm(url).catch(() => undefined)));
   }
 
+  /** A periodic job with one handle for its whole life: the host's repeating timer where it has one. */
   #every(ms: number, fn: () => void): void {
+    const timers = this.#o.timers;
+    if (timers.repeat) {
+      this.#periodic.push(timers.repeat(fn, ms));
+      return;
+    }
+    const slot = this.#periodic.length;
     const tick = () => {
       if (this.#state === "closed") return;
+      this.#periodic[slot] = timers.set(tick, ms);
       fn();
-      this.#timers.push(this.#o.timers.set(tick, ms));
     };
-    this.#timers.push(this.#o.timers.set(tick, ms));
+    this.#periodic.push(timers.set(tick, ms));
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.#o.timers.set(() => {
+        this.#sleeps.delete(timer);
+        resolve();
+      }, ms);
+      this.#sleeps.set(timer, resolve);
+    });
   }
 
   #within(promise: Promise<boolean>, ms: number): Promise<boolean> {
@@ -562,6 +737,11 @@ export class Terminal {
         resolve(ok);
       });
     });
+  }
+
+  /** Read through a method so that TypeScript does not narrow the state across awaits. */
+  #isClosed(): boolean {
+    return this.#state === "closed";
   }
 
   #emit(event: TerminalEvent): void {

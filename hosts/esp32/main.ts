@@ -24,6 +24,7 @@ import { assembleTerminal } from "../../src/assemble";
 
 const timers: Timers = {
   set: (callback, ms) => Timer.set(() => callback(), ms),
+  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
   clear: (handle) => Timer.clear(handle as Timer | undefined),
   now: () => Time.ticks,
 };

@@ -87,7 +87,11 @@ export const nodeTimers: Timers = {
   set(callback: () => void, ms: number): unknown {
     return setTimeout(callback, Math.max(0, ms));
   },
+  repeat(callback: () => void, ms: number): unknown {
+    return setInterval(callback, Math.max(1, ms));
+  },
   clear(handle: unknown): void {
+    // clearTimeout and clearInterval take each other's handles in Node.
     if (handle !== undefined) clearTimeout(handle as NodeJS.Timeout);
   },
   now(): number {

@@ -38,7 +38,7 @@ export function decodeCommand(bytes: ArrayBuffer): unknown {
 
 // ---- time ----
 
-interface Entry { at: number; seq: number; callback: () => void }
+interface Entry { at: number; seq: number; callback: () => void; every?: number }
 
 /** Moddable's Timer.set/clear and Time.ticks, on the parent's clock. */
 export class ParentClock implements Timers {
@@ -50,6 +50,14 @@ export class ParentClock implements Timers {
   set(callback: () => void, ms: number): unknown {
     const id = ++this.#seq;
     this.#entries.set(id, { at: this.#now + Math.max(0, ms || 0), seq: id, callback });
+    return id;
+  }
+
+  /** Timer.repeat: one handle that fires every `ms` until cleared. */
+  repeat(callback: () => void, ms: number): unknown {
+    const id = ++this.#seq;
+    const every = Math.max(1, ms || 0);
+    this.#entries.set(id, { at: this.#now + every, seq: id, callback, every });
     return id;
   }
 
@@ -71,6 +79,15 @@ export class ParentClock implements Timers {
     if (now > this.#now) this.#now = now;
   }
 
+  /** A one-shot timer is gone once it fires; a repeating one moves to its next time under the same handle. */
+  #rearm(id: number, entry: Entry): void {
+    if (entry.every === undefined) this.#entries.delete(id);
+    else {
+      entry.at += entry.every;
+      entry.seq = ++this.#seq;
+    }
+  }
+
   #due(): [number, Entry] | undefined {
     let best: [number, Entry] | undefined;
     for (const [id, e] of this.#entries) {
@@ -83,7 +100,7 @@ export class ParentClock implements Timers {
   /** Fires due timers one at a time, letting promise jobs run between them as Moddable's event loop does. */
   async fireDue(): Promise<void> {
     for (let next = this.#due(); next; next = this.#due()) {
-      this.#entries.delete(next[0]);
+      this.#rearm(next[0], next[1]);
       next[1].callback();
       for (let i = 0; i < 16; i++) await Promise.resolve();
     }

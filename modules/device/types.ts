@@ -9,6 +9,8 @@ import { CodedError } from "../errors/errors";
 /** Timers as Moddable's `Timer.set` / `Timer.clear`, plus a millisecond clock (`Time.ticks`). */
 export interface Timers {
   set(callback: () => void, ms: number): unknown;
+  /** A repeating timer, one handle for its whole life (`Timer.repeat`); hosts without one leave it out. */
+  repeat?(callback: () => void, ms: number): unknown;
   clear(handle: unknown): void;
   now(): number;
 }

@@ -195,6 +195,7 @@ export class Journal {
     writeUint32(header, 4, this.#nextBlockSeq);
     writeUint32(header, 8, this.#nextSeq);
     writeUint32(header, 12, crc32(header, 0, 12));
+    this.#headClosed = true;
     this.#storage.eraseBlock(index);
     this.#storage.write(index * this.#storage.blockSize, header);
     this.#blocks.push({ index, seq: this.#nextBlockSeq++ });
@@ -228,7 +229,13 @@ export class Journal {
     record.set(payload, 8);
     writeUint32(record, 8 + payload.length, recordCrc(record, 0, 8 + payload.length));
     const head = this.#blocks[this.#blocks.length - 1]!;
-    this.#storage.write(head.index * this.#storage.blockSize + this.#headOffset, record);
+    try {
+      this.#storage.write(head.index * this.#storage.blockSize + this.#headOffset, record);
+    } catch (error) {
+      // Some of the record may have landed: flash cannot write over it, so the next record starts a new block.
+      this.#headClosed = true;
+      throw error;
+    }
     this.#live.set(seq, { block: head, offset: this.#headOffset, length: record.length });
     this.#headOffset += record.length;
     if (seq >= this.#nextSeq) this.#nextSeq = seq + 1;

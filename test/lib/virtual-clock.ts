@@ -2,7 +2,7 @@
 // (which has no setTimeout): time moves only when a test says so, and every promise job runs between timer callbacks.
 import type { Timers } from "../../modules/device/types";
 
-interface Entry { at: number; seq: number; callback: () => void }
+interface Entry { at: number; seq: number; callback: () => void; every?: number }
 
 export async function settle(turns = 64): Promise<void> {
   for (let i = 0; i < turns; i++) await Promise.resolve();
@@ -19,6 +19,14 @@ export class VirtualClock implements Timers {
     return id;
   }
 
+  /** Timer.repeat: one handle that fires every `ms` until cleared. */
+  repeat(callback: () => void, ms: number): unknown {
+    const id = ++this.#seq;
+    const every = Math.max(1, ms || 0);
+    this.#entries.set(id, { at: this.#now + every, seq: id, callback, every });
+    return id;
+  }
+
   clear(handle: unknown): void {
     if (typeof handle === "number") this.#entries.delete(handle);
   }
@@ -29,6 +37,15 @@ export class VirtualClock implements Timers {
 
   get pending(): number {
     return this.#entries.size;
+  }
+
+  /** A one-shot timer is gone once it fires; a repeating one moves to its next time under the same handle. */
+  #rearm(id: number, entry: Entry): void {
+    if (entry.every === undefined) this.#entries.delete(id);
+    else {
+      entry.at += entry.every;
+      entry.seq = ++this.#seq;
+    }
   }
 
   #next(limit: number): [number, Entry] | undefined {
@@ -53,8 +70,8 @@ export class VirtualClock implements Timers {
     const end = this.#now + ms;
     await settle();
     for (let next = this.#next(end); next; next = this.#next(end)) {
-      this.#entries.delete(next[0]);
       this.#now = Math.max(this.#now, next[1].at);
+      this.#rearm(next[0], next[1]);
       next[1].callback();
       await settle();
     }
