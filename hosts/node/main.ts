@@ -69,7 +69,8 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
   mkdirSync(path.dirname(path.resolve(journalPath)), { recursive: true });
   try {
     const node = await startNodeTerminal({
-      pn532: { io: NodeSerial, path: o.pn532, baud: 115200 },
+      // The driver raises the line to 921,600 after start-up (docs/pn532.md); CP210x, CH340 and FTDI adapters take it.
+      pn532: { io: NodeSerial, path: o.pn532, baud: 115200, rates: [921600] },
       controller: o.controller ? { io: NodeSerial, path: o.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
       tls,
       journalPath,

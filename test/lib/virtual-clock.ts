@@ -62,6 +62,14 @@ export class VirtualClock implements Timers {
     return best;
   }
 
+  /**
+   * The host stalls for `ms`: time moves on but no timer fires. The next advance() fires everything overdue, in due
+   * order and late, as a host's event loop does once it runs again.
+   */
+  stall(ms: number): void {
+    this.#now += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in order and letting promise jobs settle after each. */
   async advance(ms: number): Promise<void> {
     const end = this.#now + ms;
@@ -72,7 +80,7 @@ export class VirtualClock implements Timers {
       next[1].callback();
       await settle();
     }
-    this.#now = end;
+    this.#now = Math.max(this.#now, end);
     await settle();
   }
 
