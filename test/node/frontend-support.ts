@@ -1,6 +1,6 @@
 /**
  * Shared fixtures for the front-end tests: one development PKI and key stores per test run (in a temp dir), front-ends
- * started on 127.0.0.1 with a real SQLite file, and a terminal stand-in that plays a purchase between a VirtualCard
+ * started on 127.0.0.1 with a real SQLite file or a real PostgreSQL schema (describeEngines runs a suite on both), and a terminal stand-in that plays a purchase between a VirtualCard
  * and a front-end exactly as the protocol says (raw file 0x15 and INIT response in, MAC1 to the card, MAC2/TAC back).
  */
 import assert from "node:assert/strict";
@@ -15,6 +15,7 @@ import {
   type FrontendConfig, type RunningFrontend,
 } from "../../tools/frontend/index";
 import { generateDevelopmentPki, type DevelopmentPki } from "../../tools/pki/index";
+import { ensureDatabase, newPostgresUrl, postgresCluster, postgresSkipReason, type Cluster } from "./postgres-support";
 
 export const T1 = "001122334455";
 export const T2 = "310001029313";
@@ -53,7 +54,43 @@ export function getFixture(): Promise<Fixture> {
 
 let dbCounter = 0;
 
+export type Engine = "sqlite" | "postgres";
+export const ENGINES: Engine[] = ["sqlite", "postgres"];
+let engineCluster: Cluster | null = null;
+
+/**
+ * Runs a suite once per storage engine. The PostgreSQL run starts (once per process) a throwaway cluster and skips
+ * itself, with the install command, when PostgreSQL is absent.
+ */
+export function describeEngines(title: string, body: (this: Mocha.Suite, engine: Engine) => void, only?: Engine[]): void {
+  for (const engine of only ?? ENGINES) {
+    describe(`${title} [${engine}]`, function () {
+      before(async function () {
+        this.timeout(180_000);
+        if (engine === "postgres") {
+          const c = await postgresCluster();
+          if (!c) {
+            console.log(`      skipped: ${postgresSkipReason()}`);
+            this.skip();
+          }
+          engineCluster = c;
+        } else {
+          engineCluster = null;
+        }
+      });
+      body.call(this, engine);
+    });
+  }
+}
+
+/** The cluster of the PostgreSQL run in progress (for the tests that stop and start it). */
+export function currentCluster(): Cluster | null {
+  return engineCluster;
+}
+
+/** A new database for the engine of the suite running: a SQLite file, or a fresh PostgreSQL schema. */
 export function newDatabasePath(f: Fixture): string {
+  if (engineCluster) return newPostgresUrl(engineCluster);
   return path.join(f.dir, `journal-${process.pid}-${++dbCounter}.sqlite`);
 }
 
@@ -83,6 +120,7 @@ export function level2Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
 }
 
 export async function start(config: FrontendConfig): Promise<RunningFrontend> {
+  await ensureDatabase(config.database);
   const fe = await startFrontend(config);
   started.push(fe);
   return fe;

@@ -11,7 +11,8 @@ import { loadConfigFile, type FrontendConfig } from "./config";
 import { openDatabase } from "./journal";
 import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keystore";
 import { startFrontend } from "./server";
-import { formatSettlement, settlementFromDatabase } from "./service";
+import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./service";
+import { isPostgresUrl, PostgresStore } from "./store";
 
 const USAGE = `Usage:
   npm run frontend -- --config <file>
@@ -58,21 +59,32 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   process.once("SIGTERM", stop);
 }
 
-function settle(options: Map<string, string[]>): void {
+async function settle(options: Map<string, string[]>): Promise<void> {
   const config = loadConfigFile(one(options, "config")!);
   const day = one(options, "date")!;
   if (!/^[0-9]{8}$/.test(day)) throw new UsageError("--date must be YYYYMMDD");
   const format = one(options, "format", false) ?? "jsonl";
   if (format !== "jsonl" && format !== "csv") throw new UsageError("--format must be jsonl or csv");
-  const db = openDatabase(config.database, "full", true);
-  try {
-    const text = formatSettlement(settlementFromDatabase(db, day), format);
-    const out = one(options, "out", false);
-    if (out) writeFileSync(out, text);
-    else process.stdout.write(text);
-  } finally {
-    db.close();
+  let records: SettlementRecord[];
+  if (isPostgresUrl(config.database)) {
+    const store = await PostgresStore.open(config.database, { poolSize: 1 });
+    try {
+      records = settlementRecords(await store.settlement(day), day);
+    } finally {
+      await store.close();
+    }
+  } else {
+    const db = openDatabase(config.database, "full", true);
+    try {
+      records = settlementFromDatabase(db, day);
+    } finally {
+      db.close();
+    }
   }
+  const text = formatSettlement(records, format);
+  const out = one(options, "out", false);
+  if (out) writeFileSync(out, text);
+  else process.stdout.write(text);
 }
 
 function parseRef(text: string): MasterKeyRef {
