@@ -295,11 +295,12 @@ export class PostgresStore implements Store {
   static async migrate(pool: pg.Pool): Promise<number> {
     const client = await pool.connect();
     try {
-      await client.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
       for (;;) {
         await client.query("BEGIN");
         try {
+          // Under the lock: CREATE TABLE IF NOT EXISTS itself is not safe against a concurrent twin.
           await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
+          await client.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
           const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_version");
           const current = rows[0]?.v ?? 0;
           if (current > SCHEMA_VERSION) throw new Error(`database schema ${current} is newer than this program (${SCHEMA_VERSION})`);
