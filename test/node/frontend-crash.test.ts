@@ -1,47 +1,14 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import type { AuthorizeAnswer, FrontendClient } from "../../tools/frontend/index";
-import { T1, T2, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, tunionCard, type Fixture, describeEngines } from "./frontend-support";
+import { T1, T2, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, tunionCard, type Fixture, describeEngines, killed, launchFrontend } from "./frontend-support";
 import { ensureDatabase, readRows } from "./postgres-support";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const MAIN = path.join(root, "tools/frontend/main.ts");
-
-/** Starts `npm run frontend -- --config` as its own process and waits for its "listening" line. */
-function launch(configPath: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`front-end did not start: ${err}`));
-    }, 20_000);
-    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.startsWith("{\"event\":\"listening\""));
-      if (line) {
-        clearTimeout(timer);
-        resolve({ child, url: (JSON.parse(line) as { url: string }).url });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`front-end exited with ${code}: ${err}`));
-    });
-  });
-}
-
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
+const launch = (configPath: string) => launchFrontend(configPath);
 
 interface Acknowledged {
   terminalId: string;

@@ -4,6 +4,7 @@
  * and a front-end exactly as the protocol says (raw file 0x15 and INIT response in, MAC1 to the card, MAC2/TAC back).
  */
 import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -201,4 +202,46 @@ export async function purchase(client: FrontendClient, card: VirtualCard, layout
 /** Today in China Standard Time, YYYYMMDD. */
 export function chinaToday(now = Date.now()): string {
   return new Date(now + 8 * 3600_000).toISOString().slice(0, 10).replace(/-/g, "");
+}
+
+const MAIN = path.resolve(import.meta.dirname, "../../tools/frontend/main.ts");
+
+/** Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line. */
+export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args], { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let listening = false;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`front-end did not start: ${err}`));
+    }, 60_000);
+    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split("\n");
+      out = lines.pop()!;
+      for (const line of lines) {
+        onLine?.(line);
+        if (!listening && line.startsWith("{\"event\":\"listening\"")) {
+          listening = true;
+          clearTimeout(timer);
+          resolve({ child, url: (JSON.parse(line) as { url: string }).url });
+        }
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (!listening) reject(new Error(`front-end exited with ${code}: ${err}`));
+    });
+  });
+}
+
+export function killed(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
 }

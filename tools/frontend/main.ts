@@ -1,5 +1,5 @@
 /**
- * npm run frontend -- --config <file>                    run a front-end (level 1 or 2) until SIGINT/SIGTERM
+ * npm run frontend -- --config <file> [--workers N]      run a front-end (level 1 or 2) until SIGINT/SIGTERM; N processes
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
  * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
@@ -11,11 +11,12 @@ import { loadConfigFile, type FrontendConfig } from "./config";
 import { openDatabase } from "./journal";
 import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keystore";
 import { startFrontend } from "./server";
+import { isWorker, runPrimary, runWorker } from "./workers";
 import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./service";
 import { isPostgresUrl, PostgresStore } from "./store";
 
 const USAGE = `Usage:
-  npm run frontend -- --config <file>
+  npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
   npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
   npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]`;
@@ -49,6 +50,25 @@ function one(options: Map<string, string[]>, name: string, required = true): str
 
 async function serve(options: Map<string, string[]>): Promise<void> {
   const config = loadConfigFile(one(options, "config")!);
+  const workers = Number(one(options, "workers", false) ?? 0);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new UsageError("--workers must be 0 to 64");
+  if (isWorker()) {
+    const frontend = await runWorker(config);
+    const stop = () => { frontend.close().then(() => process.exit(0), () => process.exit(1)); };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return;
+  }
+  if (workers > 0) {
+    const primary = await runPrimary(config, workers, {
+      listening: (port, url) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers })}\n`),
+      replaced: (pid, code, signal) => process.stdout.write(`${JSON.stringify({ event: "worker-replaced", pid, code, signal })}\n`),
+    });
+    const stop = () => { primary.close().then(() => process.exit(0), () => process.exit(1)); };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return;
+  }
   const frontend = await startFrontend(config);
   // One machine-readable line for whoever started the process (the crash test and the simulation read it).
   process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid })}\n`);

@@ -113,7 +113,12 @@ export interface RunningFrontend {
   close(): Promise<void>;
 }
 
-export async function startFrontend(input: FrontendConfig): Promise<RunningFrontend> {
+export interface StartOptions {
+  /** A store to use instead of opening config.database (a worker of --workers reaching the single SQLite writer). */
+  store?: Store;
+}
+
+export async function startFrontend(input: FrontendConfig, options: StartOptions = {}): Promise<RunningFrontend> {
   const config = checkConfig(input);
   const cert = readPem(config.tls.cert, "tls.cert");
   const key = readPem(config.tls.key, "tls.key");
@@ -140,7 +145,7 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
   });
   let store: Store;
   try {
-    store = await openStore(config.database, { durability: config.durability ?? "full" });
+    store = options.store ?? await openStore(config.database, { durability: config.durability ?? "full" });
   } catch (e) {
     await app.close();
     throw e;
