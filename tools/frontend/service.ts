@@ -224,7 +224,10 @@ export class PurchaseService {
   /** The answer for a completion that was already recorded: the same one again, or 409 for a different one. */
   async #repeat(row: PurchaseRow, canonical: string): Promise<CompletionAnswer | null> {
     const recorded = row.completion !== null && (SETTLED.has(row.status) || row.status === "reconciliation");
-    if (recorded && row.completion === canonical) return JSON.parse(row.answer!) as CompletionAnswer;
+    if (recorded && row.completion === canonical) {
+      await this.#store.durable();
+      return JSON.parse(row.answer!) as CompletionAnswer;
+    }
     if (!SETTLED.has(row.status)) return null;
     // Never dropped: a conflicting report may mean money moved after all, so it is kept and the purchase marked for review.
     await this.#store.markConflict(row.id, this.#now(), canonical);
@@ -280,6 +283,7 @@ export class PurchaseService {
 
   async view(purchaseId: string, client: Client): Promise<PurchaseView> {
     const row = await this.#row(purchaseId, client);
+    await this.#store.durable();
     const v: PurchaseView = {
       purchaseId: row.id, status: row.status, terminalId: row.terminal_id, tsn: row.tsn, order: row.order_no, amount: row.amount,
       transactionType: row.transaction_type, application: row.application, asn: row.asn, epSerial: row.ep_serial, date: row.date, time: row.time,

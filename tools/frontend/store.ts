@@ -99,6 +99,7 @@ export interface Store {
   reserveTsn(terminalId: string): Promise<number>;
   /** Records an authorization; resolves once durable. */
   insert(values: PurchaseInsert): Promise<void>;
+  /** The row as committed; call durable() before answering from it (its fsync may still be running). */
   get(id: string): Promise<PurchaseRow | undefined>;
   /** Records a completion unless the purchase is settled or already carries it; false = it did not (re-read it). */
   settle(id: string, values: SettleValues): Promise<boolean>;
@@ -185,10 +186,8 @@ export class SqliteStore implements Store {
   }
 
   async get(id: string): Promise<PurchaseRow | undefined> {
-    const row = this.#sql.get.get(id) as PurchaseRow | undefined;
-    // A row may be committed but its fsync not yet done: nothing is answered from it before that.
-    await this.journal.durable();
-    return row;
+    // A row may be committed but its fsync not yet done: the service waits for durable() before answering from it.
+    return this.#sql.get.get(id) as PurchaseRow | undefined;
   }
 
   async settle(id: string, v: SettleValues): Promise<boolean> {
