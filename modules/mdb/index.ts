@@ -1,0 +1,6 @@
+export * from "./errors";
+export * from "./wire";
+export * from "./commands";
+export * from "./replies";
+export * from "./link";
+export * from "./cashless";
