@@ -4,3 +4,4 @@ export * from "./commands";
 export * from "./replies";
 export * from "./link";
 export * from "./cashless";
+export * from "./stream";

@@ -41,12 +41,12 @@ function rig(options: { level?: number; address?: number; refunds?: boolean } = 
   return { vmc, link, device, calls, faults };
 }
 
-function kinds(a: ReturnType<VmcMaster["send"]>): string {
+function kinds(a: Awaited<ReturnType<VmcMaster["send"]>>): string {
   return a.kind === "data" ? a.replies.map((r) => r.kind).join(",") : a.kind;
 }
 
-describe("mdb wire encoding (docs/mdb.md §5)", () => {
-  it("escapes FF, marks mode-bit words and breaks, and decodes them back in any pieces", () => {
+describe("mdb wire encoding (docs/mdb.md §5)", async () => {
+  it("escapes FF, marks mode-bit words and breaks, and decodes them back in any pieces", async () => {
     const words = [MODE | 0x12, 0x12, 0xff, MODE | 0xff, 0x00, BREAK, MODE | 0x00];
     const bytes = encodeWords(words);
     assert.hex(bytes, "FF0012 12 FFFF FF00FF 00 FF01 FF0000".replace(/ /g, ""));
@@ -55,14 +55,14 @@ describe("mdb wire encoding (docs/mdb.md §5)", () => {
     for (const b of bytes) d.push(Uint8Array.of(b));
     assert.deepEqual(got, words);
   });
-  it("a broken escape is a typed error and the byte after it still counts", () => {
+  it("a broken escape is a typed error and the byte after it still counts", async () => {
     const got: number[] = [];
     const errors: MdbWireError[] = [];
     new WordDecoder({ onWord: (w) => got.push(w), onError: (e) => errors.push(e) }).push(Uint8Array.of(0xff, 0x12, 0x34));
     assert.deepEqual(got, [0x12, 0x34]);
     assert.equal(errors[0]!.code, "MDB_WIRE");
   });
-  it("ACK/RET/NAK are told apart by set bits", () => {
+  it("ACK/RET/NAK are told apart by set bits", async () => {
     assert.equal(classifyResponse(0x00), "ack");
     assert.equal(classifyResponse(0x01), "ack");
     assert.equal(classifyResponse(0xaa), "ret");
@@ -72,8 +72,8 @@ describe("mdb wire encoding (docs/mdb.md §5)", () => {
   });
 });
 
-describe("mdb command codec (docs/mdb.md §3)", () => {
-  it("encodes and decodes every command in 16-bit and expanded form", () => {
+describe("mdb command codec (docs/mdb.md §3)", async () => {
+  it("encodes and decodes every command in 16-bit and expanded form", async () => {
     const commands: Command[] = [
       { kind: "reset" }, { kind: "poll" }, { kind: "setup-config", vmcLevel: 3, columns: 16, rows: 2, displayType: 1 },
       { kind: "vend-request", price: 350, item: 12 }, { kind: "vend-cancel" }, { kind: "vend-success", item: 12 },
@@ -95,7 +95,7 @@ describe("mdb command codec (docs/mdb.md §3)", () => {
     assert.hex(encodeCommand(0x10, { kind: "vend-request", price: 350, item: 12 }, false), "1300015E000C");
     assert.hex(encodeCommand(0x10, { kind: "vend-request", price: 350, item: 12 }, true), "13000000015E000C");
   });
-  it("a wrong length or an unknown command is a typed error", () => {
+  it("a wrong length or an unknown command is a typed error", async () => {
     for (const bad of ["", "16", "1309", "1300015E", "17F0"]) {
       const block = Uint8Array.from((bad.match(/../g) ?? []).map((h) => parseInt(h, 16)));
       try {
@@ -109,11 +109,11 @@ describe("mdb command codec (docs/mdb.md §3)", () => {
   });
 });
 
-describe("mdb cashless device against the VMC simulator (in-memory line)", () => {
+describe("mdb cashless device against the VMC simulator (in-memory line)", async () => {
   for (const level of [1, 2, 3] as const) {
-    it(`initialises at VMC level ${level} with the formats of that level`, () => {
+    it(`initialises at VMC level ${level} with the formats of that level`, async () => {
       const r = rig();
-      const { config, id } = r.vmc.init(level, 0x22);
+      const { config, id } = await r.vmc.init(level, 0x22);
       assert.equal(config.level, 3);
       assert.equal(config.currency, 0x1156);
       assert.equal(config.maxResponse, 30);
@@ -122,167 +122,167 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", () =>
       assert.equal(r.device.state, "enabled");
       assert.equal(r.device.expanded, level === 3);
       r.device.beginSession(1234, 0xa1b2c3d4);
-      const begin = r.vmc.pollUntil("begin-session")[0]!;
+      const begin = (await r.vmc.pollUntil("begin-session"))[0]!;
       assert.deepEqual(begin.kind === "begin-session" && begin.funds, 1234);
       if (level >= 2) assert.equal(begin.kind === "begin-session" && begin.mediaId, 0xa1b2c3d4);
     });
   }
 
-  it("card first: BEGIN SESSION, VEND REQUEST ACKed at once, APPROVED on a later POLL, SUCCESS, END SESSION", () => {
+  it("card first: BEGIN SESSION, VEND REQUEST ACKed at once, APPROVED on a later POLL, SUCCESS, END SESSION", async () => {
     const r = rig({ level: 2 });
-    r.vmc.init(2);
+    await r.vmc.init(2);
     assert.ok(r.device.beginSession(2000, 1));
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "begin-session");
-    assert.equal(kinds(r.vmc.send({ kind: "vend-request", price: 350, item: 12 })), "ack");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "begin-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "vend-request", price: 350, item: 12 })), "ack");
     assert.deepEqual(r.calls, ["vend 350 12"]);
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "ack", "nothing yet while the purchase runs");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack", "nothing yet while the purchase runs");
     assert.ok(r.device.approve(350));
-    const a = r.vmc.send({ kind: "poll" });
+    const a = await r.vmc.send({ kind: "poll" });
     assert.equal(kinds(a), "vend-approved");
     assert.equal(a.kind === "data" && a.replies[0]!.kind === "vend-approved" && a.replies[0]!.amount, 350);
-    r.vmc.send({ kind: "vend-success", item: 12 });
+    await r.vmc.send({ kind: "vend-success", item: 12 });
     // Multivend: a second vend in the same session.
-    r.vmc.send({ kind: "vend-request", price: 100, item: 3 });
+    await r.vmc.send({ kind: "vend-request", price: 100, item: 3 });
     r.device.deny();
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "vend-denied");
-    r.vmc.send({ kind: "session-complete" });
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "end-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-denied");
+    await r.vmc.send({ kind: "session-complete" });
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "end-session");
     assert.equal(r.device.state, "enabled");
     assert.deepEqual(r.calls, ["vend 350 12", "result 12 true", "vend 100 3", "end"]);
     assert.equal(r.faults.length, 0);
   });
 
-  it("selection first (level 3, Always Idle): VEND REQUEST from Enabled, the card pays later", () => {
+  it("selection first (level 3, Always Idle): VEND REQUEST from Enabled, the card pays later", async () => {
     const r = rig();
-    r.vmc.init(3, 0x20);
+    await r.vmc.init(3, 0x20);
     assert.ok(r.device.alwaysIdle);
     assert.equal(r.device.expanded, false);
-    r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
+    await r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
     assert.deepEqual(r.calls, ["vend 250 5 first"]);
     assert.equal(r.device.state, "vend");
     r.device.approve(250);
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "vend-approved");
-    r.vmc.send({ kind: "vend-success", item: 5 });
-    r.vmc.send({ kind: "session-complete" });
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "end-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-approved");
+    await r.vmc.send({ kind: "vend-success", item: 5 });
+    await r.vmc.send({ kind: "session-complete" });
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "end-session");
   });
 
-  it("VEND CANCEL before the answer is VEND DENIED, and a late approve() says the vend is gone", () => {
+  it("VEND CANCEL before the answer is VEND DENIED, and a late approve() says the vend is gone", async () => {
     const r = rig();
-    r.vmc.init(3, 0x20);
-    r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
-    r.vmc.send({ kind: "vend-cancel" });
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "vend-denied");
+    await r.vmc.init(3, 0x20);
+    await r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
+    await r.vmc.send({ kind: "vend-cancel" });
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-denied");
     assert.equal(r.device.approve(250), false);
     assert.deepEqual(r.calls, ["vend 250 5 first", "cancel 5"]);
   });
 
-  it("a lost ACK: the reader repeats its data on the next POLL; RET resends at once; a NAK keeps it", () => {
+  it("a lost ACK: the reader repeats its data on the next POLL; RET resends at once; a NAK keeps it", async () => {
     const r = rig();
-    r.vmc.init(3);
+    await r.vmc.init(3);
     r.device.beginSession(500);
-    assert.equal(kinds(r.vmc.send({ kind: "poll" }, "no-ack")), "begin-session");
-    assert.equal(kinds(r.vmc.send({ kind: "poll" }, "nak")), "begin-session");
-    assert.equal(kinds(r.vmc.send({ kind: "poll" }, "ret")), "begin-session");
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "ack", "delivered once ACKed");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" }, "no-ack")), "begin-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" }, "nak")), "begin-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" }, "ret")), "begin-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack", "delivered once ACKed");
     assert.ok(r.link.stats.resends >= 1);
   });
 
-  it("a repeated command whose ACK was lost runs once; the same command after delivered data runs again", () => {
+  it("a repeated command whose ACK was lost runs once; the same command after delivered data runs again", async () => {
     const r = rig();
-    r.vmc.init(3);
+    await r.vmc.init(3);
     r.device.beginSession(900);
-    r.vmc.pollUntil("begin-session");
-    r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
-    r.vmc.send({ kind: "poll" });
-    r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
+    await r.vmc.pollUntil("begin-session");
+    await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
+    await r.vmc.send({ kind: "poll" });
+    await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
     assert.deepEqual(r.calls, ["vend 300 1"]);
     assert.equal(r.link.stats.duplicates, 1);
     r.device.deny();
-    r.vmc.pollUntil("vend-denied");
-    r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
+    await r.vmc.pollUntil("vend-denied");
+    await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
     assert.deepEqual(r.calls, ["vend 300 1", "vend 300 1"], "a customer's retry after DENIED is a new vend");
     assert.equal(r.faults.length, 0);
   });
 
-  it("a corrupted CHK, a foreign address and noise get silence, never NAK", () => {
+  it("a corrupted CHK, a foreign address and noise get silence, never NAK", async () => {
     const r = rig();
-    r.vmc.init(3);
-    assert.equal(r.vmc.send({ kind: "poll" }, "bad-chk").kind, "silence");
+    await r.vmc.init(3);
+    assert.equal((await r.vmc.send({ kind: "poll" }, "bad-chk")).kind, "silence");
     assert.equal(r.link.stats.badChecksums, 1);
-    assert.equal(r.vmc.sendWords(Uint16Array.of(MODE | 0x0a, 0x0a)).kind, "silence", "changer POLL");
-    assert.equal(r.vmc.sendWords(Uint16Array.of(0x13, 0x00, 0x55, 0xff)).kind, "silence", "data without an address");
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "ack");
+    assert.equal((await r.vmc.sendWords(Uint16Array.of(MODE | 0x0a, 0x0a))).kind, "silence", "changer POLL");
+    assert.equal((await r.vmc.sendWords(Uint16Array.of(0x13, 0x00, 0x55, 0xff))).kind, "silence", "data without an address");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack");
   });
 
-  it("out of sequence: ACK, do not act, 0B with the state at levels 2/3 and bare 0B at level 1", () => {
+  it("out of sequence: ACK, do not act, 0B with the state at levels 2/3 and bare 0B at level 1", async () => {
     for (const level of [1, 3] as const) {
       const r = rig();
-      r.vmc.init(level);
-      r.vmc.send({ kind: "vend-success", item: 1 });
-      const a = r.vmc.send({ kind: "poll" });
+      await r.vmc.init(level);
+      await r.vmc.send({ kind: "vend-success", item: 1 });
+      const a = await r.vmc.send({ kind: "poll" });
       assert.deepEqual(a.kind === "data" && a.replies, [level === 1 ? { kind: "out-of-sequence" } : { kind: "out-of-sequence", state: 3 }]);
       assert.equal(r.calls.length, 0);
     }
   });
 
-  it("VEND FAILURE: silence while the refund runs, then ACK (refunded) or 0A C0 (lost)", () => {
+  it("VEND FAILURE: silence while the refund runs, then ACK (refunded) or 0A C0 (lost)", async () => {
     for (const ok of [true, false]) {
       const r = rig();
-      r.vmc.init(3);
+      await r.vmc.init(3);
       r.device.beginSession(900);
-      r.vmc.pollUntil("begin-session");
-      r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
+      await r.vmc.pollUntil("begin-session");
+      await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
       r.device.approve(300);
-      r.vmc.pollUntil("vend-approved");
-      r.vmc.send({ kind: "vend-failure" });
+      await r.vmc.pollUntil("vend-approved");
+      await r.vmc.send({ kind: "vend-failure" });
       assert.deepEqual(r.calls, ["vend 300 1", "result 1 false"]);
-      assert.equal(r.vmc.send({ kind: "poll" }).kind, "silence");
+      assert.equal((await r.vmc.send({ kind: "poll" })).kind, "silence");
       r.device.refunded(ok);
-      const a = r.vmc.send({ kind: "poll" });
+      const a = await r.vmc.send({ kind: "poll" });
       assert.deepEqual(a.kind === "data" ? a.replies : a.kind, ok ? "ack" : [{ kind: "malfunction", code: 0xc0 }]);
     }
   });
 
-  it("RESET after VEND APPROVED counts as success; RESET before the answer cancels; a bus reset is a RESET", () => {
+  it("RESET after VEND APPROVED counts as success; RESET before the answer cancels; a bus reset is a RESET", async () => {
     const r = rig();
-    r.vmc.init(3);
+    await r.vmc.init(3);
     r.device.beginSession(900);
-    r.vmc.pollUntil("begin-session");
-    r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
+    await r.vmc.pollUntil("begin-session");
+    await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
     r.device.approve(300);
-    r.vmc.pollUntil("vend-approved");
-    r.vmc.send({ kind: "reset" });
+    await r.vmc.pollUntil("vend-approved");
+    await r.vmc.send({ kind: "reset" });
     assert.deepEqual(r.calls, ["vend 300 1", "result 1 true reset"]);
-    r.vmc.init(3);
+    await r.vmc.init(3);
     r.device.beginSession(900);
-    r.vmc.pollUntil("begin-session");
-    r.vmc.send({ kind: "vend-request", price: 300, item: 2 });
-    r.vmc.sendWords(Uint16Array.of(BREAK));
+    await r.vmc.pollUntil("begin-session");
+    await r.vmc.send({ kind: "vend-request", price: 300, item: 2 });
+    await r.vmc.sendWords(Uint16Array.of(BREAK));
     assert.equal(r.device.state, "inactive");
     assert.deepEqual(r.calls.slice(2), ["vend 300 2", "cancel 2"]);
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "just-reset");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "just-reset");
   });
 
-  it("READER DISABLE during a session lets it finish, then the reader is Disabled; READER CANCEL is CANCELLED", () => {
+  it("READER DISABLE during a session lets it finish, then the reader is Disabled; READER CANCEL is CANCELLED", async () => {
     const r = rig({ address: 0x60 });
-    r.vmc.init(2);
-    r.vmc.send({ kind: "reader-cancel" });
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "cancelled");
+    await r.vmc.init(2);
+    await r.vmc.send({ kind: "reader-cancel" });
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "cancelled");
     r.device.beginSession(100);
-    r.vmc.pollUntil("begin-session");
-    r.vmc.send({ kind: "reader-disable" });
+    await r.vmc.pollUntil("begin-session");
+    await r.vmc.send({ kind: "reader-disable" });
     assert.equal(r.device.state, "idle");
-    r.vmc.send({ kind: "session-complete" });
-    r.vmc.pollUntil("end-session");
+    await r.vmc.send({ kind: "session-complete" });
+    await r.vmc.pollUntil("end-session");
     assert.equal(r.device.state, "disabled");
     assert.equal(r.device.beginSession(100), false);
-    r.vmc.send({ kind: "reader-enable" });
+    await r.vmc.send({ kind: "reader-enable" });
     assert.equal(r.device.state, "enabled");
   });
 });
 
-describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", () => {
+describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", async () => {
   function random(seed: number): () => number {
     let s = seed >>> 0;
     return () => {
@@ -290,11 +290,11 @@ describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", () =>
       return s / 2 ** 32;
     };
   }
-  it("random bytes into the wire decoder and random words into the link and device never throw", () => {
+  it("random bytes into the wire decoder and random words into the link and device never throw", async () => {
     // The device must still answer a well-formed POLL afterwards: the noise cannot wedge the link.
     const rnd = random(13);
     const r = rig();
-    r.vmc.init(3, 0x22);
+    await r.vmc.init(3, 0x22);
     const d = new WordDecoder({ onWord: (w) => r.link.receive(w), onError: () => undefined });
     for (let i = 0; i < 3000; i++) {
       const n = 1 + Math.floor(rnd() * 12);
@@ -303,10 +303,10 @@ describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", () =>
       d.push(bytes);
     }
     d.reset();
-    r.vmc.send({ kind: "reset" });
-    assert.equal(kinds(r.vmc.send({ kind: "poll" })), "just-reset");
+    await r.vmc.send({ kind: "reset" });
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "just-reset");
   });
-  it("random checksummed blocks: every decode failure is MdbCommandError; a vend runs once per accepted request", () => {
+  it("random checksummed blocks: every decode failure is MdbCommandError; a vend runs once per accepted request", async () => {
     const rnd = random(99);
     let thrown = 0;
     for (let i = 0; i < 5000; i++) {
@@ -324,20 +324,20 @@ describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", () =>
     assert.ok(thrown > 0);
     // Repeat each command at random (lost ACKs): the device sees each vend request once.
     const r = rig();
-    r.vmc.init(3);
+    await r.vmc.init(3);
     let vends = 0;
     for (let i = 0; i < 200; i++) {
       r.device.beginSession(10000);
-      r.vmc.pollUntil("begin-session");
-      r.vmc.send({ kind: "vend-request", price: 10, item: i });
+      await r.vmc.pollUntil("begin-session");
+      await r.vmc.send({ kind: "vend-request", price: 10, item: i });
       vends++;
-      while (rnd() < 0.5) r.vmc.send({ kind: "vend-request", price: 10, item: i });
+      while (rnd() < 0.5) await r.vmc.send({ kind: "vend-request", price: 10, item: i });
       r.device.approve(10);
-      r.vmc.pollUntil("vend-approved");
-      r.vmc.send({ kind: "vend-success", item: i });
-      while (rnd() < 0.3) r.vmc.send({ kind: "vend-success", item: i });
-      r.vmc.send({ kind: "session-complete" });
-      r.vmc.pollUntil("end-session");
+      await r.vmc.pollUntil("vend-approved");
+      await r.vmc.send({ kind: "vend-success", item: i });
+      while (rnd() < 0.3) await r.vmc.send({ kind: "vend-success", item: i });
+      await r.vmc.send({ kind: "session-complete" });
+      await r.vmc.pollUntil("end-session");
     }
     assert.equal(r.calls.filter((c) => c.startsWith("vend ")).length, vends);
     assert.equal(r.calls.filter((c) => c.startsWith("result ")).length, vends);

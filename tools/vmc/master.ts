@@ -1,8 +1,8 @@
 /**
  * A VMC (MDB master) for tests and simulation, at the level of 9-bit words (docs/mdb.md §7). No Node APIs, so the
- * same master drives the device inside XS. The line is synchronous here: transmit() hands words to the reader,
- * whose words come back through receive() before transmit returns (an in-memory line); a byte-stream line wraps
- * both sides with modules/mdb/wire.ts.
+ * same master drives the device inside XS. On a synchronous line (in memory) the reader's words come back through
+ * receive() before transmit() returns and silence is known at once; on a byte stream (tools/vmc/stream.ts) the
+ * master waits for the reply on the given timers, up to `replyTimeout` ms, and records reply and gap times.
  *
  * It frames like a VMC (address with the mode bit, CHK), checks the reader's CHK and mode bit, ACKs, parses the
  * chained messages strictly for the negotiated level, and records reply times when given a clock. Faults to inject
@@ -12,6 +12,7 @@ import { MAX_BLOCK, checksum, encodeCommand, type Command } from "../../modules/
 import { MdbReplyError } from "../../modules/mdb/errors";
 import { parseReplies, type Format, type Reply } from "../../modules/mdb/replies";
 import { MODE } from "../../modules/mdb/wire";
+import type { Timers } from "../../modules/device/types";
 
 export type Fault = "none" | "no-ack" | "ret" | "nak" | "bad-chk";
 
@@ -25,6 +26,10 @@ export interface MasterOptions {
   transmit(words: Uint16Array): void;
   /** Milliseconds, for reply-time figures; optional. */
   now?(): number;
+  /** Given, the line is asynchronous: wait for replies on these timers. */
+  timers?: Timers;
+  /** How long to wait for the first reply byte on an asynchronous line (default 5 ms, the spec's limit). */
+  replyTimeout?: number;
   /** Columns × rows the VMC declares (0 = no display). */
   displayBytes?: number;
 }
@@ -35,7 +40,11 @@ export class VmcMaster {
   #rx: number[] = [];
   #rxDone = false;
   #sentAt = 0;
+  #lastAt = 0;
+  #wake: (() => void) | undefined;
+  /** Time from the end of each command to the reader's first word, and the largest gap between its words. */
   readonly replyTimes: number[] = [];
+  readonly gapTimes: number[] = [];
   format: Format = { level: 1, vmcLevel: 1, expanded: false };
   readonly log: string[] = [];
 
@@ -47,13 +56,34 @@ export class VmcMaster {
   /** From the line: one word from the reader. */
   receive(word: number): void {
     if (this.#rxDone) return; // anything after the end of a block is not part of this answer
-    if (!this.#rx.length && this.#o.now) this.replyTimes.push(this.#o.now() - this.#sentAt);
+    const now = this.#o.now?.() ?? 0;
+    if (!this.#rx.length) this.replyTimes.push(now - this.#sentAt);
+    else this.gapTimes.push(now - this.#lastAt);
+    this.#lastAt = now;
     this.#rx.push(word);
-    if (word & MODE) this.#rxDone = true;
+    if (word & MODE) {
+      this.#rxDone = true;
+      this.#wake?.();
+    }
+  }
+
+  /** Until the block is whole or the first word is late (or a started block stops for 10× the reply time). */
+  async #collect(): Promise<void> {
+    const timers = this.#o.timers;
+    if (!timers || this.#rxDone) return;
+    const limit = this.#o.replyTimeout ?? 5;
+    for (;;) {
+      const before = this.#rx.length;
+      await new Promise<void>((resolve) => {
+        const handle = timers.set(() => { this.#wake = undefined; resolve(); }, before ? limit * 10 : limit);
+        this.#wake = () => { timers.clear(handle); this.#wake = undefined; resolve(); };
+      });
+      if (this.#rxDone || this.#rx.length === before) return;
+    }
   }
 
   /** Sends one command and returns the reader's answer, after answering its data per `fault`. */
-  send(c: Command, fault: Fault = "none"): Answer {
+  send(c: Command, fault: Fault = "none"): Promise<Answer> {
     const block = encodeCommand(this.address, c, this.format.expanded);
     const words = new Uint16Array(block.length + 1);
     for (let i = 0; i < block.length; i++) words[i] = block[i]!;
@@ -63,18 +93,20 @@ export class VmcMaster {
   }
 
   /** Raw words (noise, a foreign device's block), for fault tests. */
-  sendWords(words: Uint16Array): Answer {
+  sendWords(words: Uint16Array): Promise<Answer> {
     return this.#exchange(words, "none");
   }
 
-  #exchange(words: Uint16Array, fault: Fault): Answer {
+  async #exchange(words: Uint16Array, fault: Fault): Promise<Answer> {
     this.#rx = [];
     this.#rxDone = false;
     this.#sentAt = this.#o.now?.() ?? 0;
     this.#o.transmit(words);
+    await this.#collect();
     const rx = this.#rx;
+    if (rx.length && !this.#rxDone) this.#rxDone = true; // cut short: later words are not this answer
     if (!rx.length) return { kind: "silence" };
-    if (!this.#rxDone) throw new MdbReplyError(Uint8Array.from(rx), "no mode bit on the last byte");
+    if (!(rx[rx.length - 1]! & MODE)) throw new MdbReplyError(Uint8Array.from(rx), "no mode bit on the last byte");
     if (rx.length === 1) {
       if (rx[0] === (MODE | 0x00)) return { kind: "ack" };
       throw new MdbReplyError(Uint8Array.of(rx[0]! & 0xff), "a lone byte that is not ACK");
@@ -85,30 +117,32 @@ export class VmcMaster {
     if (checksum(data) !== (rx[rx.length - 1]! & 0xff)) throw new MdbReplyError(data, "bad CHK from the reader");
     const replies = parseReplies(data, this.format, this.#o.displayBytes ?? 0);
     if (fault === "ret") {
-      const again = this.#answer(0xaa);
+      const again = await this.#answer(0xaa);
       if (again.kind !== "data" || again.bytes.length !== data.length || again.bytes.some((b, i) => b !== data[i])) {
         throw new MdbReplyError(data, "RET did not bring the same block back");
       }
-      this.#answer(0x00);
+      this.#o.transmit(Uint16Array.of(0x00));
     } else if (fault === "nak") this.#o.transmit(Uint16Array.of(0xff));
     else if (fault !== "no-ack") this.#o.transmit(Uint16Array.of(0x00));
     return { kind: "data", replies, bytes: data };
   }
 
-  #answer(code: number): Answer {
+  async #answer(code: number): Promise<Answer> {
     this.#rx = [];
     this.#rxDone = false;
+    this.#sentAt = this.#o.now?.() ?? 0;
     this.#o.transmit(Uint16Array.of(code));
+    await this.#collect();
     if (!this.#rx.length) return { kind: "ack" };
     const data = Uint8Array.from(this.#rx.slice(0, -1));
     return { kind: "data", replies: [], bytes: data };
   }
 
   /** Polls until data (or `tries` POLLs got none); returns every message seen. */
-  pollUntil(want: Reply["kind"], tries = 20): Reply[] {
+  async pollUntil(want: Reply["kind"], tries = 20): Promise<Reply[]> {
     const seen: Reply[] = [];
     for (let i = 0; i < tries; i++) {
-      const a = this.send({ kind: "poll" });
+      const a = await this.send({ kind: "poll" });
       if (a.kind === "data") {
         seen.push(...a.replies);
         if (a.replies.some((r) => r.kind === want)) return seen;
@@ -121,25 +155,25 @@ export class VmcMaster {
    * The initialisation sequence (docs/mdb.md §7): RESET, POLL until JUST RESET, SETUP config, max/min, REQUEST ID,
    * at level 3 the optional features and (expanded) max/min again, READER ENABLE. Returns what the reader declared.
    */
-  init(level: 1 | 2 | 3, enableOptions = 0): { config: Extract<Reply, { kind: "reader-config" }>; id: Extract<Reply, { kind: "peripheral-id" }> } {
+  async init(level: 1 | 2 | 3, enableOptions = 0): Promise<{ config: Extract<Reply, { kind: "reader-config" }>; id: Extract<Reply, { kind: "peripheral-id" }> }> {
     this.format = { level: 1, vmcLevel: level, expanded: false };
-    if (this.send({ kind: "reset" }).kind !== "ack") throw new MdbReplyError(new Uint8Array(0), "RESET not ACKed");
-    this.pollUntil("just-reset");
-    this.send({ kind: "setup-config", vmcLevel: level, columns: 0, rows: 0, displayType: 0 });
-    const config = this.pollUntil("reader-config").find((r) => r.kind === "reader-config") as Extract<Reply, { kind: "reader-config" }>;
+    if ((await this.send({ kind: "reset" })).kind !== "ack") throw new MdbReplyError(new Uint8Array(0), "RESET not ACKed");
+    await this.pollUntil("just-reset");
+    await this.send({ kind: "setup-config", vmcLevel: level, columns: 0, rows: 0, displayType: 0 });
+    const config = (await this.pollUntil("reader-config")).find((r) => r.kind === "reader-config") as Extract<Reply, { kind: "reader-config" }>;
     this.format = { level: Math.min(level, config.level), vmcLevel: level, expanded: false };
-    this.send({ kind: "setup-prices", max: 0xffff, min: 0 });
-    this.send({ kind: "request-id", manufacturer: "VMC", serial: "000000000042", model: "SIMULATOR", version: 0x0100 });
-    const id = this.pollUntil("peripheral-id").find((r) => r.kind === "peripheral-id") as Extract<Reply, { kind: "peripheral-id" }>;
+    await this.send({ kind: "setup-prices", max: 0xffff, min: 0 });
+    await this.send({ kind: "request-id", manufacturer: "VMC", serial: "000000000042", model: "SIMULATOR", version: 0x0100 });
+    const id = (await this.pollUntil("peripheral-id")).find((r) => r.kind === "peripheral-id") as Extract<Reply, { kind: "peripheral-id" }>;
     if (this.format.level >= 3) {
       const bits = enableOptions & (id.options ?? 0);
-      this.send({ kind: "optional-features", bits });
+      await this.send({ kind: "optional-features", bits });
       if (bits & 0b110) {
         this.format = { ...this.format, expanded: true };
-        this.send({ kind: "setup-prices", max: 0xffffffff, min: 0, currency: config.currency });
+        await this.send({ kind: "setup-prices", max: 0xffffffff, min: 0, currency: config.currency });
       }
     } else if (id.options !== undefined) throw new MdbReplyError(new Uint8Array(0), "option bits sent to a VMC below level 3");
-    this.send({ kind: "reader-enable" });
+    await this.send({ kind: "reader-enable" });
     return { config, id };
   }
 }
