@@ -32,6 +32,8 @@ export interface MasterOptions {
   replyTimeout?: number;
   /** Columns × rows the VMC declares (0 = no display). */
   displayBytes?: number;
+  /** Each command and the reader's answer, for a decoded log. */
+  onExchange?(command: Command, answer: Answer): void;
 }
 
 export class VmcMaster {
@@ -83,13 +85,15 @@ export class VmcMaster {
   }
 
   /** Sends one command and returns the reader's answer, after answering its data per `fault`. */
-  send(c: Command, fault: Fault = "none"): Promise<Answer> {
+  async send(c: Command, fault: Fault = "none"): Promise<Answer> {
     const block = encodeCommand(this.address, c, this.format.expanded);
     const words = new Uint16Array(block.length + 1);
     for (let i = 0; i < block.length; i++) words[i] = block[i]!;
     words[0] = MODE | block[0]!;
     words[block.length] = (checksum(block) + (fault === "bad-chk" ? 1 : 0)) & 0xff;
-    return this.#exchange(words, fault);
+    const answer = await this.#exchange(words, fault);
+    this.#o.onExchange?.(c, answer);
+    return answer;
   }
 
   /** Raw words (noise, a foreign device's block), for fault tests. */
