@@ -61,12 +61,13 @@ export class MdbCashless {
   }
 
   /** From the device's onVendResult. */
-  vendResult(success: boolean): void {
+  vendResult(success: boolean, byReset = false): void {
     const approved = this.#approved;
     this.#approved = undefined;
-    if (success || !approved) return;
-    this.#o.onRefundOwed?.({ ...approved, reason: "vend-failure" });
-    this.#o.device.refunded(false);
+    if (success) return;
+    if (approved) this.#o.onRefundOwed?.({ ...approved, reason: byReset ? "vend-cancel" : "vend-failure" });
+    // Without a card refund the VMC is told the credit could not be restored (0A C0).
+    if (!byReset) this.#o.device.refunded(false);
   }
 
   /** The terminal's events (its onEvent). */

@@ -9,7 +9,7 @@ import { decodeCommand, type Command, type TimeDate } from "./commands";
 import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
 import type { FramePort } from "./link";
 import {
-  MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED,
+  MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED, VEND_APPROVED,
   encodeReply, type Format, type Reply,
 } from "./replies";
 
@@ -32,8 +32,9 @@ export interface CashlessEvents {
   /** VEND CANCEL before an answer, or RESET during a vend not yet approved. */
   onVendCancel(vend: VendRequest): void;
   /**
-   * VEND SUCCESS (success true), VEND FAILURE (false: a refund is due; answer with refunded()), or a RESET after
-   * VEND APPROVED, which counts as success (byReset).
+   * VEND SUCCESS (success true), VEND FAILURE (false: a refund is due; answer with refunded()), or a RESET
+   * (byReset) after VEND APPROVED reached the VMC, which counts as success, or before it did (false: the debit is
+   * owed back; no refunded() call, the VMC has forgotten the vend).
    */
   onVendResult(vend: VendRequest, success: boolean, byReset: boolean): void;
   onSessionEnd?(): void;
@@ -97,6 +98,8 @@ export class CashlessDevice {
   #vend: VendRequest | undefined;
   #answered = false;
   #approved = false;
+  /** The VMC ACKed the VEND APPROVED: only then may it have dispensed. */
+  #approvalDelivered = false;
   #disableAfterSession = false;
   #refundPending = false;
   /** The VMC's identity from REQUEST ID, and its price range (fen). */
@@ -203,7 +206,11 @@ export class CashlessDevice {
   /** From the link: the VMC ACKed `length` bytes from the head of the queue. */
   delivered(length: number): void {
     let left = length;
-    while (left > 0 && this.#outbox.length) left -= this.#outbox.shift()!.bytes.length;
+    while (left > 0 && this.#outbox.length) {
+      const m = this.#outbox.shift()!;
+      if (m.bytes[0] === VEND_APPROVED && this.#approved) this.#approvalDelivered = true;
+      left -= m.bytes.length;
+    }
     this.#rearm();
   }
 
@@ -321,12 +328,14 @@ export class CashlessDevice {
     this.#vend = undefined;
     this.#answered = false;
     this.#approved = false;
+    this.#approvalDelivered = false;
   }
 
   #reset(): void {
     const previous = this.#state;
     const vend = this.#vend;
     const approved = this.#approved;
+    const delivered = this.#approvalDelivered;
     this.#state = "inactive";
     this.#afterVend();
     this.#state = "inactive";
@@ -342,7 +351,9 @@ export class CashlessDevice {
     }
     this.#queue({ kind: "just-reset" });
     if (vend && previous === "vend") {
-      if (approved) this.#events.onVendResult(vend, true, true);
+      // Approved and seen by the VMC: a success (docs/mdb.md §6). Approved but never delivered: the VMC cannot
+      // have dispensed, so the debit is owed back, as after a failure (no answer is due to the VMC).
+      if (approved) this.#events.onVendResult(vend, delivered, true);
       else this.#events.onVendCancel(vend);
     }
     this.#events.onReset?.(previous);

@@ -282,6 +282,40 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
   });
 });
 
+describe("mdb: a VMC RESET at every step of a session", () => {
+  // Steps of a card-first session; a RESET lands after step k. The vend runs at most once, an approved vend is a
+  // success (kept debit) and an unapproved one a cancel, and the reader comes back through the init sequence.
+  const steps: ((r: Rig) => Promise<unknown> | unknown)[] = [
+    (r) => r.device.beginSession(900),
+    (r) => r.vmc.pollUntil("begin-session"),
+    (r) => r.vmc.send({ kind: "vend-request", price: 300, item: 1 }),
+    (r) => r.vmc.send({ kind: "poll" }),
+    (r) => r.device.approve(300),
+    (r) => r.vmc.pollUntil("vend-approved"),
+    (r) => r.vmc.send({ kind: "vend-success", item: 1 }),
+    (r) => r.vmc.send({ kind: "session-complete" }),
+    (r) => r.vmc.pollUntil("end-session"),
+  ];
+  for (let k = 0; k <= steps.length; k++) {
+    it(`RESET after step ${k}`, async () => {
+      const r = rig();
+      await r.vmc.init(3);
+      for (let i = 0; i < k; i++) await steps[i]!(r);
+      await r.vmc.send({ kind: "reset" });
+      assert.equal(r.device.state, "inactive");
+      const vends = r.calls.filter((c) => c.startsWith("vend ")).length;
+      assert.ok(vends <= 1);
+      const expected = k < 3 ? [] : k < 5 ? ["vend 300 1", "cancel 1"] : k < 6 ? ["vend 300 1", "result 1 false reset"]
+        : k < 7 ? ["vend 300 1", "result 1 true reset"]
+        : ["vend 300 1", "result 1 true"].concat(k >= 8 ? ["end"] : []);
+      assert.deepEqual(r.calls, expected);
+      await r.vmc.init(3);
+      assert.equal(r.device.state, "enabled");
+      assert.equal(r.faults.length, 0);
+    });
+  }
+});
+
 describe("mdb parsers fuzzed: no crash, typed errors, nothing runs twice", async () => {
   function random(seed: number): () => number {
     let s = seed >>> 0;

@@ -48,7 +48,7 @@ export async function startVending(sim: Simulation, options: { level?: 1 | 2 | 3
     port: link, maxResponseSeconds: 30, events: {
       onVendRequest: (v) => adapter.vendRequest(v),
       onVendCancel: () => adapter.vendCancel(),
-      onVendResult: (_v, ok) => adapter.vendResult(ok),
+      onVendResult: (_v, ok, byReset) => adapter.vendResult(ok, byReset),
     },
   });
   adapter = new MdbCashless({ device, terminal: sim.node.terminal, tapTimeoutMs: 3000, onRefundOwed: (o) => owed.push(o), trace: log });
