@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { createPtyPair, hasSocat, PTY_INSTALL_HINT, type PtyPair } from "../../hosts/node/pty";
 import { NodeSerial } from "../../hosts/node/serial";
-import { CashlessDevice, StreamLink } from "../../modules/mdb/index";
+import { BREAK, CashlessDevice, StreamLink } from "../../modules/mdb/index";
 import { openStreamVmc, percentiles, type StreamVmc } from "../../tools/vmc/stream";
 
 describe("mdb over a pty pair (socat)", function () {
@@ -85,7 +85,25 @@ describe("mdb over a pty pair (socat)", function () {
     assert.deepEqual(calls, ["vend 350 12", "result true"]);
     const reply = percentiles(vmc.replyTimes);
     const gap = percentiles(vmc.gapTimes);
+    assert.ok(reply.n > 5);
     console.log(`      reply time over the pty: n=${reply.n} p50 ${reply.p50.toFixed(2)} p99 ${reply.p99.toFixed(2)} max ${reply.max.toFixed(2)} ms `
       + `(limit 5 ms); inter-byte max ${gap.max.toFixed(2)} ms (limit 1 ms); VEND REQUEST -> VEND APPROVED ${(approvedAt - requested).toFixed(0)} ms`);
+  });
+
+  it("faults over the pty: noise between frames, a corrupted CHK, RET, a lost ACK, then a bus reset", async () => {
+    const vmc = side.vmc;
+    // Noise: stray data words (no mode bit) and a broken escape in the byte stream.
+    side.serial.write(Uint8Array.of(0x13, 0x55, 0xff, 0x07, 0x42));
+    assert.equal((await vmc.send({ kind: "poll" })).kind, "ack");
+    assert.equal((await vmc.send({ kind: "poll" }, "bad-chk")).kind, "silence");
+    device.beginSession(800, 9);
+    assert.equal((await vmc.send({ kind: "poll" }, "no-ack")).kind, "data");
+    const again = await vmc.send({ kind: "poll" }, "ret");
+    assert.ok(again.kind === "data" && again.replies[0]!.kind === "begin-session", "repeated, then resent on RET");
+    assert.equal((await vmc.send({ kind: "poll" })).kind, "ack");
+    await vmc.sendWords(Uint16Array.of(BREAK));
+    assert.equal(device.state, "inactive");
+    await vmc.init(3, 0x20);
+    assert.equal(device.state, "enabled");
   });
 });
