@@ -73,3 +73,19 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     await m.endSession();
   });
 });
+
+describe("npm start -- --mdb (the simulated vending machine)", function () {
+  this.timeout(120_000);
+  it("runs every flow, prints decoded MDB exchanges next to the APDUs, and ends with status 0", async () => {
+    const { runMdbDemo } = await import("../../tools/vmc/demo");
+    const lines: string[] = [];
+    const status = await runMdbDemo({ link: "memory", log: (l) => lines.push(l) });
+    assert.equal(status, 0, lines.filter((l) => l.startsWith("FAIL")).join("\n"));
+    for (const want of ["  MDB -> VEND REQUEST price 3.50 item 12", "  MDB <- VEND APPROVED 3.50", "  MDB <- VEND DENIED",
+      "  MDB <- MALFUNCTION 0xC0 (refund failed)", "  MDB -> VEND CANCEL"]) {
+      assert.ok(lines.includes(want), `missing: ${want}`);
+    }
+    assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
+    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 4);
+  });
+});
