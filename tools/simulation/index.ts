@@ -12,7 +12,7 @@ import { NodeSerial } from "../../hosts/node/serial";
 import { createMemorySerialPair } from "../../hosts/node/serial-memory";
 import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal";
-import type { TerminalConfig } from "../../src/terminal";
+import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
 import { openDatabase, readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type FrontendConfig, type RunningFrontend } from "../frontend/index";
 import type { JournalStorage } from "../../modules/journal/storage";
@@ -43,6 +43,8 @@ export interface SimulationOptions {
   frontendLog?: string;
   /** Leave the terminal's ends of the lines free for another terminal (the XS purchase runs one inside XS). */
   noTerminal?: boolean;
+  /** The terminal's events as it emits them (the MDB cashless adapter listens here). */
+  onEvent?: (event: TerminalEvent) => void;
 }
 
 export interface CardSpec {
@@ -198,6 +200,7 @@ export class Simulation {
       config: { terminalId: TERMINAL_ID, level1Url: this.level1.url, recoveryWindowMs: 3000, ...o.terminal, ...config },
       trace: o.trace,
       wrapStorage,
+      onEvent: o.onEvent,
     });
   }
 

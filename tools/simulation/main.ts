@@ -27,6 +27,7 @@ function joinNegativeValues(args: string[]): string[] {
 
 const HELP = `Usage:
   npm start [-- options]                      the whole system, simulated on this machine
+  npm start -- --mdb                          a simulated vending machine speaking MDB to the terminal
   npm start -- --pn532 /dev/ttyUSB0 --frontend https://level1:8443 --cert terminal.crt.pem --key terminal.key.pem
              --ca ca.crt.pem --terminal-id 310001029313 [--controller /dev/ttyS1] [--journal terminal.journal]
 
@@ -64,7 +65,7 @@ function parse() {
       json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
-      journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
+      journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
     },
     strict: true,
   });
@@ -90,6 +91,7 @@ if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
 }
 
 if (values.pn532) await realTerminal();
+else if (values.mdb) process.exit(await (await import("../vmc/demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined }));
 else await simulate();
 
 async function realTerminal(): Promise<void> {
