@@ -12,6 +12,7 @@ describe("fuzzing every parser of outside input (fast run; npm run fuzz does 1,0
       const report = await fuzz(target, INPUTS, 0xf00d + index, () => 0);
       assert.equal(report.findingCount, 0, `${target.name}: ${JSON.stringify(report.findings)}`);
       assert.ok(report.accepted + report.typedErrors === INPUTS, "every input was run");
+      assert.ok(report.accepted > 0, `${target.name} accepted no input at all`);
     });
   }
 });

@@ -8,7 +8,7 @@ import type { SerialPort, SerialSpec } from "../../modules/device/types";
 import { Command, Param, RfItem } from "../../modules/pn532/commands";
 import { ACK_FRAME, ERROR_FRAME, FrameParser, TFI_HOST, TFI_PN532, encodeFrame, type Frame } from "../../modules/pn532/frame";
 import { CARD_PROCESSING_MS } from "../cardsim/card";
-import { bytesEqual, toHex } from "../../modules/bytes/bytes";
+import { bytesEqual, concatBytes, toHex } from "../../modules/bytes/bytes";
 
 /** What the emulator needs from a card in its field; tools/cardsim's VirtualCard is one. */
 export interface HostedCard {
@@ -178,17 +178,6 @@ const MAX_LOG = 10_000;
 /** SetSerialBaudRate BR 0..8 (docs/pn532.md). */
 const BAUD_RATES: readonly number[] = Object.freeze([9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000]);
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -937,7 +926,7 @@ export class Pn532Emulator {
         await air(p.length + 1);
         return new Uint8Array([0x00, 0xa2 | nr]);
       }
-      const apdu = concat(thru.chainIn);
+      const apdu = concatBytes(...thru.chainIn);
       thru.chainIn = [];
       await air(p.length);
       let answer: Uint8Array;
