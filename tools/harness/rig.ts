@@ -7,21 +7,21 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { SerialClass } from "../../modules/device/types";
 import { NodeSerial } from "../../hosts/node/serial";
 import { createPtyPair, type PtyPair } from "../../hosts/node/pty";
-import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
-import { openDatabase, readDevelopmentMasterKeys, writeDevelopmentKeyStore, type FrontendConfig } from "../frontend/index";
-import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
+import type { ApplicationProfile, VirtualCard } from "../cardsim/index";
+import { openDatabase, type FrontendConfig } from "../frontend/index";
+import type { DevelopmentPki } from "../pki/index";
 import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532sim/index";
 import { ControllerLink, type ControllerEvent } from "./controller";
 import { FaultProxy } from "./proxy";
+import { LEVEL2_CITY, TERMINAL_ID, frontendConfigs, freePort, issueWorldCard, prepareWorld, type World } from "../simulation/world";
 
-export const RIG_TERMINAL_ID = "310001029313";
-export const RIG_LEVEL2_CITY = "4100";
+export const RIG_TERMINAL_ID = TERMINAL_ID;
+export const RIG_LEVEL2_CITY = LEVEL2_CITY;
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
 export interface RigOptions {
@@ -47,16 +47,6 @@ export interface RigPurchase {
   tac: string | null;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface FrontendProcess {
   configPath: string;
@@ -84,6 +74,7 @@ export class Rig {
   readonly pidFile: string;
   readonly #ownDir: boolean;
   #cardNo = 0;
+  #world!: World;
 
   private constructor(options: RigOptions) {
     this.options = options;
@@ -106,9 +97,10 @@ export class Rig {
 
   async #start(): Promise<void> {
     const o = this.options;
-    this.pki = await generateDevelopmentPki({ dir: path.join(this.dir, "pki"), terminalIds: [RIG_TERMINAL_ID, "001122334455"], rogueTerminalIds: [RIG_TERMINAL_ID] });
-    this.keysPath = path.join(this.dir, "keys.json");
-    writeDevelopmentKeyStore(this.keysPath);
+    const world = await prepareWorld(this.dir, { terminalIds: [RIG_TERMINAL_ID, "001122334455"], rogueTerminalIds: [RIG_TERMINAL_ID] });
+    this.#world = world;
+    this.pki = world.pki;
+    this.keysPath = world.keyStore;
     const ports = { 1: await freePort(), 2: await freePort() };
     const direct = (level: 1 | 2) => `https://127.0.0.1:${ports[level]}`;
     if (o.proxies) {
@@ -120,21 +112,10 @@ export class Rig {
       }
     }
     const seen = (level: 1 | 2) => (o.proxies ? this.proxies[level]!.url : direct(level));
-    const common = {
-      tls: { cert: this.pki.server.certPath, key: this.pki.server.keyPath, clientCa: this.pki.ca.certPath },
-      keyStore: this.keysPath, log: { level: "warn" },
+    const configs = frontendConfigs(world, {
+      dir: this.dir, ports, urls: { 1: seen(1), 2: seen(2) }, tls: "paths", log: { level: "warn" }, names: { 1: "rig level 1", 2: "rig level 2" },
       reconciliationTimeoutMs: o.reconciliationTimeoutMs ?? 60_000, reconciliationSweepMs: 200,
-    };
-    const configs: { [level: number]: FrontendConfig } = {
-      2: { ...common, name: "rig level 2", level: 2, listen: { host: "127.0.0.1", port: ports[2] }, database: path.join(this.dir, "level2.db"),
-        cities: [{ cityCode: RIG_LEVEL2_CITY, applications: ["cityunion"] }] },
-      1: { ...common, name: "rig level 1", level: 1, listen: { host: "127.0.0.1", port: ports[1] }, database: path.join(this.dir, "level1.db"),
-        cities: [{ cityCode: "*", applications: ["tunion"] }], routesVersion: 1,
-        routes: [
-          { cityCode: "*", application: "tunion", level: 1, url: seen(1), keyIndex: 1 },
-          { cityCode: RIG_LEVEL2_CITY, application: "cityunion", level: 2, url: seen(2), keyIndex: 1 },
-        ] },
-    };
+    });
     for (const level of [2, 1] as const) {
       const configPath = path.join(this.dir, `level${level}.json`);
       writeFileSync(configPath, JSON.stringify(configs[level]));
@@ -260,8 +241,7 @@ export class Rig {
     const algorithm = profile.algorithm ?? (layout === "tunion" ? "3des" : "sm4");
     const cityCode = profile.cityCode ?? (layout === "tunion" ? "1000" : RIG_LEVEL2_CITY);
     const asn = profile.asn ?? (layout === "tunion" ? `0310${String(process.pid % 1e6).padStart(6, "0")}0000${n}` : `${cityCode}${String(process.pid % 1e6).padStart(6, "0")}${n}`);
-    const masterKeys = readDevelopmentMasterKeys(this.keysPath, { keyIndex: profile.keyIndex ?? 1, keyVersion: profile.keyVersion ?? 1, algorithm });
-    const card = new VirtualCard(issueCard([{ balance: 5000, ...profile, layout, algorithm, cityCode, asn, masterKeys }]));
+    const card = issueWorldCard(this.#world, [{ balance: 5000, ...profile, layout, algorithm, cityCode, asn }]);
     if (options.inEmulator !== false) this.emulator?.addCard(card, false);
     return card;
   }

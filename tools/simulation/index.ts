@@ -4,7 +4,6 @@
  * and the terminal (the same src/ as the ESP32 runs) taking payments through its controller port.
  */
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type { SerialSpec } from "../../modules/device/types";
@@ -13,18 +12,15 @@ import { createMemorySerialPair } from "../../hosts/node/serial-memory";
 import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal";
 import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
-import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
-import { openDatabase, readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type FrontendConfig, type RunningFrontend } from "../frontend/index";
+import type { ApplicationProfile, VirtualCard } from "../cardsim/index";
+import { openDatabase, startFrontend, type RunningFrontend } from "../frontend/index";
 import type { JournalStorage } from "../../modules/journal/storage";
 import { ControllerLink, type ControllerEvent } from "../harness/controller";
-import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
+import type { DevelopmentPki } from "../pki/index";
+import { LEVEL1_CITY, LEVEL2_CITY, TERMINAL_ID, frontendConfigs, freePort, issueWorldCard, prepareWorld, type FrontendPair, type World } from "./world";
 import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532sim/index";
 
-export const TERMINAL_ID = "310001029313";
-export const LEVEL1_CITY = "1000";
-export const LEVEL2_CITY = "4100";
-/** A T-Union card the level-1 front-end's hotlist refuses. */
-export const HOTLISTED_ASN = "03101000000000000999";
+export { HOTLISTED_ASN, LEVEL1_CITY, LEVEL2_CITY, TERMINAL_ID } from "./world";
 
 export interface SimulationOptions {
   /** Where the PKI, key store, databases and journal go (a fresh temporary folder by default, removed on close). */
@@ -60,16 +56,6 @@ export const DEFAULT_CARDS: CardSpec[] = [
   { name: "expired card", profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000000000789", cityCode: LEVEL1_CITY, balance: 900, expiryDate: "20241231" }] },
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export class Simulation {
   readonly dir: string;
@@ -86,8 +72,8 @@ export class Simulation {
   #ptys: PtyPair[] = [];
   #pn532Spec!: SerialSpec;
   #controllerSpec!: SerialSpec;
-  #keyStore = "";
-  #frontendConfigs: { [level: number]: FrontendConfig } = {};
+  #world!: World;
+  #frontendConfigs!: FrontendPair;
 
   private constructor(options: SimulationOptions) {
     this.#options = options;
@@ -110,30 +96,13 @@ export class Simulation {
 
   async #start(): Promise<void> {
     const o = this.#options;
-    this.pki = await generateDevelopmentPki({ dir: path.join(this.dir, "pki"), terminalIds: [TERMINAL_ID], rsaBits: 2048 });
-    this.#keyStore = path.join(this.dir, "keys.json");
-    writeDevelopmentKeyStore(this.#keyStore);
-    const tls = { cert: this.pki.server.certPem, key: this.pki.server.keyPem, clientCa: this.pki.ca.certPem };
-    const log = { level: o.frontendLog ?? "silent" };
-    const port2 = await freePort();
-    this.#frontendConfigs[2] = {
-      name: "level-2 (city 4100)", level: 2, listen: { host: "127.0.0.1", port: port2 }, tls, database: path.join(this.dir, "level2.db"),
-      keyStore: this.#keyStore, cities: [{ cityCode: LEVEL2_CITY }], log, reconciliationTimeoutMs: 60_000,
-    };
+    this.#world = await prepareWorld(this.dir, { terminalIds: [TERMINAL_ID], rsaBits: 2048 });
+    this.pki = this.#world.pki;
+    // The level-1 routing table names both servers, so their ports are chosen before either starts.
+    const ports = { 1: await freePort(), 2: await freePort() };
+    const urls = { 1: `https://127.0.0.1:${ports[1]}`, 2: `https://127.0.0.1:${ports[2]}` };
+    this.#frontendConfigs = frontendConfigs(this.#world, { dir: this.dir, ports, urls, tls: "pem", log: { level: o.frontendLog ?? "silent" } });
     this.level2 = await startFrontend(this.#frontendConfigs[2]);
-    // The level-1 routing table names the level-1 server itself, so its port is chosen before it starts.
-    const port1 = await freePort();
-    const url1 = `https://127.0.0.1:${port1}`;
-    this.#frontendConfigs[1] = {
-      name: "level-1 (national)", level: 1, listen: { host: "127.0.0.1", port: port1 }, tls, database: path.join(this.dir, "level1.db"),
-      keyStore: this.#keyStore, cities: [{ cityCode: "*", applications: ["tunion"] }], log, reconciliationTimeoutMs: 60_000,
-      hotlist: [HOTLISTED_ASN],
-      routes: [
-        { cityCode: "*", application: "tunion", level: 1, url: url1, keyIndex: 1 },
-        { cityCode: LEVEL2_CITY, application: "cityunion", level: 2, url: this.level2.url, keyIndex: 1 },
-      ],
-      routesVersion: 1,
-    };
     this.level1 = await startFrontend(this.#frontendConfigs[1]);
     if (this.linkKind === "pty") {
       this.#ptys = [await createPtyPair(), await createPtyPair()];
@@ -210,14 +179,12 @@ export class Simulation {
 
   /** Issues a virtual card from the simulation's master keys and puts it in the emulator, out of the field. */
   addCard(spec: CardSpec): VirtualCard {
-    const profiles = spec.profiles.map((p) => ({
-      ...p, masterKeys: readDevelopmentMasterKeys(this.#keyStore, { keyIndex: p.keyIndex ?? 1, keyVersion: p.keyVersion ?? 1, algorithm: p.algorithm }),
-    }));
-    const card = new VirtualCard(issueCard(profiles));
+    const card = issueWorldCard(this.#world, spec.profiles);
     this.emulator.addCard(card, false);
     this.cards.set(spec.name, card);
     return card;
   }
+
 
   /**
    * One payment as a vending machine makes it: the card is tapped, `pay` goes down the controller port, and the
