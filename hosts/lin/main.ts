@@ -52,7 +52,18 @@ class LinSerial extends (Serial as unknown as new (options: object) => object) {
 const serial = LinSerial as unknown as SerialClass;
 
 async function main(): Promise<void> {
-  const settings = readLinSettings(config as Record<string, unknown>);
+  // `settings_file` (mcconfig ... settings_file=/path.json): a JSON object of the same keys, read at start, so one
+  // build runs against any rig (pty paths, ports and certificates are made fresh per run).
+  const raw = { ...(config as Record<string, unknown>) };
+  if (typeof raw.settings_file === "string" && raw.settings_file) {
+    const file = new File(raw.settings_file);
+    try {
+      Object.assign(raw, JSON.parse(file.read(String)) as Record<string, unknown>);
+    } finally {
+      file.close();
+    }
+  }
+  const settings = readLinSettings(raw);
   const c = settings.certificates;
   const connector = new EspHttpsConnector({
     https: {
