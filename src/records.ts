@@ -44,13 +44,40 @@ export function writeRecord(journal: Journal, record: TerminalRecord): number {
   return journal.append(encodeUtf8(JSON.stringify(record)));
 }
 
-/** Reads a recovered record; anything that is not one of ours (a future version, say) is skipped, not fatal. */
+/**
+ * Reads a recovered record. Anything that is not whole and one of ours (a future version, a record from a bug) is
+ * skipped, not fatal, and never half-trusted: every field the terminal acts on is checked here.
+ */
 export function readRecord(record: JournalRecord): TerminalRecord | undefined {
+  let value: unknown;
   try {
-    const value = JSON.parse(decodeUtf8(record.payload)) as TerminalRecord;
-    if (value && (value.k === "intent" || value.k === "outcome" || value.k === "routes")) return value;
+    value = JSON.parse(decodeUtf8(record.payload));
   } catch {
-    // A record we cannot read cannot be acted on; the owner reports how many it skipped.
+    return undefined;
+  }
+  if (!value || typeof value !== "object") return undefined;
+  const r = value as { [key: string]: unknown };
+  const str = (k: string) => typeof r[k] === "string";
+  const int = (k: string) => Number.isInteger(r[k]) && (r[k] as number) >= 0;
+  if (r.k === "intent") {
+    const ok = str("purchaseId") && str("url") && str("order") && int("amount") && str("asn") && (r.application === "tunion" || r.application === "cityunion") &&
+      int("epSerial") && Number.isInteger(r.balance) && int("tsn") && str("mac2") && typeof r.at === "number" && Number.isFinite(r.at);
+    return ok ? (value as IntentRecord) : undefined;
+  }
+  if (r.k === "outcome") {
+    const c = r.completion as { outcome?: unknown; mac2?: unknown; tac?: unknown } | null;
+    const completionOk = !!c && typeof c === "object" && (c.outcome === "not-debited" || c.outcome === "unknown" ||
+      (c.outcome === "debited" && typeof c.mac2 === "string" && typeof c.tac === "string"));
+    return str("purchaseId") && str("url") && str("order") && completionOk ? (value as OutcomeRecord) : undefined;
+  }
+  if (r.k === "routes") {
+    const t = r.table as { routes?: unknown } | null;
+    const ok = !!t && typeof t === "object" && Array.isArray(t.routes) && t.routes.every((x: unknown) => {
+      const route = x as { [key: string]: unknown } | null;
+      return !!route && typeof route.cityCode === "string" && typeof route.url === "string" && Number.isInteger(route.keyIndex) &&
+        Number.isInteger(route.level) && (route.application === "tunion" || route.application === "cityunion");
+    });
+    return ok ? (value as RoutesRecord) : undefined;
   }
   return undefined;
 }

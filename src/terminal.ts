@@ -385,9 +385,21 @@ export class Terminal {
     warming?.catch(() => undefined);
     if (cold) this.#o.trace?.(`  front-end (level ${route.level}): cold route, opening TLS while the card works`);
     await this.#initialize(purse, tap, route);
+    this.#stopIfClosed();
     await this.#authorize(tap, route, basic, warming);
+    this.#stopIfClosed();
     this.#journalIntent(tap);
+    if (this.#isClosed()) {
+      // Closed with the intent down but DEBIT not sent: say so in the journal, for the next start to deliver.
+      this.#finishIntent(tap.intentSeq!, tap.intent!, { outcome: "not-debited" }, tap);
+      throw new Decline("cancelled", "terminal closed before DEBIT");
+    }
     await this.#debit(purse, tap);
+  }
+
+  /** A terminal closed mid-purchase goes no further than the phase it is in, and never on to DEBIT. */
+  #stopIfClosed(): void {
+    if (this.#isClosed()) throw new Decline("cancelled", "terminal closed");
   }
 
   /**
@@ -676,6 +688,8 @@ export class Terminal {
   #scheduleReport(pending: Unresolved): void {
     const id = pending.intent.purchaseId;
     this.#clearReport(id);
+    // A closed terminal sets no timer: the intent is in the journal, and the next start schedules its report.
+    if (this.#isClosed()) return;
     const wait = Math.max(0, pending.intent.at + this.#config.reportUnresolvedAfterMs - this.#o.clock.now());
     this.#reports.set(id, this.#o.timers.set(() => {
       this.#reports.delete(id);

@@ -4,6 +4,7 @@
  * a tap never pays for a handshake. A client that fails or times out is dropped; the next request opens a new one
  * (and counts a handshake).
  */
+import { concatBytes } from "../../modules/bytes/bytes";
 import { NetworkError, type HttpRequest, type HttpResponse, type HttpsConnection, type HttpsConnector, type Timers } from "../../modules/device/types";
 
 // What the connector uses of Moddable's HTTP client, written structurally so that this file needs no Moddable module:
@@ -150,15 +151,7 @@ class EspHttpsConnection implements HttpsConnection {
           reject(error);
           return;
         }
-        let length = 0;
-        for (const c of chunks) length += c.length;
-        const body = new Uint8Array(length);
-        let at = 0;
-        for (const c of chunks) {
-          body.set(c, at);
-          at += c.length;
-        }
-        resolve({ status, body });
+        resolve({ status, body: concatBytes(...chunks) });
       };
       const fail = (error: Error) => finish(error);
       const timer = timers.set(() => finish(new NetworkError(`${request.method} ${this.origin}${request.path}: no answer in ${request.timeout} ms`)), request.timeout);

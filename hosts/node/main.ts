@@ -1,110 +1,91 @@
 /**
- * `npm start`: with no options, the whole system on this machine (front-ends, PKI, PN532 emulator with virtual
- * cards, the terminal and a scripted vending controller); with --pn532, the terminal on a PC with a real PN532.
+ * The terminal on a PC with a real PN532 (`npm start -- --pn532 /dev/ttyUSB0 ...`): reads its certificates, opens
+ * its ports and starts. Whatever a newcomer gets wrong (a missing file, a port that is absent, busy or silent) ends
+ * in one line that names the thing and what to check, and a non-zero exit, never a stack trace.
  */
-import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { CodedError } from "../../modules/errors/errors";
 import type { JournalStorage } from "../../modules/journal/storage";
-import { formatYuan } from "../../modules/purse/amount";
-import { DEFAULT_CARDS, Simulation } from "../../tools/simulation/index";
-import type { ControllerEvent } from "../../tools/harness/controller";
+import { Pn532Error } from "../../modules/pn532/errors";
 import { NodeSerial } from "./serial";
+import { probePort } from "./serial-errors";
 import { StdioSerial } from "./serial-stdio";
 import { startNodeTerminal } from "./terminal";
 
-const HELP = `Usage:
-  npm start [-- options]                      the whole system, simulated on this machine
-  npm start -- --pn532 /dev/ttyUSB0 --frontend https://level1:8443 --cert terminal.crt.pem --key terminal.key.pem
-             --ca ca.crt.pem --terminal-id 310001029313 [--controller /dev/ttyS1] [--journal terminal.journal]
-
-Simulation (no --pn532): a level-1 and a level-2 front-end on 127.0.0.1 with a fresh development PKI, the PN532
-emulator with virtual cards on a pty pair (socat) or an in-memory line, and the terminal serving scripted pay
-requests through its controller port. It prints each APDU decoded, each front-end call and the timings.
-  --json              one JSON object per transaction on stdout and nothing else (use npm start --silent)
-  --strict            wait for the front-end's completion acknowledgement before approving
-  --link pty|memory   how terminal, emulator and controller are linked (default: pty when socat is installed)
-  --latency <ms>      one-way delay added to each front-end request and answer
-  --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
-
-A terminal on a PC (--pn532):
-  --pn532 <port>      the PN532's serial port, in HSU mode at 115200 baud
-  --frontend <url>    the level-1 front-end (it serves the routing table)
-  --cert, --key       the terminal's client certificate and key (PEM; the CN is the terminal ID)
-  --ca                the CA that signed the front-ends' certificates (PEM)
-  --terminal-id <id>  12 hex digits, equal to the certificate's CN
-  --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
-  --journal <file>    the journal (default: terminal.journal)
-  --strict, --esp32-tls as above
-  --recovery-window <ms>  how long to keep looking for a torn card within its payment (default 20000)
-  --die-at-write <k>  test hook: SIGKILL this process just before the k-th journal write or erase lands (a power
-                      cut at a chosen write, for the fault-injection suite)
-  --help              this text
-Exit status: 0 when every scripted purchase ended as scripted (simulation), 2 on bad options.`;
-
-let values: ReturnType<typeof parse>["values"];
-function parse() {
-  return parseArgs({
-    options: {
-      json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
-      "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
-      key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
-      journal: { type: "string" }, help: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
-    },
-    strict: true,
-  });
-}
-try {
-  values = parse().values;
-} catch (error) {
-  console.error(`${(error as Error).message}\n\n${HELP}`);
-  process.exit(2);
-}
-if (values.help) {
-  console.log(HELP);
-  process.exit(0);
-}
-if (values.link && values.link !== "pty" && values.link !== "memory") {
-  console.error(`--link takes pty or memory\n\n${HELP}`);
-  process.exit(2);
-}
-const latency = values.latency === undefined ? undefined : Number(values.latency);
-if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
-  console.error(`--latency takes milliseconds (0..10000)\n\n${HELP}`);
-  process.exit(2);
+export interface PcTerminalOptions {
+  pn532: string;
+  frontend: string;
+  cert: string;
+  key: string;
+  ca: string;
+  terminalId: string;
+  controller?: string;
+  journal?: string;
+  strict?: boolean;
+  esp32Tls?: boolean;
+  recoveryWindowMs?: number;
+  cityCode?: string;
+  dieAtWrite?: number;
 }
 
-if (values.pn532) await realTerminal();
-else await simulate();
+/** Where the PC host keeps its journal unless told otherwise: a git-ignored folder, not the working tree's root. */
+export const DEFAULT_JOURNAL = path.join("var", "terminal.journal");
 
-async function realTerminal(): Promise<void> {
-  const missing = ["frontend", "cert", "key", "ca", "terminal-id"].filter((k) => !values[k as keyof typeof values]);
-  if (missing.length) {
-    console.error(`--pn532 needs --${missing.join(", --")}\n\n${HELP}`);
-    process.exit(2);
+/** A failure the user can fix, said in one line; `exitCode` 2 for bad options and files, 1 for devices. */
+export class StartupError extends CodedError {
+  constructor(message: string, readonly exitCode: 1 | 2) {
+    super("STARTUP", message);
   }
-  const log = (line: string) => process.stderr.write(`${line}\n`);
-  const dieAt = values["die-at-write"] === undefined ? undefined : Number(values["die-at-write"]);
-  const recoveryWindowMs = values["recovery-window"] === undefined ? undefined : Number(values["recovery-window"]);
-  if ((dieAt !== undefined && !(Number.isInteger(dieAt) && dieAt > 0)) || (recoveryWindowMs !== undefined && !(recoveryWindowMs >= 0))) {
-    console.error(`--die-at-write takes a write number (1, 2, ...), --recovery-window milliseconds\n\n${HELP}`);
-    process.exit(2);
+}
+
+function readPem(file: string, what: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a directory" : (error as Error).message;
+    throw new StartupError(`cannot read ${what} ${file}: ${why}`, 2);
   }
-  const node = await startNodeTerminal({
-    pn532: { io: NodeSerial, path: values.pn532!, baud: 115200 },
-    controller: values.controller ? { io: NodeSerial, path: values.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
-    tls: { cert: readFileSync(values.cert!, "utf8"), key: readFileSync(values.key!, "utf8"), ca: readFileSync(values.ca!, "utf8"), esp32Ciphers: values["esp32-tls"] },
-    journalPath: values.journal ?? "terminal.journal",
-    config: { terminalId: values["terminal-id"]!, level1Url: values.frontend!, strict: values.strict, recoveryWindowMs },
-    trace: log,
-    wrapStorage: dieAt === undefined ? undefined : (storage) => dyingStorage(storage, dieAt),
-  });
-  log(`terminal ${values["terminal-id"]} ready on ${values.pn532}; controller on ${values.controller ?? "stdin/stdout"}`);
-  const stop = () => {
-    node.close();
-    process.exit(0);
+  if (!/-----BEGIN [A-Z ]+-----/.test(text)) throw new StartupError(`${what} ${file} is not a PEM file (no -----BEGIN ... ----- line)`, 2);
+  return text;
+}
+
+export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) => void): Promise<() => void> {
+  const tls = {
+    cert: readPem(o.cert, "the terminal certificate (--cert)"),
+    key: readPem(o.key, "the terminal key (--key)"),
+    ca: readPem(o.ca, "the front-ends' CA (--ca)"),
+    esp32Ciphers: o.esp32Tls,
   };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  try {
+    await probePort(o.pn532, 115200, "the PN532 port (--pn532)");
+    if (o.controller) await probePort(o.controller, 115200, "the controller port (--controller)");
+  } catch (error) {
+    throw new StartupError((error as Error).message, 1);
+  }
+  const journalPath = o.journal ?? DEFAULT_JOURNAL;
+  mkdirSync(path.dirname(path.resolve(journalPath)), { recursive: true });
+  try {
+    const node = await startNodeTerminal({
+      // The driver raises the line to 921,600 after start-up (docs/pn532.md); CP210x, CH340 and FTDI adapters take it.
+      pn532: { io: NodeSerial, path: o.pn532, baud: 115200, rates: [921600] },
+      controller: o.controller ? { io: NodeSerial, path: o.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
+      tls,
+      journalPath,
+      config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode },
+      trace: log,
+      wrapStorage: o.dieAtWrite === undefined ? undefined : (storage) => dyingStorage(storage, o.dieAtWrite!),
+    });
+    return () => node.close();
+  } catch (error) {
+    if (error instanceof Pn532Error) {
+      throw new StartupError(`no PN532 answered on ${o.pn532} (${error.message}): check that it is the PN532's port, that the board ` +
+        "is powered and set to HSU (UART) mode, and TX/RX are crossed; the line runs at 115200 baud", 1);
+    }
+    throw new StartupError(`the terminal could not start: ${(error as Error).message}`, 1);
+  }
 }
 
 /**
@@ -120,73 +101,5 @@ function dyingStorage(storage: JournalStorage, k: number): JournalStorage {
     size: storage.size, blockSize: storage.blockSize, read: (offset, length) => storage.read(offset, length),
     write: (offset, bytes) => { cut(); storage.write(offset, bytes); },
     eraseBlock: (block) => { cut(); storage.eraseBlock(block); },
-  };
-}
-
-interface Scripted {
-  card: string;
-  amount: number;
-  expect: "approved" | "declined";
-  reason?: string;
-}
-
-async function simulate(): Promise<void> {
-  const json = !!values.json;
-  const say = (line: string) => {
-    if (!json) console.log(line);
-  };
-  const started = performance.now();
-  const sim = await Simulation.start({
-    link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
-    terminal: { strict: values.strict }, trace: say,
-  });
-  let ok = 0;
-  const script: Scripted[] = [
-    { card: DEFAULT_CARDS[0]!.name, amount: 350, expect: "approved" },
-    { card: DEFAULT_CARDS[1]!.name, amount: 200, expect: "approved" },
-    { card: DEFAULT_CARDS[0]!.name, amount: 120, expect: "approved" },
-    { card: DEFAULT_CARDS[2]!.name, amount: 500, expect: "declined", reason: "insufficient-balance" },
-    { card: DEFAULT_CARDS[3]!.name, amount: 100, expect: "declined", reason: "card-expired" },
-  ];
-  try {
-    for (const spec of DEFAULT_CARDS) sim.addCard(spec);
-    say(`Simulated system up in ${Math.round(performance.now() - started)} ms: level-1 front-end ${sim.level1.url}, level-2 front-end ${sim.level2.url},`);
-    say(`PN532 emulator and controller port on ${sim.linkKind === "pty" ? "pty pairs (socat)" : "in-memory lines (no socat found: same bytes, no tty)"}, terminal ${"310001029313"}${values.strict ? " in strict mode" : ""}.`);
-    for (const [i, s] of script.entries()) {
-      const order = `ORDER-${String(i + 1).padStart(4, "0")}`;
-      say(`\n== ${order}: ${formatYuan(s.amount)} yuan, ${s.card}`);
-      const events = await sim.pay(s.card, s.amount, order);
-      const final = events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome");
-      const asExpected = final?.event === s.expect && (!s.reason || final.reason === s.reason);
-      if (asExpected) ok++;
-      const record = transaction(order, s, events);
-      if (json) console.log(JSON.stringify(record));
-      else say(`  => ${String(final?.event).toUpperCase()}${final?.reason ? ` (${String(final.reason)})` : ""}` +
-        (final?.event === "approved" ? `, balance ${formatYuan(Number(final.balanceBefore))} -> ${formatYuan(Number(final.balanceAfter))}, ` +
-          `TSN ${String(final.tsn)}, TAC ${String(final.tac)}, level ${String(final.level)}, tap-to-approved ${fmtMs(final)} ms, ` +
-          `handshakes on the tap path ${String((final.timings as { handshakes: number }).handshakes)}` : "") +
-        (asExpected ? "" : `  [expected ${s.expect}${s.reason ? ` (${s.reason})` : ""}]`));
-    }
-    // Completions are sent after approval; wait until the front-ends have them all before the summary.
-    for (let i = 0; i < 100 && sim.node.terminal.pendingCompletions > 0; i++) await new Promise((r) => setTimeout(r, 20));
-    say(`\nSummary: ${ok} of ${script.length} purchases ended as scripted; completions still pending: ${sim.node.terminal.pendingCompletions}.`);
-  } finally {
-    await sim.close();
-  }
-  process.exit(ok === script.length ? 0 : 1);
-}
-
-function fmtMs(e: ControllerEvent): string {
-  return (e.timings as { tapMs: number }).tapMs.toFixed(1);
-}
-
-function transaction(order: string, s: Scripted, events: ControllerEvent[]): Record<string, unknown> {
-  const read = events.find((e) => e.event === "card-read");
-  const final = events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome") ?? { event: "none" };
-  return {
-    order, result: final.event, reason: final.reason ?? null, amount: s.amount,
-    balanceBefore: final.balanceBefore ?? final.balance ?? null, balanceAfter: final.balanceAfter ?? null,
-    asn: read?.asn ?? null, cityCode: read?.cityCode ?? null, application: read?.application ?? null, level: final.level ?? null,
-    tsn: final.tsn ?? null, tac: final.tac ?? null, purchaseId: final.purchaseId ?? null, timings: final.timings ?? null,
   };
 }

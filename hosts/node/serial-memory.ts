@@ -18,6 +18,9 @@ export interface MemorySerialOptions {
   byteTime?: number;
 }
 
+/** What a receiver at the wrong rate makes of every byte: never a start code, never the 0x55 of a wake-up. */
+const GARBLED = 0xf8;
+
 class End implements SerialPort {
   readonly options: SerialOptions;
   peer: End | undefined;
@@ -46,9 +49,12 @@ class End implements SerialPort {
     const bytes = (data instanceof Uint8Array ? data : new Uint8Array(data)).slice();
     this.side.count(bytes.length);
     const byteTime = this.side.byteTime;
+    const sentAt = this.options.baud;
     const deliver = () => {
       const peer = this.side.other.current;
       if (!peer || peer.closed) return;
+      // A UART set to another rate than the sender's sees framing errors and wrong bytes, never the frame.
+      if (sentAt && peer.options.baud && peer.options.baud !== sentAt) bytes.fill(GARBLED);
       peer.inbox.push(bytes);
       peer.available += bytes.length;
       peer.options.onReadable?.call(peer, peer.available);

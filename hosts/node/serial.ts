@@ -58,6 +58,16 @@ export class NodeSerial implements SerialPort {
     this.#port.write(Buffer.from(bytes));
   }
 
+  /**
+   * Changes the line rate without closing (a pty stays open; a USB adapter retunes). The caller lets its last bytes
+   * at the old rate leave first (the PN532 driver waits out its ACK's wire time).
+   */
+  setBaud(baud: number): void {
+    if (this.#closed) throw new Error("serial port is closed");
+    if (this.#port.isOpen) this.#port.update({ baudRate: baud }, () => {});
+    else this.opened.then(() => this.#port.update({ baudRate: baud }, () => {}), () => {});
+  }
+
   /** Discards unread input (libnfc does this before every command; so may tools). */
   flushInput(): void {
     this.#received.clear();

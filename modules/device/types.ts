@@ -42,6 +42,8 @@ export type SerialClass = new (options: SerialOptions) => SerialPort;
 /** How device code is handed a serial line: the class and its options, as `device.Serial.default` is. */
 export interface SerialSpec extends Partial<SerialOptions> {
   io: SerialClass;
+  /** Other rates this host's UART can be reopened at (the PN532 driver raises the line to one); absent: none. */
+  rates?: readonly number[];
 }
 
 /** One HTTP exchange over a kept-alive TLS connection to a front-end. */

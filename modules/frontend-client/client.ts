@@ -184,7 +184,12 @@ export class FrontendClient {
       if (response.status >= 500) throw new FrontendUnavailableError(`${method} ${path}: HTTP ${response.status}`);
       throw new FrontendProtocolError(`${method} ${path}: HTTP ${response.status} with a body that is not JSON`);
     }
-    if (response.status >= 200 && response.status < 300) return body;
+    if (response.status >= 200 && response.status < 300) {
+      // Every answer of the protocol is a JSON object: anything else (empty, null, a list) is not the front-end speaking.
+      if (!body || typeof body !== "object" || Array.isArray(body)) throw new FrontendProtocolError(`${method} ${path}: HTTP ${response.status} without a JSON object`);
+      return body;
+    }
+    if (response.status < 400) throw new FrontendProtocolError(`${method} ${path}: unexpected HTTP ${response.status}`);
     if (response.status >= 500) throw new FrontendUnavailableError(`${method} ${path}: HTTP ${response.status}`);
     const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
     throw new FrontendDeclineError(response.status, typeof error?.code === "string" ? error.code : "UNKNOWN",

@@ -1,4 +1,4 @@
-// Status words seen on PBOC / JT/T 978 electronic-purse cards (spec/purse.md §3).
+// Status words seen on PBOC / JT/T 978 electronic-purse cards (docs/purse.md §5).
 
 export const SW = Object.freeze({
   OK: 0x9000,

@@ -66,6 +66,13 @@ function recordCrc(bytes: Uint8Array, offset: number, end: number): number {
   return (crc32(bytes, offset + 2, end) ^ head) >>> 0;
 }
 
+/**
+ * The smallest journal: the head block, one block to reclaim into, and one held in reserve so that reclaiming always
+ * has somewhere to copy live records to. Checked here, and only here; hosts size their storage and let this say no.
+ */
+export const MIN_JOURNAL_BLOCKS = 3;
+const MIN_BLOCK_SIZE = 64;
+
 export class Journal {
   readonly #storage: JournalStorage;
   readonly #blockCount: number;
@@ -83,8 +90,8 @@ export class Journal {
 
   constructor(options: JournalOptions) {
     const storage = options.storage;
-    if (storage.blockSize < 64 || storage.size % storage.blockSize || storage.size / storage.blockSize < 3) {
-      throw new JournalError("journal storage needs at least 3 whole blocks of 64 bytes or more");
+    if (storage.blockSize < MIN_BLOCK_SIZE || storage.size % storage.blockSize || storage.size / storage.blockSize < MIN_JOURNAL_BLOCKS) {
+      throw new JournalError(`journal storage needs at least ${MIN_JOURNAL_BLOCKS} whole blocks of ${MIN_BLOCK_SIZE} bytes or more`);
     }
     this.#storage = storage;
     this.#blockCount = storage.size / storage.blockSize;

@@ -16,8 +16,35 @@ export const Command = Object.freeze({
   InCommunicateThru: 0x42,
   InDeselect: 0x44,
   InListPassiveTarget: 0x4a,
+  InPSL: 0x4e,
   InRelease: 0x52,
   InAutoPoll: 0x60,
+});
+
+/** InPSL BRit/BRti codes by bit rate in kbps (docs/pn532.md). */
+export const BIT_RATE_CODES: { readonly [kbps: number]: number } = Object.freeze({ 106: 0x00, 212: 0x01, 424: 0x02 });
+
+/**
+ * Bit rates (kbps) an ISO 14443-4 card accepts in both directions, from its ATS (without TL): TA(1), present when T0
+ * bit 5 is set, has DS in bits 7..5 and DR in bits 3..1 for 212/424/848, and bit 8 set when both directions must match
+ * (docs/pn532.md). 106 is always there.
+ */
+export function atsBitRates(ats: Uint8Array | undefined): number[] {
+  const rates = [106];
+  if (!ats || ats.length < 2 || !(ats[0]! & 0x10)) return rates;
+  const ta = ats[1]!;
+  const ds = (ta >> 4) & 0x07;
+  const dr = ta & 0x07;
+  const both = ds & dr;
+  if (both & 0x01) rates.push(212);
+  if (both & 0x02) rates.push(424);
+  if (both & 0x04) rates.push(848);
+  return rates;
+}
+
+/** SetSerialBaudRate BR codes by line rate (docs/pn532.md). */
+export const SERIAL_BAUD_CODES: { readonly [baud: number]: number } = Object.freeze({
+  9600: 0x00, 19200: 0x01, 38400: 0x02, 57600: 0x03, 115200: 0x04, 230400: 0x05, 460800: 0x06, 921600: 0x07, 1288000: 0x08,
 });
 
 /** RFConfiguration items. */

@@ -13,7 +13,7 @@ export function encodeAmount(amount: number): Uint8Array {
   return new Uint8Array([(amount >>> 24) & 0xff, (amount >>> 16) & 0xff, (amount >>> 8) & 0xff, amount & 0xff]);
 }
 
-/** Balances are signed: a negative balance means the overdraft limit is in use (our reading of bit 31, spec §2.3). */
+/** Balances are signed: a negative balance means the overdraft limit is in use (our reading of bit 31, docs/purse.md §4.4). */
 export function decodeBalance(bytes: Uint8Array, offset = 0): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 4);
   return view.getInt32(0, false);

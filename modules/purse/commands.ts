@@ -4,7 +4,7 @@ import { encodeAmount } from "./amount";
 import { encodeDate, encodeTime } from "./bcd";
 import { PurseFormatError } from "./errors";
 
-/** Electronic-purse applications this terminal knows (spec/purse.md §2.1). */
+/** Electronic-purse applications this terminal knows (docs/purse.md §2). */
 export const AID_TUNION = fromHex("A000000632010105");
 export const AID_CITY_UNION = fromHex("A00000000386980701");
 export const FID_EP = 0x1001;

@@ -11,7 +11,7 @@ export interface BasicData {
   issuer: string;
   /** City (area) code, bytes 2..3 in both layouts, as 4 hex digits (e.g. "1000", "4100"). */
   cityCode: string;
-  /** Application type (byte 8) on T-Union cards; on city cards the issuer-defined byte 28 (our decision, see purse.md). */
+  /** Application type (byte 8) on T-Union cards; on city cards the issuer-defined byte 28 (our decision, docs/purse.md §3.2). */
   cardType: number;
   /** City cards carry an enable flag in byte 8 (00 = not enabled); T-Union cards are always enabled. */
   enabled: boolean;
@@ -62,7 +62,7 @@ export interface TransactionRecord {
 
 export const TRANSACTION_RECORD_LENGTH = 23;
 
-/** One 23-byte record of the cyclic log file 0x18 (spec §2.8). */
+/** One 23-byte record of the cyclic log file 0x18 (docs/purse.md §3.5). */
 export function parseTransactionRecord(data: Uint8Array): TransactionRecord {
   if (!(data instanceof Uint8Array) || data.length !== TRANSACTION_RECORD_LENGTH) {
     throw new PurseFormatError(`a transaction record is ${TRANSACTION_RECORD_LENGTH} bytes, got ${data instanceof Uint8Array ? data.length : "no bytes"}`);

@@ -139,7 +139,8 @@ describe("pn532 driver: link faults", () => {
     };
     assert.hex(await clock.run(pn532.command(0x40, fromHex("01"))), "009000");
     assert.equal(peer.commands.length, 1, "no resend");
-    // After a command with the same code timed out, an unacknowledged answer could be its late one: resend instead.
+    // After a command with the same code timed out, an unacknowledged answer could be its late one. A card command
+    // is not resent either (the card may have run it): the caller gets a typed error and the card's state is unknown.
     peer.onCommand = (c, p) => p.ack();
     await assert.rejects(clock.run(pn532.command(0x40, fromHex("01"))), Pn532TimeoutError);
     let n = 0;
@@ -149,7 +150,19 @@ describe("pn532 driver: link faults", () => {
         p.send(encodeFrame(TFI_PN532, new Uint8Array([c.code + 1, 0x00, 0x6a, 0x82])), 1);
       } else p.answer(c.code, fromHex("009000"));
     };
-    assert.hex(await clock.run(pn532.command(0x40, fromHex("01"))), "009000");
+    await assert.rejects(clock.run(pn532.command(0x40, fromHex("01"))), Pn532TimeoutError, (e) => e.phase === "ack");
+    assert.equal(n, 1, "not resent");
+    // A repeatable command in the same spot is resent, and its answer after the resend's ACK taken.
+    peer.onCommand = (c, p) => p.ack();
+    await assert.rejects(clock.run(pn532.command(0x02)), Pn532TimeoutError);
+    n = 0;
+    peer.onCommand = (c, p) => {
+      if (n++ === 0) {
+        p.send(badAck);
+        p.send(encodeFrame(TFI_PN532, fromHex("03AABBCCDD")), 1);
+      } else p.answer(c.code, fromHex("32010607"));
+    };
+    assert.hex(await clock.run(pn532.command(0x02)), "32010607");
     assert.equal(n, 2, "resent once");
   });
   it("aborts a late command with an ACK frame and reports Pn532TimeoutError (phase response)", async () => {
@@ -237,6 +250,157 @@ function targetPeer(peer: ScriptedPeer, exchange: (c: ReceivedCommand, p: Script
     else p.answer(c.code, c.code === Command.InRelease || c.code === Command.InDeselect ? fromHex("00") : new Uint8Array(0));
   };
 }
+
+/** INITIALIZE FOR PURCHASE (docs/purse.md), key 1, 1.00 yuan, terminal 112233445566. */
+const INIT = fromHex("805001020B01000000641122334455660F");
+
+/** A card whose every INIT draws a new random, as a real purse does: the answer tells which execution it came from. */
+function initAnswer(execution: number): Uint8Array {
+  return fromHex(`00 0000 0000138800 0001 000000 01 00 ${(0xa0 + execution).toString(16)}A1A2A3 9000`);
+}
+
+function answerFrame(code: number, data: Uint8Array): Uint8Array {
+  const body = new Uint8Array(1 + data.length);
+  body[0] = code + 1;
+  body.set(data, 1);
+  return encodeFrame(TFI_PN532, body);
+}
+
+function exchanges(peer: ScriptedPeer): number {
+  return peer.commands.filter((c) => c.code === Command.InDataExchange).length;
+}
+
+describe("pn532 driver: a card command is never run twice unseen (issue 10)", () => {
+  it("host stalls while the ACK and the INIT answer wait unread: the late timer reads them, nothing is resent", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 50 });
+    peer.onCommand = (c, p) => {
+      const execution = exchanges(p);
+      // The host's loop is held for 245 ms (an RSA handshake) just after the frame left; the chip's ACK and answer
+      // come meanwhile and sit in the receive buffer; the host's read callback runs only after its due timers.
+      clock.set(() => {
+        clock.stall(245);
+        p.stage(ACK_FRAME);
+        p.stage(answerFrame(c.code, initAnswer(execution)));
+        p.send(new Uint8Array(0));
+      }, 0);
+    };
+    const answer = await clock.run(pn532.inDataExchange(1, INIT));
+    assert.equal(exchanges(peer), 1, "INIT ran once on the card");
+    assert.hex(answer, toHex(initAnswer(1).subarray(1)));
+    assert.equal(pn532.stats.resends, 0);
+  });
+  it("host stalls and the bytes arrive only after the late timer: the wait starts again instead of a resend", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 50 });
+    peer.onCommand = (c, p) => {
+      const execution = exchanges(p);
+      clock.set(() => {
+        clock.stall(245);
+        p.send(ACK_FRAME, 10);
+        p.send(answerFrame(c.code, initAnswer(execution)), 30);
+      }, 0);
+    };
+    const answer = await clock.run(pn532.inDataExchange(1, INIT));
+    assert.equal(exchanges(peer), 1);
+    assert.hex(answer, toHex(initAnswer(1).subarray(1)));
+    assert.equal(pn532.stats.stalls, 1, "the late timer was seen as a stall");
+    // The same for a command that may be resent: a stall alone does not resend it.
+    peer.onCommand = (c, p) => clock.set(() => {
+      clock.stall(245);
+      p.answer(c.code, fromHex("32010607"), 10);
+    }, 0);
+    assert.equal((await clock.run(pn532.getFirmwareVersion())).ic, 0x32);
+    assert.equal(pn532.stats.resends, 0);
+  });
+  it("a response timer that fires late after a stall takes the answer already received (DEBIT not turned into a timeout)", async () => {
+    const { clock, peer, pn532 } = await awake({ exchangeTimeout: 1000 });
+    peer.onCommand = (c, p) => {
+      p.ack();
+      clock.set(() => {
+        clock.stall(3000);
+        p.stage(answerFrame(c.code, fromHex("00 11223344 55667788 9000")));
+        p.send(new Uint8Array(0));
+      }, 1);
+    };
+    assert.hex(await clock.run(pn532.inDataExchange(1, fromHex("805401000F0000002A20261201083000AABBCCDD08"))), "11223344556677889000");
+    assert.equal(pn532.stats.aborts, 0);
+  });
+  it("DEBIT is never sent twice: lost ACK, lost ACK and answer, lost frame", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 15, exchangeTimeout: 200 });
+    const debit = fromHex("805401000F0000002A20261201083000AABBCCDD08");
+    const controls: string[] = [];
+    peer.onControl = (f) => controls.push(f.kind);
+    // Only the ACK is lost; the answer comes after the ACK deadline and is taken.
+    peer.onCommand = (c, p) => p.send(answerFrame(c.code, fromHex("00 11223344 55667788 9000")), 60);
+    assert.hex(await clock.run(pn532.inDataExchange(1, debit)), "11223344556677889000");
+    assert.equal(exchanges(peer), 1);
+    // ACK and answer lost (or the frame never arrived): a typed error, the chip told to stop, and no second frame.
+    peer.onCommand = () => {};
+    await assert.rejects(clock.run(pn532.inDataExchange(1, debit)), Pn532TimeoutError, (e) => e.phase === "ack");
+    assert.equal(exchanges(peer), 2);
+    assert.deepEqual(controls, ["ack"]);
+    peer.onCommand = (c, p) => p.ack();
+    await assert.rejects(clock.run(pn532.inDataExchange(1, debit)), Pn532TimeoutError, (e) => e.phase === "response");
+    assert.equal(exchanges(peer), 3);
+    assert.equal(pn532.stats.resends, 0);
+  });
+  it("after an unavoidable resend, the answer before the resend's ACK is an earlier copy's and is not kept", async () => {
+    const { clock, peer, pn532 } = await awake({ ackTimeout: 15 });
+    let n = 0;
+    peer.onCommand = (c, p) => {
+      if (n++ === 0) p.send(answerFrame(c.code, fromHex("AABBCCDD")), 20);
+      else {
+        p.ack(10);
+        p.send(answerFrame(c.code, fromHex("32010607")), 11);
+      }
+    };
+    assert.equal((await clock.run(pn532.getFirmwareVersion())).ic, 0x32);
+    assert.equal(n, 2);
+  });
+});
+
+describe("pn532 driver: line rate", () => {
+  const answerAll = (c: ReceivedCommand, p: ScriptedPeer) =>
+    p.answer(c.code, c.code === Command.GetFirmwareVersion ? fromHex("32010607") : c.code === Command.Diagnose ? c.params : new Uint8Array(0));
+  it("SetSerialBaudRate: answer, host ACK, the port reopened at 921,600, then a Diagnose echo", async () => {
+    const clock = new VirtualClock();
+    const peer = new ScriptedPeer(clock);
+    const pn532 = new PN532({ serial: { io: peer.io, baud: 115200, rates: [921600] }, timers: clock });
+    const seen: string[] = [];
+    peer.onControl = (f) => seen.push(f.kind);
+    peer.onCommand = (c, p) => {
+      seen.push(`${c.code.toString(16)}@${p.port!.options.baud}`);
+      answerAll(c, p);
+    };
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 921600);
+    assert.equal(peer.port!.options.baud, 921600);
+    assert.deepEqual(seen, ["14@115200", "2@115200", "12@115200", "32@115200", "10@115200", "ack", "0@921600"]);
+    assert.hex(peer.commands.find((c) => c.code === Command.SetSerialBaudRate)!.params, "07");
+  });
+  it("no echo at the new rate: back to 115,200 with a wake-up, and an event says so", async () => {
+    const clock = new VirtualClock();
+    const peer = new ScriptedPeer(clock);
+    const events: string[] = [];
+    const pn532 = new PN532({ serial: { io: peer.io, baud: 115200, rates: [921600] }, timers: clock, responseTimeout: 100, onLine: (e) => events.push(e.kind) });
+    peer.onCommand = (c, p) => {
+      // A chip that answers the switch but stays at 115,200: nothing it hears at 921,600 makes sense to it.
+      if (p.port!.options.baud !== 115200) return;
+      answerAll(c, p);
+    };
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 115200);
+    assert.deepEqual(events, ["fallback"]);
+    const wakeUps = peer.written.filter((b, i, all) => b === 0x55 && all[i + 1] === 0x55).length;
+    assert.equal(wakeUps, 2, "the start-up wake-up and the one after the fallback");
+  });
+  it("a host that lists no other rate stays at 115,200 and never sends SetSerialBaudRate", async () => {
+    const { clock, peer, pn532 } = setup();
+    peer.onCommand = answerAll;
+    await clock.run(pn532.start());
+    assert.equal(pn532.baud, 115200);
+    assert.ok(!peer.commands.some((c) => c.code === Command.SetSerialBaudRate));
+  });
+});
 
 describe("pn532 driver: targets and InDataExchange", () => {
   it("InListPassiveTarget 106A decodes ATQA, SAK, UID and the ATS without TL", async () => {

@@ -15,7 +15,7 @@ function describeFrame(f: Frame): string {
   return f.kind === "information" ? `${toHex(new Uint8Array([f.tfi]))}:${toHex(f.data)}${f.extended ? "x" : ""}` : f.kind;
 }
 
-describe("pn532 frame codec: encoding (bytes from spec/pn532.md §1, §5)", () => {
+describe("pn532 frame codec: encoding (bytes from docs/pn532.md §1, §5)", () => {
   it("normal information frames as libnfc sends and a PN532 answers them", () => {
     assert.hex(encodeFrame(TFI_HOST, fromHex("02")), "0000FF02FED4022A00");
     assert.hex(encodeFrame(TFI_PN532, fromHex("0332010607")), "0000FF06FAD50332010607E800");

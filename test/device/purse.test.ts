@@ -13,7 +13,7 @@ import { encodeCommand } from "../../modules/iso7816/apdu";
 const TUNION_0x15 = "01011000FFFFFFFF02010310517007010479138120190718204012310000";
 const CITY_0x15 = "41004100000000000101000041000000899999852015010120301231" + "0500";
 
-describe("purse: command builders (bytes from spec/purse.md §2)", () => {
+describe("purse: command builders (bytes from docs/purse.md §4)", () => {
   it("SELECT by AID and by FID", () => {
     assert.hex(encodeCommand(selectByName(AID_TUNION)), "00A4040008A00000063201010500");
     assert.hex(encodeCommand(selectByName(AID_CITY_UNION)), "00A4040009A0000000038698070100");

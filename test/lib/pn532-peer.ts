@@ -68,6 +68,14 @@ export class ScriptedPeer {
     }, delay);
   }
 
+  /**
+   * Bytes into the port's receive buffer at once, with no read callback: a host that stalled holds them unread (its
+   * timers run before its read callbacks when it resumes).
+   */
+  stage(bytes: Uint8Array): void {
+    for (const b of bytes) this.#inbox.push(b);
+  }
+
   ack(delay = 0): void {
     this.send(ACK_FRAME, delay);
   }

@@ -35,6 +35,11 @@ export class VirtualClock implements Timers {
     return this.#now;
   }
 
+  /** The timers still set, for a failing test to show: due time, and whether each repeats. */
+  describe(): string {
+    return [...this.#entries.values()].map((e) => `${e.at - this.#now}ms${e.every ? ` every ${e.every}` : ""}`).join(", ");
+  }
+
   get pending(): number {
     return this.#entries.size;
   }
@@ -57,6 +62,14 @@ export class VirtualClock implements Timers {
     return best;
   }
 
+  /**
+   * The host stalls for `ms`: time moves on but no timer fires. The next advance() fires everything overdue, in due
+   * order and late, as a host's event loop does once it runs again.
+   */
+  stall(ms: number): void {
+    this.#now += ms;
+  }
+
   /** Moves time forward by `ms`, firing due timers in order and letting promise jobs settle after each. */
   async advance(ms: number): Promise<void> {
     const end = this.#now + ms;
@@ -67,7 +80,7 @@ export class VirtualClock implements Timers {
       next[1].callback();
       await settle();
     }
-    this.#now = end;
+    this.#now = Math.max(this.#now, end);
     await settle();
   }
 

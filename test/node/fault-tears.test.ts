@@ -46,6 +46,8 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
     // card times to keep the run quick.
     rig = await Rig.start({ attach: true, pn532Io: FrameWatchSerial, timing: { cardProcessing: () => 3, defaultCardProcessing: 3, frameWaitingTime: 20 } });
     assert.equal(await rig.startTerminal({ recoveryWindowMs: 5000 }), "ready");
+    // The terminal raised the line with SetSerialBaudRate: every tear below happens at 921,600 baud.
+    assert.equal(rig.emulator!.baud, 921600);
   });
   after(async () => {
     watcher = undefined;

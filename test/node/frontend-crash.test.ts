@@ -1,47 +1,14 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import type { AuthorizeAnswer, FrontendClient } from "../../tools/frontend/index";
-import { T1, T2, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, tunionCard, type Fixture } from "./frontend-support";
+import { T1, T2, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, tunionCard, type Fixture, describeEngines, killed, launchFrontend } from "./frontend-support";
+import { ensureDatabase, readRows } from "./postgres-support";
 
 const root = path.resolve(import.meta.dirname, "../..");
 const MAIN = path.join(root, "tools/frontend/main.ts");
-
-/** Starts `npm run frontend -- --config` as its own process and waits for its "listening" line. */
-function launch(configPath: string): Promise<{ child: ChildProcess; url: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`front-end did not start: ${err}`));
-    }, 20_000);
-    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const line = out.split("\n").find((l) => l.startsWith("{\"event\":\"listening\""));
-      if (line) {
-        clearTimeout(timer);
-        resolve({ child, url: (JSON.parse(line) as { url: string }).url });
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`front-end exited with ${code}: ${err}`));
-    });
-  });
-}
-
-function killed(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
-}
+const launch = (configPath: string) => launchFrontend(configPath);
 
 interface Acknowledged {
   terminalId: string;
@@ -68,7 +35,7 @@ async function loadLoop(f: Fixture, client: FrontendClient, terminalId: string, 
   }
 }
 
-describe("front-end: crash (SIGKILL under load) and restart", function () {
+describeEngines("front-end: crash (SIGKILL under load) and restart", function () {
   this.timeout(90_000);
   let f: Fixture;
   let configPath: string;
@@ -81,6 +48,7 @@ describe("front-end: crash (SIGKILL under load) and restart", function () {
     databasePath = config.database;
     configPath = path.join(f.dir, "crash-config.json");
     writeFileSync(configPath, JSON.stringify(config));
+    await ensureDatabase(config.database);
   });
   after(async () => {
     if (child) await killed(child);
@@ -127,30 +95,26 @@ describe("front-end: crash (SIGKILL under load) and restart", function () {
     await killed(child);
     child = undefined;
 
-    const db = new Database(databasePath, { readonly: true });
-    try {
-      assert.deepEqual(db.prepare("SELECT terminal_id, tsn FROM purchases GROUP BY terminal_id, tsn HAVING COUNT(*) > 1").all(), []);
-      for (const a of acks) {
-        const { last } = db.prepare("SELECT last_tsn AS last FROM terminals WHERE terminal_id = ?").get(a.terminalId) as { last: number };
-        const { top } = db.prepare("SELECT MAX(tsn) AS top FROM purchases WHERE terminal_id = ?").get(a.terminalId) as { top: number };
-        assert.ok(last >= top);
+    const read = <T>(sql: string, params: unknown[] = []) => readRows<T>(databasePath, sql, params);
+    assert.deepEqual(await read("SELECT terminal_id, tsn FROM purchases GROUP BY terminal_id, tsn HAVING COUNT(*) > 1"), []);
+    for (const a of acks) {
+      const [{ last }] = await read<{ last: number }>("SELECT last_tsn AS last FROM terminals WHERE terminal_id = ?", [a.terminalId]) as [{ last: number }];
+      const [{ top }] = await read<{ top: number }>("SELECT MAX(tsn) AS top FROM purchases WHERE terminal_id = ?", [a.terminalId]) as [{ top: number }];
+      assert.ok(last >= top);
+    }
+    // The settlement command reads the same journal: every completed purchase of a day is in that day's export.
+    const days = await read<{ date: string; n: number }>("SELECT date, COUNT(*) AS n FROM purchases WHERE status = 'completed' GROUP BY date");
+    assert.ok(days.length >= 1);
+    for (const { date, n } of days) {
+      const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "settle", "--config", configPath, "--date", date, "--format", "csv"], { cwd: root, encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      const lines = r.stdout.trim().split("\r\n");
+      assert.equal(lines.length, n + 1);
+      const ids = new Set(lines.slice(1).map((l) => l.split(",")[0]));
+      const dates = new Map((await read<{ id: string; date: string }>("SELECT id, date FROM purchases")).map((x) => [x.id, x.date]));
+      for (const a of acks) for (const id of a.completed) {
+        if (dates.get(id) === date) assert.ok(ids.has(id), `completed ${id} missing from the settlement export`);
       }
-      // The settlement command reads the same journal: every completed purchase of a day is in that day's export.
-      const days = db.prepare("SELECT date, COUNT(*) AS n FROM purchases WHERE status = 'completed' GROUP BY date").all() as { date: string; n: number }[];
-      assert.ok(days.length >= 1);
-      for (const { date, n } of days) {
-        const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "settle", "--config", configPath, "--date", date, "--format", "csv"], { cwd: root, encoding: "utf8" });
-        assert.equal(r.status, 0, r.stderr);
-        const lines = r.stdout.trim().split("\r\n");
-        assert.equal(lines.length, n + 1);
-        const ids = new Set(lines.slice(1).map((l) => l.split(",")[0]));
-        for (const a of acks) for (const id of a.completed) {
-          const row = db.prepare("SELECT date FROM purchases WHERE id = ?").get(id) as { date: string };
-          if (row.date === date) assert.ok(ids.has(id), `completed ${id} missing from the settlement export`);
-        }
-      }
-    } finally {
-      db.close();
     }
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { connect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import type { FrontendClient, RawResponse, RunningFrontend } from "../../tools/frontend/index";
-import { T1, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, start, stopAll, tunionCard, type Fixture } from "./frontend-support";
+import { T1, authorizeBody, clientFor, debitCard, getFixture, initCard, level1Config, start, stopAll, tunionCard, type Fixture, describeEngines } from "./frontend-support";
 
 function isError(r: RawResponse, status: number, code: string): void {
   assert.equal(r.status, status, `status (${r.text})`);
@@ -28,7 +28,7 @@ function rawExchange(f: Fixture, port: number, bytes: string): Promise<string> {
   });
 }
 
-describe("front-end: bad input gets a clear 4xx and the server keeps serving", function () {
+describeEngines("front-end: bad input gets a clear 4xx and the server keeps serving", function () {
   this.timeout(30_000);
   let f: Fixture;
   let fe: RunningFrontend;

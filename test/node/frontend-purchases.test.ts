@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import Database from "better-sqlite3";
 import { toHex } from "../../modules/bytes/bytes";
 import { diversifyKey, purchaseSessionKey } from "../../tools/purse-crypto/index";
 import { FrontendHttpError, type FrontendClient, type RunningFrontend } from "../../tools/frontend/index";
 import {
   OPERATOR, T1, T2, authorizeBody, chinaToday, cityCard, clientFor, debitCard, getFixture, initCard, level1Config, level2Config, purchase,
-  start, stopAll, tunionCard, type Fixture,
+  describeEngines, start, stopAll, tunionCard, type Fixture,
 } from "./frontend-support";
+import { readRows } from "./postgres-support";
 
 async function refused(p: Promise<unknown>, status: number, code: string): Promise<FrontendHttpError> {
   try {
@@ -23,7 +23,7 @@ async function refused(p: Promise<unknown>, status: number, code: string): Promi
   assert.fail(`expected ${status} ${code}, the request succeeded`);
 }
 
-describe("front-end: purchases against virtual cards over mutual TLS", function () {
+describeEngines("front-end: purchases against virtual cards over mutual TLS", function () {
   this.timeout(30_000);
   let f: Fixture;
   let l1: RunningFrontend;
@@ -33,10 +33,14 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
   let now = Date.parse("2026-11-26T04:00:00Z"); // 12:00 in China
   const clock = () => now;
 
+  let l1Database: string;
+
   before(async () => {
     f = await getFixture();
-    l1 = await start(level1Config(f, { clock, hotlist: ["03109999999999999999"], limits: { maxAmount: 5000 }, acceptedCardTypes: [0x02, 0x03],
-      reconciliationTimeoutMs: 60_000, reconciliationSweepMs: 3_600_000, log: { level: "trace", file: path.join(f.dir, "level1.log") } }));
+    const config = level1Config(f, { clock, hotlist: ["03109999999999999999"], limits: { maxAmount: 5000 }, acceptedCardTypes: [0x02, 0x03],
+      reconciliationTimeoutMs: 60_000, reconciliationSweepMs: 3_600_000, log: { level: "trace", file: path.join(f.dir, "level1.log") } });
+    l1Database = config.database;
+    l1 = await start(config);
     l2 = await start(level2Config(f, { clock }));
     c1 = clientFor(f, l1.url, T1);
     c2 = clientFor(f, l2.url, T1);
@@ -96,13 +100,8 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
   it("the authorization is committed to the journal before the answer leaves", async () => {
     const card = tunionCard(f);
     const a = await c1.authorize(authorizeBody(initCard(card, "tunion", 25), 25) as never);
-    const reader = new Database(l1.journal.db.name, { readonly: true });
-    try {
-      const row = reader.prepare("SELECT status, tsn, amount FROM purchases WHERE id = ?").get(a.purchaseId) as { status: string; tsn: number; amount: number };
-      assert.deepEqual(row, { status: "authorized", tsn: a.tsn, amount: 25 });
-    } finally {
-      reader.close();
-    }
+    const [row] = await readRows(l1Database, "SELECT status, tsn, amount FROM purchases WHERE id = ?", [a.purchaseId]);
+    assert.deepEqual(row, { status: "authorized", tsn: a.tsn, amount: 25 });
   });
 
   it("declines by the card's dates against the server's clock in China Standard Time", async () => {
@@ -194,15 +193,10 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
     // A different completion for a settled purchase is a conflict, kept for review.
     await refused(c1.complete(a.purchaseId, { outcome: "debited", ...proof }), 409, "ALREADY_SETTLED");
     await refused(c1.complete(a.purchaseId, { outcome: "not-debited" }), 409, "ALREADY_SETTLED");
-    const reader = new Database(l1.journal.db.name, { readonly: true });
-    try {
-      const row = reader.prepare("SELECT mac2, tac, needs_review FROM purchases WHERE id = ?").get(a.purchaseId);
-      assert.deepEqual(row, { mac2: proof.mac2, tac: badTac.tac, needs_review: 1 });
-      const kinds = (reader.prepare("SELECT kind FROM events WHERE purchase_id = ? ORDER BY id").all(a.purchaseId) as { kind: string }[]).map((e) => e.kind);
-      assert.deepEqual(kinds, ["flagged", "conflicting-completion", "conflicting-completion"]);
-    } finally {
-      reader.close();
-    }
+    const [row] = await readRows(l1Database, "SELECT mac2, tac, needs_review FROM purchases WHERE id = ?", [a.purchaseId]);
+    assert.deepEqual(row, { mac2: proof.mac2, tac: badTac.tac, needs_review: 1 });
+    const kinds = (await readRows<{ kind: string }>(l1Database, "SELECT kind FROM events WHERE purchase_id = ? ORDER BY id", [a.purchaseId])).map((e) => e.kind);
+    assert.deepEqual(kinds, ["flagged", "conflicting-completion", "conflicting-completion"]);
     // A wrong MAC2 is flagged as well, and a flagged serial cannot be authorized again.
     const card2 = tunionCard(f);
     const s2 = initCard(card2, "tunion", 40);
@@ -340,7 +334,8 @@ describe("front-end: purchases against virtual cards over mutual TLS", function 
   });
 });
 
-describe("front-end: a completion the key store cannot verify", function () {
+
+describeEngines("front-end: a completion the key store cannot verify", function () {
   this.timeout(30_000);
   after(stopAll);
 

@@ -1,9 +1,10 @@
 /**
  * Shared fixtures for the front-end tests: one development PKI and key stores per test run (in a temp dir), front-ends
- * started on 127.0.0.1 with a real SQLite file, and a terminal stand-in that plays a purchase between a VirtualCard
+ * started on 127.0.0.1 with a real SQLite file or a real PostgreSQL schema (describeEngines runs a suite on both), and a terminal stand-in that plays a purchase between a VirtualCard
  * and a front-end exactly as the protocol says (raw file 0x15 and INIT response in, MAC1 to the card, MAC2/TAC back).
  */
 import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -15,6 +16,7 @@ import {
   type FrontendConfig, type RunningFrontend,
 } from "../../tools/frontend/index";
 import { generateDevelopmentPki, type DevelopmentPki } from "../../tools/pki/index";
+import { ensureDatabase, newPostgresUrl, postgresCluster, postgresSkipReason, type Cluster } from "./postgres-support";
 
 export const T1 = "001122334455";
 export const T2 = "310001029313";
@@ -53,7 +55,43 @@ export function getFixture(): Promise<Fixture> {
 
 let dbCounter = 0;
 
+export type Engine = "sqlite" | "postgres";
+export const ENGINES: Engine[] = ["sqlite", "postgres"];
+let engineCluster: Cluster | null = null;
+
+/**
+ * Runs a suite once per storage engine. The PostgreSQL run starts (once per process) a throwaway cluster and skips
+ * itself, with the install command, when PostgreSQL is absent.
+ */
+export function describeEngines(title: string, body: (this: Mocha.Suite, engine: Engine) => void, only?: Engine[]): void {
+  for (const engine of only ?? ENGINES) {
+    describe(`${title} [${engine}]`, function () {
+      before(async function () {
+        this.timeout(180_000);
+        if (engine === "postgres") {
+          const c = await postgresCluster();
+          if (!c) {
+            console.log(`      skipped: ${postgresSkipReason()}`);
+            this.skip();
+          }
+          engineCluster = c;
+        } else {
+          engineCluster = null;
+        }
+      });
+      body.call(this, engine);
+    });
+  }
+}
+
+/** The cluster of the PostgreSQL run in progress (for the tests that stop and start it). */
+export function currentCluster(): Cluster | null {
+  return engineCluster;
+}
+
+/** A new database for the engine of the suite running: a SQLite file, or a fresh PostgreSQL schema. */
 export function newDatabasePath(f: Fixture): string {
+  if (engineCluster) return newPostgresUrl(engineCluster);
   return path.join(f.dir, `journal-${process.pid}-${++dbCounter}.sqlite`);
 }
 
@@ -83,6 +121,7 @@ export function level2Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
 }
 
 export async function start(config: FrontendConfig): Promise<RunningFrontend> {
+  await ensureDatabase(config.database);
   const fe = await startFrontend(config);
   started.push(fe);
   return fe;
@@ -163,4 +202,46 @@ export async function purchase(client: FrontendClient, card: VirtualCard, layout
 /** Today in China Standard Time, YYYYMMDD. */
 export function chinaToday(now = Date.now()): string {
   return new Date(now + 8 * 3600_000).toISOString().slice(0, 10).replace(/-/g, "");
+}
+
+const MAIN = path.resolve(import.meta.dirname, "../../tools/frontend/main.ts");
+
+/** Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line. */
+export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void): Promise<{ child: ChildProcess; url: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args], { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let listening = false;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`front-end did not start: ${err}`));
+    }, 60_000);
+    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split("\n");
+      out = lines.pop()!;
+      for (const line of lines) {
+        onLine?.(line);
+        if (!listening && line.startsWith("{\"event\":\"listening\"")) {
+          listening = true;
+          clearTimeout(timer);
+          resolve({ child, url: (JSON.parse(line) as { url: string }).url });
+        }
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (!listening) reject(new Error(`front-end exited with ${code}: ${err}`));
+    });
+  });
+}
+
+export function killed(child: ChildProcess, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill(signal);
+  });
 }

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { connect, type ConnectionOptions, type TLSSocket } from "node:tls";
 import type { RunningFrontend } from "../../tools/frontend/index";
 import { checkKeyPair } from "../../tools/pki/index";
-import { OPERATOR, T1, T2, clientFor, getFixture, level1Config, start, stopAll, type Fixture } from "./frontend-support";
+import { OPERATOR, T1, T2, clientFor, getFixture, level1Config, start, stopAll, type Fixture, describeEngines } from "./frontend-support";
 
 interface Attempt {
   ok: boolean;
@@ -40,7 +40,7 @@ function attempt(f: Fixture, port: number, options: ConnectionOptions): Promise<
   });
 }
 
-describe("front-end: mutual TLS", function () {
+describeEngines("front-end: mutual TLS", function () {
   this.timeout(30_000);
   let f: Fixture;
   let fe: RunningFrontend;

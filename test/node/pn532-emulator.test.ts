@@ -1,4 +1,4 @@
-// The emulator byte for byte: a raw host on an in-memory line sends the frames libnfc sends (spec/pn532.md §5) and
+// The emulator byte for byte: a raw host on an in-memory line sends the frames libnfc sends (docs/pn532.md §5) and
 // checks the exact bytes that come back, then the control frames, sleep, waiting commands and link timing.
 import assert from "node:assert/strict";
 import { toHex } from "../../modules/bytes/bytes";
@@ -56,7 +56,7 @@ class RawHost {
 
 const ACK = "0000ff00ff00";
 
-describe("pn532 emulator: libnfc's conversation, byte for byte (spec/pn532.md §5.1, §5.2)", () => {
+describe("pn532 emulator: libnfc's conversation, byte for byte (docs/pn532.md §5.1, §5.2)", () => {
   it("open, list one ISO-DEP card, close", async () => {
     const card = tunionCard(100, undefined, "04A1B2C3D4E5F6");
     const host = new RawHost({ cards: [card], timing: INSTANT_TIMING });

@@ -60,13 +60,15 @@ export type RigOptions = {
   cards?: HostedCard[];
   emulator?: Omit<EmulatorOptions, "serial" | "cards">;
   driver?: Partial<Omit<PN532Options, "serial" | "timers">>;
+  /** Line rates the host side can be raised to (none: it stays at 115,200). */
+  rates?: number[];
 };
 
 /** Driver <-> socat pty pair <-> emulator. */
 export async function ptyRig(options: RigOptions = {}): Promise<Rig> {
   const pair = await createPtyPair();
   const emulator = await startEmulator({ path: pair.device, cards: options.cards ?? [], ...options.emulator });
-  const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200 }, timers: nodeTimers, ...options.driver });
+  const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200, rates: options.rates }, timers: nodeTimers, ...options.driver });
   return {
     pn532, emulator, pair,
     async close() {
@@ -81,7 +83,7 @@ export async function ptyRig(options: RigOptions = {}): Promise<Rig> {
 /** Driver <-> in-memory serial pair <-> emulator, in this process, with no pty tool. */
 export async function memoryRig(options: RigOptions = {}): Promise<Rig> {
   const { emulator, serial } = startInMemory({ cards: options.cards ?? [], ...options.emulator });
-  const pn532 = new PN532({ serial, timers: nodeTimers, ...options.driver });
+  const pn532 = new PN532({ serial: { ...serial, rates: options.rates }, timers: nodeTimers, ...options.driver });
   return {
     pn532, emulator,
     async close() {

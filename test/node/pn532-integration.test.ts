@@ -135,16 +135,22 @@ function suite(kind: "pty" | "memory") {
       await expect("corrupt ack");
       assert.equal(pn532.stats.resends, 0);
       assert.equal(card.exchanges.length, before + 2);
-      // A lost command frame: no ACK, so the driver resends it.
-      emulator.injectFault({ kind: "drop-command", command: 0x40 });
-      before = card.exchanges.length;
-      await expect("drop-command");
+      // A lost command frame: no ACK, so the driver resends it (a command that does not reach the card; card
+      // commands are never resent, see the next test).
+      emulator.injectFault({ kind: "drop-command", command: 0x02 });
+      assert.equal((await within(3000, pn532.getFirmwareVersion(), "drop-command")).ic, 0x32);
       assert.equal(pn532.stats.resends, 1);
+      // The ACK lost and the answer damaged: the damaged answer is NACKed and the good copy taken, still no resend.
+      emulator.injectFault({ kind: "drop-ack", command: 0x40 });
+      emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
+      before = card.exchanges.length;
+      await expect("drop-ack + corrupt response");
       assert.equal(card.exchanges.length, before + 1);
+      assert.equal(emulator.stats.nacksReceived, 1);
       emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
       await expect("corrupt response");
-      assert.equal(pn532.stats.nacks, 1);
-      assert.equal(emulator.stats.nacksReceived, 1);
+      assert.equal(pn532.stats.nacks, 2);
+      assert.equal(emulator.stats.nacksReceived, 2);
       emulator.injectFault({ kind: "garbage", command: 0x40 });
       await expect("garbage");
       emulator.injectFault({ kind: "late", ms: 200, command: 0x40 });
@@ -165,8 +171,12 @@ function suite(kind: "pty" | "memory") {
       await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "response");
       await new Promise((r) => setTimeout(r, 30));
       assert.equal(emulator.stats.aborts, 2, "each timeout told the chip with an ACK");
+      // A lost card command is not resent (had only its ACK been lost, the card would run it twice): a typed error.
       emulator.injectFault({ kind: "drop-command", command: 0x40, count: 10 });
+      const exchanges = card.exchanges.length;
       await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "ack");
+      assert.equal(pn532.stats.resends, 0);
+      assert.equal(card.exchanges.length, exchanges);
       emulator.clearFaults();
       emulator.injectFault({ kind: "status", status: 0x2b });
       await assert.rejects(within(3000, pn532.transceive(select)), Pn532CardGoneError);
@@ -202,6 +212,60 @@ function suite(kind: "pty" | "memory") {
       emulator.injectFault({ kind: "remove-card", command: 0x40, when: "before" });
       await assert.rejects(within(3000, purse.getBalance()), { code: "PN532_RF_TIMEOUT" });
       assert.equal(card.application("tunion").balance, 4700);
+    });
+
+    it("a host that stalls for 250 ms after each card command leaves INIT and DEBIT run once each, and the purchase good", async () => {
+      const card = tunionCard(5000);
+      const ins = (c: Uint8Array) => (c[0] === 0x80 ? c[1] : -1);
+      let stalls = 0;
+      const trace = (direction: "out" | "in", bytes: Uint8Array) => {
+        // InDataExchange frames carrying INIT (80 50) or DEBIT (80 54): hold the whole process as a TLS handshake would.
+        if (direction !== "out" || bytes.length < 10 || bytes[5] !== 0xd4 || bytes[6] !== 0x40 || bytes[8] !== 0x80) return;
+        if (bytes[9] !== 0x50 && bytes[9] !== 0x54) return;
+        stalls++;
+        const until = performance.now() + 250;
+        while (performance.now() < until) { /* the stall */ }
+      };
+      rig = await make({ cards: [card], driver: { trace } });
+      await rig.pn532.start();
+      await rig.pn532.detect({ timeout: 500 });
+      const { auth, debit } = await within(5000, purchase(rig.pn532, card, 300, 7));
+      assert.equal(stalls, 2);
+      assert.equal(toHex(debit.mac2), toHex(auth.mac2), "MAC1 was made over the card's current random");
+      assert.equal(card.exchanges.filter((e) => ins(e.command) === 0x50).length, 1, "INIT ran once");
+      assert.equal(card.exchanges.filter((e) => ins(e.command) === 0x54).length, 1, "DEBIT ran once");
+      assert.equal(card.application("tunion").balance, 4700);
+      assert.equal(rig.pn532.stats.resends, 0);
+    });
+
+    it("DEBIT never runs twice on the card, whatever the line loses", async () => {
+      const card = tunionCard(5000);
+      rig = await make({ cards: [card], driver: { ackTimeout: 30, exchangeTimeout: 300 } });
+      const { pn532, emulator } = rig;
+      const debits = () => card.exchanges.filter((e) => e.command[0] === 0x80 && e.command[1] === 0x54).length;
+      await pn532.start();
+      await pn532.detect({ timeout: 500 });
+      const faults = [
+        { kind: "drop-ack" }, { kind: "corrupt-checksum", frame: "ack" }, { kind: "no-response" }, { kind: "late", ms: 1000 },
+        { kind: "corrupt-checksum" }, { kind: "drop-command" },
+      ] as const;
+      let balance = 5000;
+      for (const [i, fault] of faults.entries()) {
+        const purse = new PurseCard(pn532);
+        await purse.selectApplication([TUNION_APPLICATION]);
+        const init = await purse.initializeForPurchase({ keyIndex: 1, amount: 100, terminalId: TERMINAL });
+        const auth = authorize(card, init, 100, 100 + i);
+        const before = debits();
+        // The fault hits the next InDataExchange: the DEBIT.
+        emulator.injectFault({ ...fault, command: 0x40 });
+        await within(3000, purse.debitForPurchase({ tsn: 100 + i, date: auth.date, time: auth.time, mac1: auth.mac1 })).catch(() => {});
+        await new Promise((r) => setTimeout(r, 50));
+        assert.ok(debits() - before <= 1, `${fault.kind}: DEBIT ran ${debits() - before} times`);
+        balance -= 100 * (debits() - before);
+        assert.equal(card.application("tunion").balance, balance, fault.kind);
+        emulator.clearFaults();
+      }
+      assert.equal(pn532.stats.resends, 0);
     });
 
     it("detection never blocks the event loop, finds a card placed by a script, and can be aborted", async () => {

@@ -9,7 +9,7 @@ const KEY = fromHex("11223344556677888877665544332211");
 const TERMINAL = fromHex("001122334455");
 const V1 = { amount: 0x1000, type: 0x06, terminalId: TERMINAL, date: "20120229", time: "135100" };
 
-describe("purse crypto: published vectors (spec/purse.md §4.7)", () => {
+describe("purse crypto: published vectors (docs/purse.md §7)", () => {
   it("V1: 3DES purchase session key, MAC1 and MAC2 from the published PBOC example", () => {
     const sespk = purchaseSessionKey("3des", KEY, fromHex("11223344"), 0, 1);
     assert.equal(toHex(sespk), "003238ABC57659DD");

@@ -5,7 +5,7 @@ import path from "node:path";
 // `npm start` with no arguments: the whole system on this machine, ending as scripted.
 
 const root = path.resolve(import.meta.dirname, "../..");
-const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(root, "hosts/node/main.ts"), ...args], { cwd: root, encoding: "utf8", timeout: 120_000 });
+const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(root, "tools/simulation/main.ts"), ...args], { cwd: root, encoding: "utf8", timeout: 120_000 });
 
 describe("npm start (the simulated system)", function () {
   this.timeout(150_000);

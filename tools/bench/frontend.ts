@@ -1,10 +1,13 @@
 /**
- * npm run bench:frontend [-- --seconds 5 --levels 1,8,32,64 --terminals 4 --durability full]
+ * npm run bench:frontend [-- --seconds 5 --levels 64 --workers 1,2,4 --engines sqlite,postgres --terminals 4 --durability full
+ *                          --postgres postgres://...]
  *
- * Load generator for one front-end process (started here as its own process, as in production): mutual TLS, keep-alive,
- * one connection per concurrent terminal, each running authorize + complete pairs back to back with its own card.
- * Prints one JSON line per concurrency level (pairs/s, pair latency p50/p99, per-request p50/p99, CPU of the server and
- * of this generator) and a summary. Not a test: figures depend on the machine.
+ * Load generator for the front-end (started here as its own process or processes, as in production): mutual TLS,
+ * keep-alive, one connection per concurrent terminal, each running authorize + complete pairs back to back with its
+ * own card. For each engine (SQLite, and PostgreSQL on a throwaway cluster unless --postgres names one) and each
+ * worker count it prints one JSON line (pairs/s, pair latency p50/p99, per-request p50/p99, CPU of the server processes
+ * and of this generator), with the engine's own ceiling for the same writes measured in the same run without HTTP,
+ * TLS or cryptography, and the ratio to it; then a table. Not a test: figures depend on the machine.
  *
  * The generator plays the card with purse-crypto directly (no APDUs): it builds the INIT response, and answers with the
  * expected MAC2 from the authorization and a TAC made with the card's TAC key, so the server does its full work
@@ -20,7 +23,11 @@ import { concatBytes, fromHex, toHex } from "../../modules/bytes/bytes";
 import { encodeBalance } from "../../modules/purse/amount";
 import { encodeBcd, encodeDate } from "../../modules/purse/bcd";
 import { diversifyKey, purchaseTac } from "../purse-crypto/index";
-import { readDevelopmentMasterKeys, writeDevelopmentKeyStore, type FrontendConfig } from "../frontend/index";
+import pg from "pg";
+import { cpus } from "node:os";
+import { openStore, readDevelopmentMasterKeys, writeDevelopmentKeyStore, type FrontendConfig } from "../frontend/index";
+import { postgresCluster, postgresSkipReason } from "../frontend/pg-cluster";
+import { purchaseIdentifier } from "../frontend/service";
 import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
 
 const root = path.resolve(import.meta.dirname, "../..");
@@ -31,7 +38,7 @@ function option(name: string, fallback: string): string {
 }
 
 const seconds = Number(option("seconds", "5"));
-const levels = option("levels", "1,8,32,64").split(",").map(Number);
+const levels = option("levels", "64").split(",").map(Number);
 const terminalCount = Number(option("terminals", "4"));
 const durability = option("durability", "full") as "full" | "normal";
 const ciphers = option("ciphers", "");
@@ -128,117 +135,211 @@ function processCpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime in clock ticks (100 Hz)
 }
 
+const workerCounts = option("workers", "1,2,4").split(",").map(Number);
+const engines = option("engines", "sqlite,postgres").split(",") as ("sqlite" | "postgres")[];
+const round = (n: number) => Math.round(n * 100) / 100;
+
+interface Setup {
+  dir: string;
+  pki: DevelopmentPki;
+  keys: string;
+  tacMaster: Uint8Array;
+  terminalIds: string[];
+}
+
+/** Starts a front-end process (with --workers N when N > 1) and returns its port. */
+async function launch(s: Setup, database: string, workers: number): Promise<{ child: ChildProcess; port: number }> {
+  const config: FrontendConfig = {
+    name: "bench", level: 1, listen: { host: "127.0.0.1", port: 0 },
+    tls: { cert: s.pki.server.certPath, key: s.pki.server.keyPath, clientCa: s.pki.ca.certPath },
+    database, durability, keyStore: s.keys, cities: [{ cityCode: "*" }],
+    limits: { maxAmount: 100_000 }, log: { level: "warn", file: path.join(s.dir, "frontend.log") },
+  };
+  const configPath = path.join(s.dir, `frontend-${Date.now()}.json`);
+  writeFileSync(configPath, JSON.stringify(config));
+  const profile = process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(option("profile-dir", "var/profile"))}`] : [];
+  const args = [...profile, "--import", "tsx", path.join(root, "tools/frontend/main.ts"), "--config", configPath, ...(workers > 1 ? ["--workers", String(workers)] : [])];
+  const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const line = out.split("\n").find((l) => l.startsWith("{\"event\":\"listening\""));
+      if (line) resolve((JSON.parse(line) as { port: number }).port);
+    });
+    child.once("exit", (code) => reject(new Error(`front-end exited with ${code}`)));
+  });
+  // Every worker must be listening before the measurement: give the later ones a moment after the first.
+  if (workers > 1) await new Promise((r) => setTimeout(r, 3000));
+  return { child, port };
+}
+
+/** CPU of a process and its children (the workers), from /proc. */
+function treeCpuSeconds(pid: number): number {
+  let total = processCpuSeconds(pid);
+  try {
+    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) total += processCpuSeconds(Number(child));
+  } catch { /* gone */ }
+  return total;
+}
+
+async function measure(s: Setup, port: number, pid: number, concurrency: number): Promise<Record<string, number>> {
+  const { terminalIds, pki, tacMaster } = s;
+  const connections = Array.from({ length: concurrency }, (_, i) => new Connection(port, pki, terminalIds[i % terminalIds.length]!));
+  await Promise.all(connections.map((c) => c.ready));
+  const pairLatencies: number[] = [];
+  const authLatencies: number[] = [];
+  const completeLatencies: number[] = [];
+  let errors = 0;
+  let measuring = false;
+  let stop = false;
+  const worker = async (conn: Connection, terminalId: string) => {
+    const card = new Card(tacMaster);
+    while (!stop) {
+      const t0 = performance.now();
+      const amount = 100;
+      const body = JSON.stringify({ terminalId, order: "BENCH", amount, keyIndex: 1, transactionType: 6, application: "tunion", basicData: card.basicData, initResponse: card.initResponse() });
+      const a = await conn.request("POST", "/v1/purchases", body);
+      const t1 = performance.now();
+      if (a.status !== 201) {
+        errors++;
+        card.epSerial++;
+        continue;
+      }
+      const answer = JSON.parse(a.body) as { purchaseId: string; tsn: number; date: string; time: string; mac2: string };
+      const tac = purchaseTac("3des", card.dtk, { amount, type: 6, terminalId: fromHex(terminalId), date: answer.date, time: answer.time, tsn: answer.tsn });
+      card.epSerial++;
+      const c = await conn.request("POST", `/v1/purchases/${answer.purchaseId}/completion`, JSON.stringify({ outcome: "debited", mac2: answer.mac2, tac: toHex(tac) }));
+      const t2 = performance.now();
+      if (c.status !== 200 || !c.body.includes("\"completed\"")) {
+        errors++;
+        continue;
+      }
+      if (measuring) {
+        pairLatencies.push(t2 - t0);
+        authLatencies.push(t1 - t0);
+        completeLatencies.push(t2 - t1);
+      }
+    }
+  };
+  const running = connections.map((c, i) => worker(c, terminalIds[i % terminalIds.length]!));
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up: JIT, TLS sessions, database cache
+  measuring = true;
+  const cpuServer0 = treeCpuSeconds(pid);
+  const cpuSelf0 = process.cpuUsage();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  measuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpuServer = (treeCpuSeconds(pid) - cpuServer0) / elapsed;
+  const self = process.cpuUsage(cpuSelf0);
+  stop = true;
+  await Promise.all(running);
+  for (const c of connections) c.socket.destroy();
+  const sortedPairs = pairLatencies.sort((x, y) => x - y);
+  const sortedAuth = authLatencies.sort((x, y) => x - y);
+  const sortedComplete = completeLatencies.sort((x, y) => x - y);
+  return {
+    concurrency, pairs: sortedPairs.length, pairsPerSecond: Math.round(sortedPairs.length / elapsed),
+    pairP50Ms: round(percentile(sortedPairs, 50)), pairP99Ms: round(percentile(sortedPairs, 99)),
+    authorizeP50Ms: round(percentile(sortedAuth, 50)), authorizeP99Ms: round(percentile(sortedAuth, 99)),
+    completeP50Ms: round(percentile(sortedComplete, 50)), completeP99Ms: round(percentile(sortedComplete, 99)),
+    errors, serverCpu: round(cpuServer), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
+  };
+}
+
+/**
+ * The engine's own ceiling for the same durable writes: per pair, the TSN upsert, the purchase INSERT and the
+ * completion UPDATE, through the store (better-sqlite3 with the journal's group commit, or pg's pool), with the same
+ * concurrency and no HTTP, TLS or cryptography.
+ */
+async function ceiling(database: string, concurrency: number): Promise<Record<string, number>> {
+  const store = await openStore(database, { durability, poolSize: 16 });
+  const latencies: number[] = [];
+  let stop = false;
+  let measuring = false;
+  let serial = 0;
+  const loop = async (w: number) => {
+    const terminalId = `00CE11${String(w).padStart(6, "0")}`;
+    while (!stop) {
+      const t0 = performance.now();
+      const tsn = await store.reserveTsn(terminalId);
+      const id = purchaseIdentifier(Date.now());
+      const n = ++serial;
+      await store.insert([id, terminalId, tsn, "BENCH", "tunion", 6, 100, 1, 1, "3des", "issuer", "1000", 2, `0310${String(n).padStart(16, "0")}`, 0,
+        100_000_000, 0, "00", "00", "20261126", "120000", Date.now()]);
+      const answer = JSON.stringify({ purchaseId: id, status: "completed" });
+      await store.settle(id, { status: "completed", outcome: "debited", mac2: "00000000", tac: "00000000", mac2Valid: 1, tacValid: 1,
+        completion: answer, answer, completedAt: Date.now(), reason: null, review: false, at: Date.now(), event: null });
+      if (measuring) latencies.push(performance.now() - t0);
+    }
+  };
+  const running = Array.from({ length: concurrency }, (_, w) => loop(w));
+  await new Promise((r) => setTimeout(r, 1000));
+  measuring = true;
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  measuring = false;
+  const elapsed = (performance.now() - t0) / 1000;
+  stop = true;
+  await Promise.all(running);
+  await store.close();
+  const sorted = latencies.sort((x, y) => x - y);
+  return { pairsPerSecond: Math.round(sorted.length / elapsed), pairP50Ms: round(percentile(sorted, 50)), pairP99Ms: round(percentile(sorted, 99)) };
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), "bench-frontend-"));
-  let child: ChildProcess | undefined;
+  const children: ChildProcess[] = [];
   try {
     const terminalIds = Array.from({ length: terminalCount }, (_, i) => `0099000000${String(i).padStart(2, "0")}`);
     const pki = await generateDevelopmentPki({ dir: path.join(dir, "pki"), terminalIds, rogueTerminalIds: [] });
     const keys = path.join(dir, "keys.json");
     writeDevelopmentKeyStore(keys, { keySystem: "BENCH", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }] });
     const tacMaster = readDevelopmentMasterKeys(keys, { keyIndex: 1, keyVersion: 1, algorithm: "3des" }).tac;
-    const config: FrontendConfig = {
-      name: "bench", level: 1, listen: { host: "127.0.0.1", port: 0 },
-      tls: { cert: pki.server.certPath, key: pki.server.keyPath, clientCa: pki.ca.certPath },
-      database: path.join(dir, "journal.sqlite"), durability, keyStore: keys, cities: [{ cityCode: "*" }],
-      limits: { maxAmount: 100_000 }, log: { level: "warn", file: path.join(dir, "frontend.log") },
+    const setup: Setup = { dir, pki, keys, tacMaster, terminalIds };
+    let pgUrl = option("postgres", "");
+    if (engines.includes("postgres") && !pgUrl) {
+      const cluster = await postgresCluster();
+      if (!cluster) console.error(`PostgreSQL skipped: ${postgresSkipReason()}`);
+      else pgUrl = cluster.url;
+    }
+    let schema = 0;
+    const databaseFor = async (engine: "sqlite" | "postgres"): Promise<string | undefined> => {
+      if (engine === "sqlite") return path.join(dir, `journal-${++schema}.sqlite`);
+      if (!pgUrl) return undefined;
+      const name = `bench_${process.pid}_${++schema}`;
+      const admin = new pg.Client({ connectionString: pgUrl });
+      await admin.connect();
+      await admin.query(`CREATE SCHEMA ${name}`);
+      await admin.end();
+      return `${pgUrl}${pgUrl.includes("?") ? "&" : "?"}options=${encodeURIComponent(`-c search_path=${name}`)}`;
     };
-    const configPath = path.join(dir, "frontend.json");
-    writeFileSync(configPath, JSON.stringify(config));
-    const profile = process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(option("profile-dir", "var/profile"))}`] : [];
-    child = spawn(process.execPath, [...profile, "--import", "tsx", path.join(root, "tools/frontend/main.ts"), "--config", configPath], { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = "";
-      child!.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        const line = out.split("\n").find((l) => l.startsWith("{\"event\":\"listening\""));
-        if (line) resolve((JSON.parse(line) as { port: number }).port);
-      });
-      child!.once("exit", (code) => reject(new Error(`front-end exited with ${code}`)));
-    });
-    const pid = child.pid!;
-    console.error(`front-end pid ${pid} on port ${port}; durability ${durability}; ${seconds} s per level; TLS max ${tlsMax}${ciphers ? `, ciphers ${ciphers}` : ""}`);
-
-    const results: Record<string, unknown>[] = [];
-    for (const concurrency of levels) {
-      const connections = Array.from({ length: concurrency }, (_, i) => new Connection(port, pki, terminalIds[i % terminalIds.length]!));
-      const probe = new Connection(port, pki, terminalIds[0]!);
-      await Promise.all([...connections, probe].map((c) => c.ready));
-      const pairLatencies: number[] = [];
-      const authLatencies: number[] = [];
-      const completeLatencies: number[] = [];
-      let errors = 0;
-      let measuring = false;
-      let stop = false;
-      const worker = async (conn: Connection, terminalId: string) => {
-        const card = new Card(tacMaster);
-        while (!stop) {
-          const t0 = performance.now();
-          const amount = 100;
-          const body = JSON.stringify({ terminalId, order: "BENCH", amount, keyIndex: 1, transactionType: 6, application: "tunion", basicData: card.basicData, initResponse: card.initResponse() });
-          const a = await conn.request("POST", "/v1/purchases", body);
-          const t1 = performance.now();
-          if (a.status !== 201) {
-            errors++;
-            card.epSerial++;
-            continue;
-          }
-          const answer = JSON.parse(a.body) as { purchaseId: string; tsn: number; date: string; time: string; mac2: string };
-          const tac = purchaseTac("3des", card.dtk, { amount, type: 6, terminalId: fromHex(terminalId), date: answer.date, time: answer.time, tsn: answer.tsn });
-          card.epSerial++;
-          const c = await conn.request("POST", `/v1/purchases/${answer.purchaseId}/completion`, JSON.stringify({ outcome: "debited", mac2: answer.mac2, tac: toHex(tac) }));
-          const t2 = performance.now();
-          if (c.status !== 200 || !c.body.includes("\"completed\"")) {
-            errors++;
-            continue;
-          }
-          if (measuring) {
-            pairLatencies.push(t2 - t0);
-            authLatencies.push(t1 - t0);
-            completeLatencies.push(t2 - t1);
-          }
+    console.error(`durability ${durability}; ${seconds} s per run; TLS max ${tlsMax}${ciphers ? `, ciphers ${ciphers}` : ""}; ${cpus().length} cores`);
+    const table: string[] = [];
+    for (const engine of engines) {
+      const ceilingDb = await databaseFor(engine);
+      if (!ceilingDb) continue;
+      for (const concurrency of levels) {
+        const ref = await ceiling(ceilingDb, concurrency);
+        console.log(JSON.stringify({ engine, kind: "ceiling", concurrency, ...ref }));
+        for (const workers of workerCounts) {
+          const database = (await databaseFor(engine))!;
+          const { child, port } = await launch(setup, database, workers);
+          children.push(child);
+          const result = await measure(setup, port, child.pid!, concurrency);
+          child.kill("SIGTERM");
+          await new Promise((r) => child.once("exit", r));
+          const ratio = round(result.pairsPerSecond! / Math.max(1, ref.pairsPerSecond!));
+          console.log(JSON.stringify({ engine, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
+          table.push(`| ${engine} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${result.errors} |`);
         }
-      };
-      const running = connections.map((c, i) => worker(c, terminalIds[i % terminalIds.length]!));
-      await new Promise((r) => setTimeout(r, 1000)); // warm-up: JIT, TLS sessions, SQLite cache
-      measuring = true;
-      const health0 = JSON.parse((await probe.request("GET", "/v1/health")).body) as { commits: number; committedWrites: number };
-      const cpuServer0 = processCpuSeconds(pid);
-      const cpuSelf0 = process.cpuUsage();
-      const t0 = performance.now();
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-      measuring = false;
-      const elapsed = (performance.now() - t0) / 1000;
-      const cpuServer = (processCpuSeconds(pid) - cpuServer0) / elapsed;
-      const self = process.cpuUsage(cpuSelf0);
-      stop = true;
-      await Promise.all(running);
-      const health1 = JSON.parse((await probe.request("GET", "/v1/health")).body) as { commits: number; committedWrites: number };
-      const commits = health1.commits - health0.commits;
-      for (const c of [...connections, probe]) c.socket.destroy();
-      const sortedPairs = pairLatencies.sort((x, y) => x - y);
-      const sortedAuth = authLatencies.sort((x, y) => x - y);
-      const sortedComplete = completeLatencies.sort((x, y) => x - y);
-      const round = (n: number) => Math.round(n * 100) / 100;
-      const result = {
-        concurrency, pairs: sortedPairs.length, pairsPerSecond: Math.round(sortedPairs.length / elapsed),
-        pairP50Ms: round(percentile(sortedPairs, 50)), pairP99Ms: round(percentile(sortedPairs, 99)),
-        authorizeP50Ms: round(percentile(sortedAuth, 50)), authorizeP99Ms: round(percentile(sortedAuth, 99)),
-        completeP50Ms: round(percentile(sortedComplete, 50)), completeP99Ms: round(percentile(sortedComplete, 99)),
-        errors, commitsPerSecond: Math.round(commits / elapsed), writesPerCommit: round((health1.committedWrites - health0.committedWrites) / Math.max(1, commits)),
-        serverCpu: round(cpuServer), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
-      };
-      results.push(result);
-      console.log(JSON.stringify(result));
+      }
     }
-    const best = results.reduce((a, b) => ((b.pairsPerSecond as number) > (a.pairsPerSecond as number) ? b : a));
-    console.error(`best: ${best.pairsPerSecond as number} pairs/s at concurrency ${best.concurrency as number} (p99 ${best.pairP99Ms as number} ms); ` +
-      `server CPU ${best.serverCpu as number} cores, generator CPU ${best.generatorCpu as number} cores, on ${(await import("node:os")).cpus().length} cores`);
+    console.error(["| engine | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | errors |",
+      "|---|---|---|---|---|---|---|---|---|---|", ...table].join("\n"));
   } finally {
-    if (child && child.exitCode === null) {
-      child.kill("SIGTERM");
-      await new Promise((r) => child!.once("exit", r));
-    }
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });
   }
 }

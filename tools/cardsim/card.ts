@@ -87,7 +87,7 @@ interface PurchaseSession {
 
 const LOG_DEPTH = 10;
 
-/** Card processing times per command, from a real card's log (spec/purse.md §6). */
+/** Card processing times per command, from a real card's log (docs/purse.md §8). */
 export const CARD_PROCESSING_MS: { readonly [ins: number]: number } = Object.freeze({
   0xa4: 15, 0xb0: 15, 0xb2: 15, 0x5c: 15, 0x50: 15, 0x54: 78, 0x5a: 15, 0xc0: 15,
 });

@@ -39,7 +39,7 @@ export interface FrontendConfig {
     /** The CA(s) terminal certificates must chain to. */
     clientCa: PemSource;
   };
-  /** The SQLite journal file. */
+  /** The SQLite journal file, or a PostgreSQL URL (postgres://user@host:port/db) shared by any number of front-ends. */
   database: string;
   /** Durability of commits: "full" (default, fsync per commit batch) or "normal" (survives a crash of the process only). */
   durability?: Durability;
@@ -100,7 +100,7 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
   if (!isObject(c)) throw new ConfigError("configuration must be an object");
   if (c.level !== 1 && c.level !== 2) throw new ConfigError("level must be 1 or 2");
   if (!isObject(c.tls)) throw new ConfigError("tls {cert, key, clientCa} is required");
-  if (typeof c.database !== "string" || !c.database) throw new ConfigError("database (a file path) is required");
+  if (typeof c.database !== "string" || !c.database) throw new ConfigError("database (a file path or a postgres:// URL) is required");
   if (typeof c.keyStore !== "string" && !isObject(c.keyStore)) throw new ConfigError("keyStore (a file path or a KeyStore) is required");
   if (!Array.isArray(c.cities) || !c.cities.length) throw new ConfigError("cities must list at least one city served");
   for (const city of c.cities) {
@@ -143,7 +143,7 @@ export function loadConfigFile(file: string): FrontendConfig {
   const base = path.dirname(path.resolve(file));
   const resolve = (p: unknown) => (typeof p === "string" && p && !p.includes("-----BEGIN") ? path.resolve(base, p) : p) as string;
   if (isObject(parsed.tls)) parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa) };
-  parsed.database = resolve(parsed.database);
+  if (!/^postgres(ql)?:\/\//i.test(String(parsed.database))) parsed.database = resolve(parsed.database);
   if (typeof parsed.keyStore === "string") parsed.keyStore = resolve(parsed.keyStore);
   if (parsed.hotlistFile) parsed.hotlistFile = resolve(parsed.hotlistFile);
   if (parsed.log?.file) parsed.log = { ...parsed.log, file: resolve(parsed.log.file) };

@@ -7,6 +7,7 @@ export {
   type KeyStore, type KeyStoreFile, type KeyStoreFileEntry, type MasterKeyRef, type CardKeyFactors, type PurchaseSessionInput, type DevelopmentKeyEntry,
 } from "./keystore";
 export { Journal, openDatabase, SCHEMA_VERSION } from "./journal";
+export { openStore, isPostgresUrl, PostgresStore, SqliteStore, type Store, type Engine, type PurchaseRow, type PurchaseInsert, type SettleValues } from "./store";
 export {
   formatSettlement, settlementFromDatabase, SETTLEMENT_FIELDS,
   type AuthorizeRequest, type AuthorizeAnswer, type CompletionRequest, type CompletionAnswer, type PurchaseView, type PurchaseStatus, type SettlementRecord, type Outcome,

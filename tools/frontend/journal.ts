@@ -17,20 +17,34 @@ import { FrontendError } from "./errors";
 
 type Db = Database.Database;
 
-/** Each migration runs once, in order, in its own transaction; user_version records how far a database is. */
-const MIGRATIONS: string[] = [
-  `CREATE TABLE terminals (
+/** What differs between the engines in a migration: 64-bit integers and a generated key. */
+export interface SqlDialect {
+  /** A whole number that may pass 2^31 (TSNs, amounts, epoch milliseconds). */
+  int64: string;
+  /** An integer primary key numbered by the database. */
+  serialKey: string;
+}
+
+export const SQLITE_DIALECT: SqlDialect = { int64: "INTEGER", serialKey: "INTEGER PRIMARY KEY" };
+export const POSTGRES_DIALECT: SqlDialect = { int64: "BIGINT", serialKey: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY" };
+
+/**
+ * Each migration runs once, in order, in its own transaction, on either engine (the SQL is their common subset; only
+ * the dialect's types differ). SQLite records how far a database is in user_version, PostgreSQL in schema_version.
+ */
+export const MIGRATIONS: ((d: SqlDialect) => string)[] = [
+  (d) => `CREATE TABLE terminals (
      terminal_id TEXT PRIMARY KEY,
-     last_tsn INTEGER NOT NULL
+     last_tsn ${d.int64} NOT NULL
    );
    CREATE TABLE purchases (
      id TEXT PRIMARY KEY,
      terminal_id TEXT NOT NULL,
-     tsn INTEGER NOT NULL,
+     tsn ${d.int64} NOT NULL,
      order_no TEXT NOT NULL,
      application TEXT NOT NULL,
      transaction_type INTEGER NOT NULL,
-     amount INTEGER NOT NULL,
+     amount ${d.int64} NOT NULL,
      key_index INTEGER NOT NULL,
      key_version INTEGER NOT NULL,
      algorithm TEXT NOT NULL,
@@ -39,13 +53,13 @@ const MIGRATIONS: string[] = [
      card_type INTEGER NOT NULL,
      asn TEXT NOT NULL,
      ep_serial INTEGER NOT NULL,
-     balance INTEGER NOT NULL,
-     overdraft_limit INTEGER NOT NULL,
+     balance ${d.int64} NOT NULL,
+     overdraft_limit ${d.int64} NOT NULL,
      basic_data TEXT NOT NULL,
      init_response TEXT NOT NULL,
      date TEXT NOT NULL,
      time TEXT NOT NULL,
-     authorized_at INTEGER NOT NULL,
+     authorized_at ${d.int64} NOT NULL,
      status TEXT NOT NULL,
      outcome TEXT,
      mac2 TEXT,
@@ -54,7 +68,7 @@ const MIGRATIONS: string[] = [
      tac_valid INTEGER,
      completion TEXT,
      answer TEXT,
-     completed_at INTEGER,
+     completed_at ${d.int64},
      reconciliation_reason TEXT,
      needs_review INTEGER NOT NULL DEFAULT 0,
      UNIQUE (terminal_id, tsn)
@@ -64,9 +78,9 @@ const MIGRATIONS: string[] = [
    CREATE INDEX purchases_open ON purchases (authorized_at) WHERE status = 'authorized';
    CREATE INDEX purchases_day ON purchases (date, terminal_id, tsn) WHERE status = 'completed';
    CREATE TABLE events (
-     id INTEGER PRIMARY KEY,
+     id ${d.serialKey},
      purchase_id TEXT NOT NULL,
-     at INTEGER NOT NULL,
+     at ${d.int64} NOT NULL,
      kind TEXT NOT NULL,
      detail TEXT NOT NULL
    );
@@ -98,7 +112,7 @@ export function migrate(db: Db): number {
   if (current > SCHEMA_VERSION) throw new Error(`journal schema ${current} is newer than this program (${SCHEMA_VERSION})`);
   for (let v = current; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
-      db.exec(MIGRATIONS[v]!);
+      db.exec(MIGRATIONS[v]!(SQLITE_DIALECT));
       db.pragma(`user_version = ${v + 1}`);
     }).immediate();
   }

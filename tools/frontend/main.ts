@@ -1,5 +1,5 @@
 /**
- * npm run frontend -- --config <file>                    run a front-end (level 1 or 2) until SIGINT/SIGTERM
+ * npm run frontend -- --config <file> [--workers N]      run a front-end (level 1 or 2) until SIGINT/SIGTERM; N processes
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
  * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
@@ -11,10 +11,12 @@ import { loadConfigFile, type FrontendConfig } from "./config";
 import { openDatabase } from "./journal";
 import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keystore";
 import { startFrontend } from "./server";
-import { formatSettlement, settlementFromDatabase } from "./service";
+import { isWorker, runPrimary, runWorker } from "./workers";
+import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./service";
+import { isPostgresUrl, PostgresStore } from "./store";
 
 const USAGE = `Usage:
-  npm run frontend -- --config <file>
+  npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
   npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
   npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]`;
@@ -48,6 +50,25 @@ function one(options: Map<string, string[]>, name: string, required = true): str
 
 async function serve(options: Map<string, string[]>): Promise<void> {
   const config = loadConfigFile(one(options, "config")!);
+  const workers = Number(one(options, "workers", false) ?? 0);
+  if (!Number.isInteger(workers) || workers < 0 || workers > 64) throw new UsageError("--workers must be 0 to 64");
+  if (isWorker()) {
+    const frontend = await runWorker(config);
+    const stop = () => { frontend.close().then(() => process.exit(0), () => process.exit(1)); };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return;
+  }
+  if (workers > 0) {
+    const primary = await runPrimary(config, workers, {
+      listening: (port, url) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers })}\n`),
+      replaced: (pid, code, signal) => process.stdout.write(`${JSON.stringify({ event: "worker-replaced", pid, code, signal })}\n`),
+    });
+    const stop = () => { primary.close().then(() => process.exit(0), () => process.exit(1)); };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    return;
+  }
   const frontend = await startFrontend(config);
   // One machine-readable line for whoever started the process (the crash test and the simulation read it).
   process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid })}\n`);
@@ -58,21 +79,32 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   process.once("SIGTERM", stop);
 }
 
-function settle(options: Map<string, string[]>): void {
+async function settle(options: Map<string, string[]>): Promise<void> {
   const config = loadConfigFile(one(options, "config")!);
   const day = one(options, "date")!;
   if (!/^[0-9]{8}$/.test(day)) throw new UsageError("--date must be YYYYMMDD");
   const format = one(options, "format", false) ?? "jsonl";
   if (format !== "jsonl" && format !== "csv") throw new UsageError("--format must be jsonl or csv");
-  const db = openDatabase(config.database, "full", true);
-  try {
-    const text = formatSettlement(settlementFromDatabase(db, day), format);
-    const out = one(options, "out", false);
-    if (out) writeFileSync(out, text);
-    else process.stdout.write(text);
-  } finally {
-    db.close();
+  let records: SettlementRecord[];
+  if (isPostgresUrl(config.database)) {
+    const store = await PostgresStore.open(config.database, { poolSize: 1 });
+    try {
+      records = settlementRecords(await store.settlement(day), day);
+    } finally {
+      await store.close();
+    }
+  } else {
+    const db = openDatabase(config.database, "full", true);
+    try {
+      records = settlementFromDatabase(db, day);
+    } finally {
+      db.close();
+    }
   }
+  const text = formatSettlement(records, format);
+  const out = one(options, "out", false);
+  if (out) writeFileSync(out, text);
+  else process.stdout.write(text);
 }
 
 function parseRef(text: string): MasterKeyRef {

@@ -6,7 +6,7 @@ import type { TLSSocket } from "node:tls";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { checkConfig, readPem, type FrontendConfig } from "./config";
 import { ERROR_CODES, FrontendError } from "./errors";
-import { Journal, SCHEMA_VERSION } from "./journal";
+import { openStore, type Store } from "./store";
 import { FileKeyStore, type KeyStore } from "./keystore";
 import { formatSettlement, PurchaseService, type AuthorizeRequest, type Client, type CompletionRequest } from "./service";
 
@@ -106,13 +106,19 @@ export interface RunningFrontend {
   host: string;
   app: FastifyInstance;
   service: PurchaseService;
-  journal: Journal;
+  /** The storage engine (SQLite journal or PostgreSQL pool). */
+  store: Store;
   /** Runs the reconciliation sweep now (it also runs on a timer). */
   sweepReconciliation(): Promise<number>;
   close(): Promise<void>;
 }
 
-export async function startFrontend(input: FrontendConfig): Promise<RunningFrontend> {
+export interface StartOptions {
+  /** A store to use instead of opening config.database (a worker of --workers reaching the single SQLite writer). */
+  store?: Store;
+}
+
+export async function startFrontend(input: FrontendConfig, options: StartOptions = {}): Promise<RunningFrontend> {
   const config = checkConfig(input);
   const cert = readPem(config.tls.cert, "tls.cert");
   const key = readPem(config.tls.key, "tls.key");
@@ -137,14 +143,15 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
     forceCloseConnections: true,
     keepAliveTimeout: 75_000,
   });
-  let journal: Journal;
+  let store: Store;
   try {
-    journal = new Journal(config.database, config.durability ?? "full");
+    store = options.store ?? await openStore(config.database, { durability: config.durability ?? "full" });
   } catch (e) {
     await app.close();
     throw e;
   }
-  const service = new PurchaseService(config, journal, keyStore, (event, message) => app.log.info(event, message));
+  app.log.info({ engine: store.engine, schemaVersion: store.schemaVersion }, `storage: ${store.engine}, schema version ${store.schemaVersion}`);
+  const service = new PurchaseService(config, store, keyStore, (event, message) => app.log.info(event, message));
 
   const identities = new WeakMap<object, Client>();
   function clientOf(request: FastifyRequest): Client {
@@ -193,7 +200,7 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
 
   app.get("/v1/health", async () => ({
     status: "ok", name: config.name ?? `level-${config.level}`, level: config.level, keySystem,
-    keys: keyStore.describe().length, schemaVersion: SCHEMA_VERSION, commits: journal.commits, committedWrites: journal.committedWrites, uptimeSeconds: Math.round(process.uptime()),
+    keys: keyStore.describe().length, engine: store.engine, schemaVersion: store.schemaVersion, commits: store.commits, committedWrites: store.committedWrites, uptimeSeconds: Math.round(process.uptime()),
   }));
 
   app.get<{ Params: { businessDay: string }; Querystring: { format?: "jsonl" | "csv" } }>("/v1/settlement/:businessDay", {
@@ -221,7 +228,7 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
     await app.listen({ host, port: config.listen?.port ?? 8443 });
   } catch (e) {
     clearInterval(sweeper);
-    journal.close();
+    await store.close();
     await app.close();
     throw e;
   }
@@ -231,15 +238,13 @@ export async function startFrontend(input: FrontendConfig): Promise<RunningFront
   let closed: Promise<void> | undefined;
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    port, host, app, service, journal,
+    port, host, app, service, store,
     sweepReconciliation: () => service.sweepReconciliation(),
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
         await app.close();
-        // Let in-flight WAL syncs finish before the descriptor they use is closed.
-        await journal.durable().catch(() => undefined);
-        journal.close();
+        await store.close();
       })();
       return closed;
     },

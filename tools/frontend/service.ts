@@ -5,7 +5,6 @@
  */
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { Statement } from "better-sqlite3";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { parseBasicData, type BasicData } from "../../modules/purse/files";
 import { parseInitializeForPurchase, type InitializeForPurchaseResponse } from "../../modules/purse/responses";
@@ -13,7 +12,7 @@ import { algorithmFromId, type PurchaseFields, type PurseAlgorithm } from "../pu
 import { chinaDateTime } from "../../modules/china-time/china-time";
 import type { Application, FrontendConfig } from "./config";
 import { decline, FrontendError, validation } from "./errors";
-import type { Journal } from "./journal";
+import type { PurchaseRow, Store } from "./store";
 import type { Authorization, AuthorizeRequest } from "../../modules/frontend-client/client";
 import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "./keystore";
 
@@ -91,41 +90,6 @@ export const SETTLEMENT_FIELDS: (keyof SettlementRecord)[] = [
   "transactionType", "amount", "balanceBefore", "date", "time", "tac", "keyIndex", "keyVersion", "algorithm", "order",
 ];
 
-interface PurchaseRow {
-  id: string;
-  terminal_id: string;
-  tsn: number;
-  order_no: string;
-  application: Application;
-  transaction_type: number;
-  amount: number;
-  key_index: number;
-  key_version: number;
-  algorithm: PurseAlgorithm;
-  issuer: string;
-  city_code: string;
-  card_type: number;
-  asn: string;
-  ep_serial: number;
-  balance: number;
-  overdraft_limit: number;
-  basic_data: string;
-  init_response: string;
-  date: string;
-  time: string;
-  authorized_at: number;
-  status: PurchaseStatus;
-  outcome: Outcome | null;
-  mac2: string | null;
-  tac: string | null;
-  mac2_valid: number | null;
-  tac_valid: number | null;
-  completion: string | null;
-  answer: string | null;
-  completed_at: number | null;
-  reconciliation_reason: string | null;
-  needs_review: number;
-}
 
 const SETTLED: ReadonlySet<PurchaseStatus> = new Set(["completed", "voided", "flagged"]);
 export const MAX_TSN = 0xffffffff;
@@ -154,7 +118,7 @@ function issuerFactor(basic: BasicData, raw: Uint8Array): Uint8Array {
 
 export class PurchaseService {
   readonly #config: FrontendConfig;
-  readonly #journal: Journal;
+  readonly #store: Store;
   readonly #keys: KeyStore;
   readonly #now: () => number;
   readonly #maxAmount: number;
@@ -162,22 +126,10 @@ export class PurchaseService {
   readonly #cardTypes: Set<number> | null;
   readonly #timeoutMs: number;
   readonly #log: (event: object, message: string) => void;
-  readonly #sql: {
-    reserveTsn: Statement<[string]>;
-    insert: Statement<unknown[]>;
-    get: Statement<[string]>;
-    state: Statement<[string]>;
-    replay: Statement<[string, string, number]>;
-    settle: Statement<unknown[]>;
-    review: Statement<[string]>;
-    event: Statement<[string, number, string, string]>;
-    overdue: Statement<[number]>;
-    settlement: Statement<[string]>;
-  };
 
-  constructor(config: FrontendConfig, journal: Journal, keys: KeyStore, log: (event: object, message: string) => void = () => {}) {
+  constructor(config: FrontendConfig, store: Store, keys: KeyStore, log: (event: object, message: string) => void = () => {}) {
     this.#config = config;
-    this.#journal = journal;
+    this.#store = store;
     this.#keys = keys;
     this.#now = config.clock ?? Date.now;
     this.#maxAmount = config.limits?.maxAmount ?? 100_000;
@@ -191,22 +143,6 @@ export class PurchaseService {
     this.#cardTypes = config.acceptedCardTypes ? new Set(config.acceptedCardTypes) : null;
     this.#timeoutMs = config.reconciliationTimeoutMs ?? 600_000;
     this.#log = log;
-    const db = journal.db;
-    this.#sql = {
-      reserveTsn: db.prepare("INSERT INTO terminals (terminal_id, last_tsn) VALUES (?, 1) ON CONFLICT (terminal_id) DO UPDATE SET last_tsn = last_tsn + 1 RETURNING last_tsn"),
-      insert: db.prepare(`INSERT INTO purchases (id, terminal_id, tsn, order_no, application, transaction_type, amount, key_index, key_version,
-        algorithm, issuer, city_code, card_type, asn, ep_serial, balance, overdraft_limit, basic_data, init_response, date, time, authorized_at, status)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'authorized')`),
-      get: db.prepare("SELECT * FROM purchases WHERE id = ?"),
-      state: db.prepare("SELECT status, completion, needs_review FROM purchases WHERE id = ?"),
-      replay: db.prepare("SELECT id FROM purchases WHERE application = ? AND asn = ? AND ep_serial = ? AND status IN ('completed', 'flagged') LIMIT 1"),
-      settle: db.prepare(`UPDATE purchases SET status = ?, outcome = ?, mac2 = ?, tac = ?, mac2_valid = ?, tac_valid = ?, completion = ?, answer = ?,
-        completed_at = ?, reconciliation_reason = ?, needs_review = ? WHERE id = ?`),
-      review: db.prepare("UPDATE purchases SET needs_review = 1 WHERE id = ?"),
-      event: db.prepare("INSERT INTO events (purchase_id, at, kind, detail) VALUES (?, ?, ?, ?)"),
-      overdue: db.prepare("UPDATE purchases SET status = 'reconciliation', reconciliation_reason = 'timeout' WHERE status = 'authorized' AND authorized_at <= ? RETURNING id"),
-      settlement: db.prepare("SELECT * FROM purchases WHERE date = ? AND status = 'completed' ORDER BY terminal_id, tsn"),
-    };
   }
 
   get reconciliationTimeoutMs(): number {
@@ -251,16 +187,13 @@ export class PurchaseService {
     }
     const ref: MasterKeyRef = { keyIndex: req.keyIndex, keyVersion: init.keyVersion, algorithm };
     if (!this.#keys.has(ref)) throw decline("KEY_NOT_FOUND", `no master key for key index ${ref.keyIndex}, version ${ref.keyVersion}, ${algorithm}`);
-    if (this.#sql.replay.get(basic.layout, basic.asn, init.epSerial)) {
+    if (await this.#store.spent(basic.layout, basic.asn, init.epSerial)) {
       throw new FrontendError("REPLAY", 409, `EP serial ${init.epSerial} of this card was already used by a completed purchase`);
     }
 
     // The TSN is spent whether or not the rest succeeds: a TSN is never handed out twice, gaps are harmless.
-    const tsn = this.#journal.write(() => {
-      const { last_tsn: next } = this.#sql.reserveTsn.get(terminalId) as { last_tsn: number };
-      if (next > MAX_TSN) throw new FrontendError("TSN_EXHAUSTED", 503, `terminal ${terminalId} has used every TSN`);
-      return next;
-    }, false);
+    const tsn = await this.#store.reserveTsn(terminalId);
+    if (tsn > MAX_TSN) throw new FrontendError("TSN_EXHAUSTED", 503, `terminal ${terminalId} has used every TSN`);
     const terminalBytes = fromHex(terminalId);
     const input: PurchaseSessionInput = {
       random: init.random, epSerial: init.epSerial, tsn,
@@ -268,12 +201,9 @@ export class PurchaseService {
     };
     const macs = await this.#keys.authorize(ref, this.#factors(basic, rawBasic), input);
     const purchaseId = purchaseIdentifier(now);
-    this.#journal.write(() => {
-      this.#sql.insert.run(purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
-        algorithm, basic.issuer, basic.cityCode, basic.cardType, basic.asn, init.epSerial, init.balance, init.overdraftLimit,
-        toHex(rawBasic), toHex(rawInit), date, time, now);
-    }, false);
-    await this.#journal.durable();
+    await this.#store.insert([purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
+      algorithm, basic.issuer, basic.cityCode, basic.cardType, basic.asn, init.epSerial, init.balance, init.overdraftLimit,
+      toHex(rawBasic), toHex(rawInit), date, time, now]);
     this.#log({ purchaseId, terminalId, tsn, amount: req.amount, asn: basic.asn, epSerial: init.epSerial }, "purchase authorized");
     return { purchaseId, tsn, date, time, mac1: toHex(macs.mac1), mac2: toHex(macs.mac2) };
   }
@@ -282,8 +212,8 @@ export class PurchaseService {
     return { diversificationFactor: basic.diversificationFactor, issuerFactor: issuerFactor(basic, raw) };
   }
 
-  #row(purchaseId: string, client: Client): PurchaseRow {
-    const row = this.#sql.get.get(purchaseId) as PurchaseRow | undefined;
+  async #row(purchaseId: string, client: Client): Promise<PurchaseRow> {
+    const row = await this.#store.get(purchaseId);
     if (!row) throw new FrontendError("PURCHASE_NOT_FOUND", 404, `no purchase ${purchaseId}`);
     if (client.kind !== "operator" && row.terminal_id !== client.commonName) {
       throw new FrontendError("TERMINAL_MISMATCH", 403, "the purchase belongs to another terminal");
@@ -294,14 +224,13 @@ export class PurchaseService {
   /** The answer for a completion that was already recorded: the same one again, or 409 for a different one. */
   async #repeat(row: PurchaseRow, canonical: string): Promise<CompletionAnswer | null> {
     const recorded = row.completion !== null && (SETTLED.has(row.status) || row.status === "reconciliation");
-    if (recorded && row.completion === canonical) return JSON.parse(row.answer!) as CompletionAnswer;
+    if (recorded && row.completion === canonical) {
+      await this.#store.durable();
+      return JSON.parse(row.answer!) as CompletionAnswer;
+    }
     if (!SETTLED.has(row.status)) return null;
     // Never dropped: a conflicting report may mean money moved after all, so it is kept and the purchase marked for review.
-    this.#journal.write(() => {
-      this.#sql.event.run(row.id, this.#now(), "conflicting-completion", canonical);
-      this.#sql.review.run(row.id);
-    });
-    await this.#journal.durable();
+    await this.#store.markConflict(row.id, this.#now(), canonical);
     throw new FrontendError("ALREADY_SETTLED", 409, `purchase is already ${row.status} with a different completion`);
   }
 
@@ -311,12 +240,9 @@ export class PurchaseService {
     if (outcome === "debited" && (body.mac2 === undefined || body.tac === undefined)) throw validation("a debited completion needs mac2 and tac");
     if (outcome !== "debited" && (body.mac2 !== undefined || body.tac !== undefined)) throw validation(`a ${outcome} completion carries no mac2 or tac`);
     const canonical = JSON.stringify(outcome === "debited" ? { outcome, mac2: body.mac2!.toUpperCase(), tac: body.tac!.toUpperCase() } : { outcome });
-    const row = this.#row(purchaseId, client);
+    const row = await this.#row(purchaseId, client);
     const earlier = await this.#repeat(row, canonical);
-    if (earlier) {
-      await this.#journal.durable();
-      return earlier;
-    }
+    if (earlier) return earlier;
     let verdict: { mac2Valid: boolean; tacValid: boolean } | undefined;
     if (outcome === "debited") {
       const rawBasic = fromHex(row.basic_data);
@@ -333,48 +259,31 @@ export class PurchaseService {
         verdict = { mac2Valid: false, tacValid: false };
       }
     }
-    const answer = this.#journal.write(() => {
-      // Another completion of the same purchase may have landed while the key store worked.
-      const current = this.#sql.state.get(purchaseId) as Pick<PurchaseRow, "status" | "completion" | "needs_review">;
-      if (current.status !== row.status || current.completion !== row.completion) {
-        const recorded = current.completion !== null && (SETTLED.has(current.status) || current.status === "reconciliation");
-        if ((recorded && current.completion === canonical) || SETTLED.has(current.status)) return null;
-      }
-      const now = this.#now();
-      let status: PurchaseStatus;
-      if (outcome === "debited") status = verdict!.mac2Valid && verdict!.tacValid ? "completed" : "flagged";
-      else status = outcome === "not-debited" ? "voided" : "reconciliation";
-      const result: CompletionAnswer = { purchaseId, status, outcome, tsn: row.tsn };
-      if (verdict) Object.assign(result, verdict);
-      const reason = status === "reconciliation" ? "outcome-unknown" : null;
-      const settle = () => this.#sql.settle.run(status, outcome, outcome === "debited" ? body.mac2!.toUpperCase() : null,
-        outcome === "debited" ? body.tac!.toUpperCase() : null, verdict ? Number(verdict.mac2Valid) : null, verdict ? Number(verdict.tacValid) : null,
-        canonical, JSON.stringify(result), SETTLED.has(status) ? now : null, reason, status === "flagged" ? 1 : current.needs_review, purchaseId);
-      // The row holds the completion; the event log keeps what needs a person: failed verification, unknown outcomes.
-      // Only then are two statements written, and only then is a savepoint needed to keep them together.
-      if (status === "flagged" || status === "reconciliation") {
-        this.#journal.db.transaction(() => {
-          settle();
-          this.#sql.event.run(purchaseId, now, status, canonical);
-        })();
-      } else {
-        settle();
-      }
-      return result;
-    }, false);
-    if (answer === null) {
-      const again = (await this.#repeat(this.#sql.get.get(purchaseId) as PurchaseRow, canonical))!;
-      await this.#journal.durable();
-      return again;
+    const now = this.#now();
+    let status: PurchaseStatus;
+    if (outcome === "debited") status = verdict!.mac2Valid && verdict!.tacValid ? "completed" : "flagged";
+    else status = outcome === "not-debited" ? "voided" : "reconciliation";
+    const answer: CompletionAnswer = { purchaseId, status, outcome, tsn: row.tsn };
+    if (verdict) Object.assign(answer, verdict);
+    // The row holds the completion; the event log keeps what needs a person: failed verification, unknown outcomes.
+    const recorded = await this.#store.settle(purchaseId, {
+      status, outcome, mac2: outcome === "debited" ? body.mac2!.toUpperCase() : null, tac: outcome === "debited" ? body.tac!.toUpperCase() : null,
+      mac2Valid: verdict ? Number(verdict.mac2Valid) : null, tacValid: verdict ? Number(verdict.tacValid) : null,
+      completion: canonical, answer: JSON.stringify(answer), completedAt: SETTLED.has(status) ? now : null,
+      reason: status === "reconciliation" ? "outcome-unknown" : null, review: status === "flagged", at: now,
+      event: status === "flagged" || status === "reconciliation" ? status : null,
+    });
+    if (!recorded) {
+      // Another completion of the same purchase landed while the key store worked (here or in another process).
+      return (await this.#repeat((await this.#store.get(purchaseId))!, canonical))!;
     }
-    await this.#journal.durable();
     if (answer.status === "flagged") this.#log({ purchaseId, terminalId: row.terminal_id, tsn: row.tsn, ...verdict }, "completion failed verification: flagged");
     return answer;
   }
 
   async view(purchaseId: string, client: Client): Promise<PurchaseView> {
-    const row = this.#row(purchaseId, client);
-    await this.#journal.durable();
+    const row = await this.#row(purchaseId, client);
+    await this.#store.durable();
     const v: PurchaseView = {
       purchaseId: row.id, status: row.status, terminalId: row.terminal_id, tsn: row.tsn, order: row.order_no, amount: row.amount,
       transactionType: row.transaction_type, application: row.application, asn: row.asn, epSerial: row.ep_serial, date: row.date, time: row.time,
@@ -391,20 +300,14 @@ export class PurchaseService {
   /** Marks authorizations older than the reconciliation timeout; returns how many. */
   async sweepReconciliation(): Promise<number> {
     const now = this.#now();
-    const ids = this.#journal.write(() => {
-      const rows = this.#sql.overdue.all(now - this.#timeoutMs) as { id: string }[];
-      for (const r of rows) this.#sql.event.run(r.id, now, "reconciliation", JSON.stringify({ reason: "timeout" }));
-      return rows;
-    });
-    await this.#journal.durable();
-    if (ids.length) this.#log({ count: ids.length }, "authorizations without completion marked for reconciliation");
-    return ids.length;
+    const marked = await this.#store.sweep(now - this.#timeoutMs, now);
+    if (marked) this.#log({ count: marked }, "authorizations without completion marked for reconciliation");
+    return marked;
   }
 
   /** Completed purchases of one business day (the CST transaction date), ordered by terminal and TSN. */
   async settlement(businessDay: string): Promise<SettlementRecord[]> {
-    await this.#journal.durable();
-    return settlementRecords(this.#sql.settlement.all(businessDay) as PurchaseRow[], businessDay);
+    return settlementRecords(await this.#store.settlement(businessDay), businessDay);
   }
 }
 

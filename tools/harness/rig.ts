@@ -1,6 +1,6 @@
 /**
  * A test rig on one machine, with the terminal as a real device would be: its own process (the Node host,
- * `hosts/node/main.ts --pn532 --controller ...`) on two pty pairs, front-ends in their own processes over mutual TLS
+ * `tools/simulation/main.ts --pn532 --controller ...`) on two pty pairs, front-ends in their own processes over mutual TLS
  * (optionally behind fault proxies), a development PKI and key store, and virtual cards issued from the same master
  * keys. The rig can hold the far ends of both lines itself (emulator + controller link), or leave them to the harness.
  * Used by the harness's CI test and the fault-injection suite.
@@ -203,7 +203,7 @@ export class Rig {
     const extra: string[] = [...(options.args ?? [])];
     if (options.dieAtWrite !== undefined) extra.push("--die-at-write", String(options.dieAtWrite));
     if (options.recoveryWindowMs !== undefined) extra.push("--recovery-window", String(options.recoveryWindowMs));
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "hosts/node/main.ts"), ...this.terminalArgs(extra)],
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "tools/simulation/main.ts"), ...this.terminalArgs(extra)],
       { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] });
     this.terminal = child;
     // Every wait on a payment races the process's exit; a long fault run adds many of those listeners.

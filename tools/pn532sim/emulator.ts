@@ -8,7 +8,7 @@ import type { SerialPort, SerialSpec } from "../../modules/device/types";
 import { Command, Param, RfItem } from "../../modules/pn532/commands";
 import { ACK_FRAME, ERROR_FRAME, FrameParser, TFI_HOST, TFI_PN532, encodeFrame, type Frame } from "../../modules/pn532/frame";
 import { CARD_PROCESSING_MS } from "../cardsim/card";
-import { bytesEqual, toHex } from "../../modules/bytes/bytes";
+import { bytesEqual, concatBytes, toHex } from "../../modules/bytes/bytes";
 
 /** What the emulator needs from a card in its field; tools/cardsim's VirtualCard is one. */
 export interface HostedCard {
@@ -104,7 +104,14 @@ export type Fault =
   /** InDataExchange answered with this status byte and no data. */
   | (FaultBase & { kind: "status"; status: number });
 
+/** How the chip takes SetSerialBaudRate: as the manual says, with an error frame, or answering but staying put. */
+export type BaudSwitch = "obey" | "refuse" | "ignore";
+
 export interface EmulatorOptions {
+  /** Highest ISO-DEP bit rate InPSL accepts, kbps (default 424, the PN532's highest for ISO 14443-4 type A). */
+  maxBitRate?: number;
+  /** SetSerialBaudRate behaviour (default "obey"): the others model firmware or wiring that cannot go faster. */
+  baudSwitch?: BaudSwitch;
   /** The serial line: `{io: NodeSerial, path}` for a pty or a real port, or one end of a memory pair. */
   serial: SerialSpec;
   cards?: HostedCard[];
@@ -143,9 +150,34 @@ class Cancelled extends Error {
 interface Target {
   tg: number;
   card: HostedCard;
+  /** ISO-DEP bit rate both ways, kbps (InPSL moves it). */
+  kbps: number;
+  /** The card's side of ISO-DEP when the host runs it itself through InCommunicateThru (after its own RATS). */
+  thru?: ThruSession;
 }
 
+/** ISO 14443-4 state of a card driven block by block (docs/pn532.md). */
+interface ThruSession {
+  /** Largest frame the reader takes (FSD from RATS), with PCB and CRC. */
+  fsd: number;
+  chainIn: Uint8Array[];
+  /** The rest of an answer still to go in chained I-blocks. */
+  out?: Uint8Array;
+  /** An answer held back behind S(WTX): card time still to run when the reader grants the extension. */
+  held?: { answer: Uint8Array; left: number; nr: number };
+}
+
+/** CIU TxMode and RxMode: bit 7 CRC on, bits 6..4 speed (0 106, 1 212, 2 424 kbps), bits 1..0 framing. */
+const CIU_TX_MODE = 0x6302;
+const CIU_RX_MODE = 0x6303;
+
+/** FSDI 0..8 of RATS to FSD in bytes (ISO 14443-4). */
+const FSD: readonly number[] = Object.freeze([16, 24, 32, 40, 48, 64, 96, 128, 256]);
+
 const MAX_LOG = 10_000;
+/** SetSerialBaudRate BR 0..8 (docs/pn532.md). */
+const BAUD_RATES: readonly number[] = Object.freeze([9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000]);
+
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -157,8 +189,14 @@ export class Pn532Emulator {
   /** Every command frame received, oldest first (capped). */
   readonly received: ReceivedCommand[] = [];
   timing: EmulatorTiming;
-  readonly #serial: SerialPort;
+  #serial: SerialPort;
+  readonly #serialOptions: SerialSpec & { baud: number };
   readonly #parser: FrameParser;
+  baudSwitch: BaudSwitch;
+  maxBitRate: number;
+  /** Rate asked for by SetSerialBaudRate; taken when the host's ACK comes (0: none). */
+  #pendingBaud = 0;
+  #baud: number;
   readonly #firmware: Uint8Array;
   readonly #maxDataIn: number;
   readonly #log: ((line: string) => void) | undefined;
@@ -198,17 +236,61 @@ export class Pn532Emulator {
       },
     });
     const emulator = this;
-    this.#serial = new options.serial.io({
+    this.baudSwitch = options.baudSwitch ?? "obey";
+    this.maxBitRate = options.maxBitRate ?? 424;
+    this.#baud = options.serial.baud ?? this.timing.baud;
+    this.#serialOptions = {
       ...options.serial,
-      baud: options.serial.baud ?? this.timing.baud,
+      baud: this.#baud,
       format: "buffer",
       onReadable(this: SerialPort) {
-        emulator.#readable(this);
+        if (this === emulator.#serial) emulator.#readable(this);
       },
       onError(error: Error) {
         emulator.#log?.(`serial error: ${error.message}`);
       },
-    });
+    };
+    this.#serial = new options.serial.io(this.#serialOptions);
+  }
+
+  /** The HSU rate the chip runs at now. */
+  get baud(): number {
+    return this.#baud;
+  }
+
+  /**
+   * Moves the chip's UART to `baud`. A pty carries bytes at any rate, so only the timing model changes there; an
+   * in-memory line is reopened at the new rate, and frames sent at the other rate arrive as garbage.
+   */
+  #switchBaud(baud: number): void {
+    if (baud === this.#baud) return;
+    this.#baud = baud;
+    this.setTiming({ baud });
+    this.#parser.resync();
+    if (this.#serialOptions.path) return;
+    try {
+      this.#serial.close();
+    } catch {
+      // Gone already.
+    }
+    this.#serial = new this.#serialOptions.io({ ...this.#serialOptions, baud });
+  }
+
+  /** Power loss or a reset pin pulse: the chip comes back at 115,200 baud in LowVbat, every setting at its default. */
+  reset(): void {
+    this.#cancel();
+    this.#outbox = [];
+    this.#pendingBaud = 0;
+    this.#asleep = true;
+    this.#targets.clear();
+    this.#chainIn = [];
+    this.#chainOut = undefined;
+    this.#flags = Param.AutomaticATR_RES | Param.AutomaticRATS;
+    this.#passiveRetries = 0xff;
+    this.#registers.clear();
+    this.#lastResponse = undefined;
+    this.#switchBaud(115200);
+    this.#log?.("reset");
   }
 
   get asleep(): boolean {
@@ -378,6 +460,13 @@ export class Pn532Emulator {
 
   #onFrame(frame: Frame): void {
     this.stats.frames++;
+    if (frame.kind === "ack" && this.#pendingBaud && !this.#busy) {
+      // The host's ACK after the SetSerialBaudRate answer: both sides switch now (docs/pn532.md).
+      const baud = this.#pendingBaud;
+      this.#pendingBaud = 0;
+      this.#switchBaud(baud);
+      return;
+    }
     if (frame.kind === "ack") {
       // Abort: whatever runs stops, and its answer is never sent.
       if (this.#busy) {
@@ -396,6 +485,7 @@ export class Pn532Emulator {
     const code = frame.data[0]!;
     if (this.#takeFault("drop-command", code)) return;
     const params = frame.data.slice(1);
+    this.#pendingBaud = 0;
     this.received.push({ code, params, at: performance.now() });
     if (this.received.length > MAX_LOG) this.received.splice(0, this.received.length - MAX_LOG);
     // A new command frame ends the one in progress (UM p.38), as an ACK would.
@@ -535,10 +625,12 @@ export class Pn532Emulator {
         await this.#sleep(g, t.commandDelay);
         return new Uint8Array(0);
       }
-      case Command.SetSerialBaudRate:
-        if (p.length !== 1 || p[0]! > 8) return "error";
+      case Command.SetSerialBaudRate: {
+        if (p.length !== 1 || p[0]! > 8 || this.baudSwitch === "refuse") return "error";
         await this.#sleep(g, t.commandDelay);
+        if (this.baudSwitch === "obey") this.#pendingBaud = BAUD_RATES[p[0]!]!;
         return new Uint8Array(0);
+      }
       case Command.SetParameters:
         if (p.length !== 1 || p[0]! & 0x88) return "error";
         this.#flags = p[0]!;
@@ -576,13 +668,15 @@ export class Pn532Emulator {
       }
       case Command.InAutoPoll:
         return this.#inAutoPoll(g, p);
+      case Command.InPSL:
+        return this.#inPsl(g, p);
       default:
         return "error";
     }
   }
 
   async #rfConfiguration(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
-    const sizes: { [item: number]: number } = { 0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0a: 11, 0x0b: 3, 0x0c: 1, 0x0d: 9 };
+    const sizes: { [item: number]: number } = { 0x01: 1, 0x02: 3, 0x04: 1, 0x05: 3, 0x0a: 11, 0x0b: 8, 0x0c: 3, 0x0d: 9 };
     if (p.length < 1 || sizes[p[0]!] === undefined || p.length !== 1 + sizes[p[0]!]!) return "error";
     if (p[0] === RfItem.Field) {
       this.#field = (p[1]! & 1) === 1;
@@ -621,9 +715,12 @@ export class Pn532Emulator {
     cards.forEach((card, i) => {
       // A fresh activation: the card starts its ISO-DEP session from scratch, nothing selected.
       card.place();
-      this.#targets.set(i + 1, { tg: i + 1, card });
+      this.#targets.set(i + 1, { tg: i + 1, card, kbps: 106 });
     });
     this.#field = true;
+    // As a real chip leaves its CIU after a 106A activation: CRC on both ways at 106 kbps, ISO 14443-A framing.
+    this.#registers.set(CIU_TX_MODE, 0x80);
+    this.#registers.set(CIU_RX_MODE, 0x80);
   }
 
   async #inListPassiveTarget(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
@@ -665,6 +762,34 @@ export class Pn532Emulator {
     }
   }
 
+  /**
+   * InPSL: the chip sends the card PPS (ISO 14443-4) and both move to the new bit rate. Refused (status 0x27) above
+   * maxBitRate or above what the card's ATS TA(1) offers both ways.
+   */
+  async #inPsl(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {
+    if (p.length !== 3 || p[1]! > 2 || p[2]! > 2) return "error";
+    const target = this.#targets.get(p[0]!);
+    await this.#sleep(g, this.timing.exchangeOverhead + 5 * this.timing.rfByteTime);
+    if (!target || !target.card.present) return new Uint8Array([target ? 0x01 : 0x27]);
+    const kbps = [106, 212, 424][Math.max(p[1]!, p[2]!)]!;
+    const ats = target.card.ats;
+    const ta = ats.length >= 2 && ats[0]! & 0x10 ? ats[1]! : 0;
+    const bits = ((ta >> 4) & ta) & 0x07;
+    const offered = kbps === 106 || (kbps === 212 && bits & 1) || (kbps === 424 && bits & 2);
+    if (kbps > this.maxBitRate || !offered) return new Uint8Array([0x27]);
+    target.kbps = kbps;
+    // TxSpeed and RxSpeed (bits 6..4) follow the new bit rate.
+    const speed = [106, 212, 424].indexOf(kbps) << 4;
+    this.#registers.set(CIU_TX_MODE, ((this.#registers.get(CIU_TX_MODE) ?? 0x80) & 0x8f) | speed);
+    this.#registers.set(CIU_RX_MODE, ((this.#registers.get(CIU_RX_MODE) ?? 0x80) & 0x8f) | speed);
+    return new Uint8Array([0x00]);
+  }
+
+  /** ms per byte over the air for `target`: the 106 kbps figure scaled by its bit rate. */
+  #rfByte(target: Target | undefined): number {
+    return this.timing.rfByteTime * (106 / (target?.kbps ?? 106));
+  }
+
   #cardTime(apdu: Uint8Array): number {
     const c = this.timing.cardProcessing;
     if (typeof c === "function") return c(apdu);
@@ -695,6 +820,7 @@ export class Pn532Emulator {
     const more = (p[0]! & 0x40) !== 0;
     const data = p.subarray(1);
     const target = this.#targets.get(tg);
+    const rf = this.#rfByte(target);
     if (!target) {
       await this.#sleep(g, t.commandDelay);
       this.#lastError = 0x27;
@@ -702,7 +828,7 @@ export class Pn532Emulator {
     }
     if (!data.length && !more && this.#chainOut) {
       // The host asks for the next piece of a chained answer.
-      await this.#sleep(g, t.exchangeOverhead + Math.min(this.#maxDataIn, this.#chainOut.length) * t.rfByteTime);
+      await this.#sleep(g, t.exchangeOverhead + Math.min(this.#maxDataIn, this.#chainOut.length) * rf);
       return this.#nextPiece();
     }
     this.#chainOut = undefined;
@@ -715,7 +841,7 @@ export class Pn532Emulator {
     if (!card.present) return this.#noAnswer(g);
     if (more) {
       this.#chainIn.push(data.slice());
-      await this.#sleep(g, t.exchangeOverhead + data.length * t.rfByteTime);
+      await this.#sleep(g, t.exchangeOverhead + data.length * rf);
       return new Uint8Array([0x00]);
     }
     let length = data.length;
@@ -730,7 +856,7 @@ export class Pn532Emulator {
     this.#chainIn = [];
     const tear = this.#takeFault("remove-card", Command.InDataExchange);
     if (tear && (tear.when ?? "before") === "before") this.remove(card);
-    await this.#sleep(g, t.exchangeOverhead + apdu.length * t.rfByteTime);
+    await this.#sleep(g, t.exchangeOverhead + apdu.length * rf);
     let answer: Uint8Array;
     try {
       answer = card.process(apdu);
@@ -745,7 +871,7 @@ export class Pn532Emulator {
       this.remove(card);
       return this.#noAnswer(g, tear.status);
     }
-    await this.#sleep(g, this.#cardTime(apdu) + answer.length * t.rfByteTime);
+    await this.#sleep(g, this.#cardTime(apdu) + answer.length * rf);
     // Taken out while it was working: the answer never reaches the reader.
     if (!card.present) return this.#noAnswer(g);
     this.#lastError = 0;
@@ -754,18 +880,109 @@ export class Pn532Emulator {
   }
 
   async #inCommunicateThru(g: number, p: Uint8Array): Promise<Uint8Array> {
-    const rnak = p.length === 1 && (p[0]! & 0xfe) === 0xb2;
     const target = [...this.#targets.values()][0];
-    if (rnak && target && target.card.present && this.#field) {
-      // Presence check: an ISO-DEP card answers R(NAK) with R(ACK) of its current block number.
-      await this.#sleep(g, this.timing.exchangeOverhead + 2 * this.timing.rfByteTime);
-      return new Uint8Array([0x00, 0xa2 | (p[0]! & 1)]);
+    const card = target?.card;
+    if (target && card?.present && this.#field && p.length >= 1) {
+      const rf = this.#rfByte(target);
+      const air = async (bytes: number) => this.#sleep(g, this.timing.exchangeOverhead + bytes * rf);
+      const pcb = p[0]!;
+      const crcOn = ((this.#registers.get(CIU_TX_MODE) ?? 0) & 0x80) !== 0;
+      if (pcb === 0xe0 && p.length === 2 && card.sak & 0x20 && crcOn) {
+        // RATS from a reader doing ISO-DEP itself: the ATS (with TL) back, and a fresh block-level session.
+        await air(2 + card.ats.length + 1);
+        target.thru = { fsd: FSD[Math.min(8, p[1]! >> 4)]!, chainIn: [] };
+        return new Uint8Array([0x00, card.ats.length + 1, ...card.ats]);
+      }
+      if ((pcb & 0xfe) === 0xb2) {
+        // Presence check: an ISO-DEP card answers R(NAK) with R(ACK) of its current block number.
+        await air(2);
+        return new Uint8Array([0x00, 0xa2 | (pcb & 1)]);
+      }
+      const thru = target.thru;
+      // Raw blocks reach the card whole only with the CIU adding and checking the CRC; without it the card ignores them.
+      const crc = ((this.#registers.get(CIU_TX_MODE) ?? 0) & 0x80) !== 0 && ((this.#registers.get(CIU_RX_MODE) ?? 0) & 0x80) !== 0;
+      if (thru && crc) {
+        const reply = await this.#thruBlock(g, target, thru, p, air);
+        if (reply) return reply;
+      }
     }
     const code = this.#nonDepTimeoutCode;
     const timeout = code === 0 ? this.timing.frameWaitingTime : Math.min(0.1 * 2 ** (code - 1), this.timing.frameWaitingTime);
     await this.#sleep(g, timeout);
     this.#lastError = 0x01;
     return new Uint8Array([0x01]);
+  }
+
+  /** One ISO 14443-4 block from the reader (CRC handled by the chip): I, R(ACK) or S(WTX/DESELECT). */
+  async #thruBlock(g: number, target: Target, thru: ThruSession, p: Uint8Array, air: (bytes: number) => Promise<void>): Promise<Uint8Array | undefined> {
+    const pcb = p[0]!;
+    const nr = pcb & 0x01;
+    if ((pcb & 0xe2) === 0x02) {
+      // I-block; CID and NAD (bits 4 and 3) are not used by this card.
+      if (pcb & 0x0c) return undefined;
+      thru.out = undefined;
+      thru.chainIn.push(p.slice(1));
+      if (pcb & 0x10) {
+        await air(p.length + 1);
+        return new Uint8Array([0x00, 0xa2 | nr]);
+      }
+      const apdu = concatBytes(...thru.chainIn);
+      thru.chainIn = [];
+      await air(p.length);
+      let answer: Uint8Array;
+      try {
+        answer = target.card.process(apdu);
+      } catch (error) {
+        if (isRemoved(error)) {
+          this.remove(target.card);
+          return undefined;
+        }
+        throw error;
+      }
+      const work = this.#cardTime(apdu);
+      // A card that needs longer than its frame waiting time asks for more with S(WTX) first.
+      const fwt = this.timing.frameWaitingTime;
+      if (work >= fwt * 0.9) {
+        await this.#sleep(g, fwt * 0.8);
+        thru.held = { answer, left: work - fwt * 0.8, nr };
+        return new Uint8Array([0x00, 0xf2, 0x01]);
+      }
+      await this.#sleep(g, work);
+      return this.#thruAnswer(thru, answer, nr, air);
+    }
+    if ((pcb & 0xf7) === 0xf2 && thru.held && p.length === 2) {
+      // The reader grants the extension: the card finishes and answers.
+      const held = thru.held;
+      thru.held = undefined;
+      await air(2);
+      await this.#sleep(g, held.left);
+      return this.#thruAnswer(thru, held.answer, held.nr, air);
+    }
+    if ((pcb & 0xf6) === 0xa2 && thru.out) {
+      // R(ACK) for the next piece of a chained answer.
+      return this.#thruAnswer(thru, thru.out, nr, air);
+    }
+    if ((pcb & 0xf7) === 0xc2) {
+      // DESELECT: the card answers and goes to HALT; it needs a new activation.
+      await air(2);
+      this.#targets.delete(target.tg);
+      return new Uint8Array([0x00, 0xc2]);
+    }
+    return undefined;
+  }
+
+  /** The next I-block of `answer`, chained when it does not fit the reader's FSD. */
+  async #thruAnswer(thru: ThruSession, answer: Uint8Array, nr: number, air: (bytes: number) => Promise<void>): Promise<Uint8Array> {
+    const room = thru.fsd - 3;
+    const more = answer.length > room;
+    const piece = answer.subarray(0, more ? room : answer.length);
+    thru.out = more ? answer.slice(room) : undefined;
+    await air(piece.length + 3);
+    const out = new Uint8Array(2 + piece.length);
+    out[0] = 0x00;
+    out[1] = 0x02 | (more ? 0x10 : 0) | nr;
+    out.set(piece, 2);
+    return out;
   }
 
   async #inAutoPoll(g: number, p: Uint8Array): Promise<Uint8Array | "error"> {

@@ -4,8 +4,8 @@
  * The consumption front-end uses it to make MAC1 and check MAC2 and TAC, the virtual card uses it to play the card,
  * and a clearing system can use it to verify TACs. Host side only (node:crypto); device code never imports it.
  *
- * 3DES follows spec/purse.md §4.2-4.6 (confirmed by published examples and real cards). SM4 follows the decisions at
- * the top of spec/purse.md, which are assumptions: they live here, and only here, so an issuer's specification can
+ * 3DES follows docs/purse.md §6.2-6.5 (confirmed by published examples and real cards). SM4 follows the decisions of
+ * docs/purse.md §6.6, which are assumptions: they live here, and only here, so an issuer's specification can
  * replace them.
  *
  * Every function checks its arguments and throws PurseCryptoError (code "PURSE_CRYPTO") on a wrong size or value.

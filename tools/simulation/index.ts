@@ -12,7 +12,7 @@ import { NodeSerial } from "../../hosts/node/serial";
 import { createMemorySerialPair } from "../../hosts/node/serial-memory";
 import { createPtyPair, hasSocat, type PtyPair } from "../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal";
-import type { TerminalConfig } from "../../src/terminal";
+import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
 import { openDatabase, readDevelopmentMasterKeys, startFrontend, writeDevelopmentKeyStore, type FrontendConfig, type RunningFrontend } from "../frontend/index";
 import type { JournalStorage } from "../../modules/journal/storage";
@@ -32,6 +32,8 @@ export interface SimulationOptions {
   /** "pty" needs socat; "auto" uses it when present and an in-memory line otherwise. */
   link?: "auto" | "pty" | "memory";
   timing?: Partial<EmulatorTiming>;
+  /** Line rates the terminal's PN532 line may be raised to (none: it stays at 115,200). */
+  pn532Rates?: number[];
   /** One-way network delay added to every front-end request and answer, ms. */
   latencyMs?: number;
   terminal?: Partial<TerminalConfig>;
@@ -41,6 +43,8 @@ export interface SimulationOptions {
   frontendLog?: string;
   /** Leave the terminal's ends of the lines free for another terminal (the XS purchase runs one inside XS). */
   noTerminal?: boolean;
+  /** The terminal's events as it emits them (the MDB cashless adapter listens here). */
+  onEvent?: (event: TerminalEvent) => void;
 }
 
 export interface CardSpec {
@@ -133,7 +137,7 @@ export class Simulation {
     this.level1 = await startFrontend(this.#frontendConfigs[1]);
     if (this.linkKind === "pty") {
       this.#ptys = [await createPtyPair(), await createPtyPair()];
-      this.#pn532Spec = { io: NodeSerial, path: this.#ptys[0]!.host, baud: 115200 };
+      this.#pn532Spec = { io: NodeSerial, path: this.#ptys[0]!.host, baud: 115200, rates: o.pn532Rates };
       this.#controllerSpec = { io: NodeSerial, path: this.#ptys[1]!.host, baud: 115200 };
       this.emulator = await startEmulator({ path: this.#ptys[0]!.device, timing: o.timing });
       this.controller = new ControllerLink({ io: NodeSerial, path: this.#ptys[1]!.device, baud: 115200 });
@@ -141,7 +145,7 @@ export class Simulation {
     } else {
       const pn532Line = createMemorySerialPair({ byteTime: o.timing?.byteTime ?? 10_000 / 115200 });
       const controllerLine = createMemorySerialPair();
-      this.#pn532Spec = { io: pn532Line.host, baud: 115200 };
+      this.#pn532Spec = { io: pn532Line.host, baud: 115200, rates: o.pn532Rates };
       this.#controllerSpec = { io: controllerLine.host, baud: 115200 };
       this.emulator = await startEmulator({ serial: { io: pn532Line.device, baud: 115200 }, timing: o.timing });
       this.controller = new ControllerLink({ io: controllerLine.device, baud: 115200 });
@@ -196,6 +200,7 @@ export class Simulation {
       config: { terminalId: TERMINAL_ID, level1Url: this.level1.url, recoveryWindowMs: 3000, ...o.terminal, ...config },
       trace: o.trace,
       wrapStorage,
+      onEvent: o.onEvent,
     });
   }
 

@@ -1,0 +1,382 @@
+/**
+ * The MDB cashless device (reader) state machine (docs/mdb.md §6): Inactive, Disabled, Enabled, Session Idle,
+ * Vend, Revalue, Negative Vend. It takes whole command blocks from a link (modules/mdb/link.ts or the native core),
+ * keeps the queue of poll messages and arms the next POLL's reply through the FramePort. The application (the
+ * terminal) hears about sessions and vends through the `events` callbacks and answers with beginSession(),
+ * approve(), deny(), refunded()... All amounts here are fen; the wire numbers are fen / scale.
+ */
+import { decodeCommand, type Command, type TimeDate } from "./commands";
+import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
+import type { FramePort } from "./link";
+import {
+  MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED, VEND_APPROVED,
+  encodeReply, type Format, type Reply,
+} from "./replies";
+
+export type State = "inactive" | "disabled" | "enabled" | "idle" | "vend" | "revalue" | "negative-vend";
+
+/** The codes COMMAND OUT OF SEQUENCE carries at levels 2 and 3. */
+const STATE_CODE: { readonly [s in State]: number } = Object.freeze({
+  inactive: 1, disabled: 2, enabled: 3, idle: 4, vend: 5, revalue: 6, "negative-vend": 7,
+});
+
+export interface VendRequest {
+  price: number;
+  item: number;
+  /** True when the VMC asked before any card (Always Idle, level 3): the customer taps next. */
+  selectionFirst: boolean;
+}
+
+export interface CashlessEvents {
+  onVendRequest(vend: VendRequest): void;
+  /** VEND CANCEL before an answer, or RESET during a vend not yet approved. */
+  onVendCancel(vend: VendRequest): void;
+  /**
+   * VEND SUCCESS (success true), VEND FAILURE (false: a refund is due; answer with refunded()), or a RESET
+   * (byReset) after VEND APPROVED reached the VMC, which counts as success, or before it did (false: the debit is
+   * owed back; no refunded() call, the VMC has forgotten the vend).
+   */
+  onVendResult(vend: VendRequest, success: boolean, byReset: boolean): void;
+  onSessionEnd?(): void;
+  onEnabled?(enabled: boolean): void;
+  onReaderCancel?(): void;
+  onReset?(previous: State): void;
+  onTimeDate?(time: TimeDate): void;
+  onCashSale?(price: number, item: number): void;
+  /** A command that could not be decoded, or one out of sequence: for the log. */
+  onFault?(error: Error): void;
+}
+
+export interface CashlessOptions {
+  port: FramePort;
+  events: CashlessEvents;
+  /** The reader's level, 1-3. */
+  level?: number;
+  /** ISO 4217 numeric code (156 = CNY); sent as BCD with the leading 1 (0x1156). */
+  currency?: number;
+  /** Fen per wire unit (X of READER CONFIG); decimals Y position the VMC's display point. */
+  scale?: number;
+  decimals?: number;
+  /** Z7: the longest, in seconds, the reader needs to answer (card read + online round trip). */
+  maxResponseSeconds?: number;
+  multivend?: boolean;
+  refunds?: boolean;
+  cashSale?: boolean;
+  /** Level 3 options offered in PERIPHERAL ID (OPTION_*); the VMC enables a subset with 17 04. */
+  options?: number;
+  manufacturer?: string;
+  serial?: string;
+  model?: string;
+  /** Two BCD bytes, e.g. 0x0100 for 1.00. */
+  version?: number;
+}
+
+interface Pending { bytes: Uint8Array }
+
+function bcdCurrency(code: number): number {
+  const d = (n: number) => Math.floor(code / n) % 10;
+  return 0x1000 | (d(100) << 8) | (d(10) << 4) | d(1);
+}
+
+export class CashlessDevice {
+  readonly #port: FramePort;
+  readonly #events: CashlessEvents;
+  readonly level: number;
+  readonly #currency: number;
+  readonly #scale: number;
+  readonly #decimals: number;
+  readonly #z7: number;
+  readonly #misc: number;
+  readonly #offered: number;
+  readonly #id: { manufacturer: string; serial: string; model: string; version: number };
+  #state: State = "inactive";
+  #vmcLevel = 1;
+  #enabledOptions = 0;
+  #expanded = false;
+  #outbox: Pending[] = [];
+  readonly #armBuffer = new Uint8Array(35);
+  #vend: VendRequest | undefined;
+  #answered = false;
+  #approved = false;
+  /** The VMC ACKed the VEND APPROVED: only then may it have dispensed. */
+  #approvalDelivered = false;
+  #disableAfterSession = false;
+  #refundPending = false;
+  /** The VMC's identity from REQUEST ID, and its price range (fen). */
+  vmc: { manufacturer?: string; serial?: string; model?: string; maxPrice?: number; minPrice?: number; columns: number; rows: number } = { columns: 0, rows: 0 };
+
+  constructor(o: CashlessOptions) {
+    this.#port = o.port;
+    this.#events = o.events;
+    this.level = o.level ?? 3;
+    if (this.level < 1 || this.level > 3) throw new MdbParameterError("MDB reader level is 1, 2 or 3");
+    this.#currency = bcdCurrency(o.currency ?? 156);
+    this.#scale = o.scale ?? 1;
+    this.#decimals = o.decimals ?? 2;
+    if (!(this.#scale >= 1 && this.#scale <= 255 && Number.isInteger(this.#scale))) throw new MdbParameterError("scale is 1..255");
+    this.#z7 = o.maxResponseSeconds ?? 30;
+    if (!(this.#z7 >= 1 && this.#z7 <= 255)) throw new MdbParameterError("maxResponseSeconds is 1..255");
+    this.#misc = (o.refunds ?? true ? MISC_REFUNDS : 0) | (o.multivend ?? true ? MISC_MULTIVEND : 0) | (o.cashSale ? MISC_CASH_SALE : 0);
+    this.#offered = this.level >= 3 ? (o.options ?? (OPTION_32BIT | OPTION_ALWAYS_IDLE)) : 0;
+    this.#id = {
+      manufacturer: o.manufacturer ?? "OTT", serial: o.serial ?? "000000000001", model: o.model ?? "TRANSIT-MDB", version: o.version ?? 0x0100,
+    };
+    this.#queue({ kind: "just-reset" });
+  }
+
+  get state(): State { return this.#state; }
+  get vmcLevel(): number { return this.#vmcLevel; }
+  get expanded(): boolean { return this.#expanded; }
+  get alwaysIdle(): boolean { return (this.#enabledOptions & OPTION_ALWAYS_IDLE) !== 0; }
+  get multivend(): boolean { return (this.#misc & MISC_MULTIVEND) !== 0; }
+  get vend(): VendRequest | undefined { return this.#vend; }
+  /** Messages not yet ACKed by the VMC. */
+  get queued(): number { return this.#outbox.length; }
+
+  get format(): Format {
+    return { level: Math.min(this.level, this.#vmcLevel), vmcLevel: this.#vmcLevel, expanded: this.#expanded };
+  }
+
+  /** A card was read: funds in fen (undefined = unknown). Only from Enabled; returns false when not possible now. */
+  beginSession(funds: number | undefined, mediaId?: number): boolean {
+    if (this.#state !== "enabled") return false;
+    const top = this.#expanded ? 0xfffffffe : 0xfffe;
+    const wire = funds === undefined ? top + 1 : Math.min(Math.floor(funds / this.#scale), top);
+    this.#queue({ kind: "begin-session", funds: wire, mediaId: mediaId ?? 0xffffffff, payType: 0, payData: 0, currency: this.#currency,
+      cardOptions: this.#misc & MISC_REFUNDS ? 0x02 : 0 });
+    this.#state = "idle";
+    return true;
+  }
+
+  /** The vend was paid: `amount` fen actually charged. False when the vend was cancelled meanwhile (refund it). */
+  approve(amount: number): boolean {
+    if (this.#state !== "vend" || this.#answered) return false;
+    const wire = amount / this.#scale;
+    if (!Number.isInteger(wire) || wire < 0 || wire > (this.#expanded ? 0xffffffff : 0xffff)) {
+      throw new MdbParameterError(`amount ${amount} fen does not fit the VEND APPROVED format`);
+    }
+    this.#answered = true;
+    this.#approved = true;
+    this.#queue({ kind: "vend-approved", amount: wire });
+    return true;
+  }
+
+  /** Nothing was charged: VEND DENIED. False when there is no vend waiting for an answer. */
+  deny(): boolean {
+    if (this.#state !== "vend" || this.#answered) return false;
+    this.#queue({ kind: "vend-denied" });
+    this.#afterVend();
+    return true;
+  }
+
+  /** The card was taken away, or the reader's own session timeout: ask the VMC to end the session. */
+  cancelSession(): boolean {
+    if (this.#state !== "idle") return false;
+    this.#queue({ kind: "session-cancel-request" });
+    return true;
+  }
+
+  /** The refund after VEND FAILURE is settled: true = back on the card; false = lost (0A C0 at levels 2/3). */
+  refunded(ok: boolean): void {
+    if (!this.#refundPending) throw new MdbStateError(this.#state, "no refund pending");
+    this.#refundPending = false;
+    if (!ok && this.format.level >= 2) this.#queue({ kind: "malfunction", code: REFUND_FAILED });
+    this.#port.hold(false);
+  }
+
+  /** Asks the VMC for its clock (levels 2/3); the answer comes as onTimeDate. */
+  requestTimeDate(): boolean {
+    if (this.format.level < 2 || this.#state === "inactive") return false;
+    this.#queue({ kind: "time-date-request" });
+    return true;
+  }
+
+  /** From the link: a command block. */
+  command(block: Uint8Array): void {
+    let c: Command;
+    try {
+      c = decodeCommand(block, this.#expanded);
+    } catch (error) {
+      this.#events.onFault?.(error as Error);
+      return;
+    }
+    this.#handle(c, block);
+  }
+
+  /** From the link: the VMC ACKed `length` bytes from the head of the queue. */
+  delivered(length: number): void {
+    let left = length;
+    while (left > 0 && this.#outbox.length) {
+      const m = this.#outbox.shift()!;
+      if (m.bytes[0] === VEND_APPROVED && this.#approved) this.#approvalDelivered = true;
+      left -= m.bytes.length;
+    }
+    this.#rearm();
+  }
+
+  /** From the link: a bus reset, as RESET. */
+  busReset(): void {
+    this.#reset();
+  }
+
+  #handle(c: Command, block: Uint8Array): void {
+    const s = this.#state;
+    const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
+    switch (c.kind) {
+      case "reset": return this.#reset();
+      case "poll": return;
+      case "setup-config":
+        if (session) return this.#outOfSequence(block);
+        this.#vmcLevel = Math.max(1, Math.min(3, c.vmcLevel));
+        this.vmc.columns = c.columns;
+        this.vmc.rows = c.rows;
+        this.#queue({ kind: "reader-config", level: this.level, currency: this.#currency, scale: this.#scale, decimals: this.#decimals,
+          maxResponse: this.#z7, misc: this.#misc });
+        if (s === "inactive") this.#state = "disabled";
+        return;
+      case "setup-prices":
+        if (session) return this.#outOfSequence(block);
+        this.vmc.maxPrice = c.max * this.#scale;
+        this.vmc.minPrice = c.min * this.#scale;
+        return;
+      case "request-id":
+        if (session) return this.#outOfSequence(block);
+        this.vmc.manufacturer = c.manufacturer;
+        this.vmc.serial = c.serial;
+        this.vmc.model = c.model;
+        this.#queue({ kind: "peripheral-id", ...this.#id, options: this.#offered });
+        return;
+      case "optional-features":
+        if (session || this.#vmcLevel < 3 || this.level < 3) return this.#outOfSequence(block);
+        this.#enabledOptions = c.bits & this.#offered;
+        this.#expanded = (this.#enabledOptions & (OPTION_32BIT | OPTION_MULTI_CURRENCY)) !== 0;
+        this.#port.setExpanded(this.#expanded);
+        return;
+      case "write-time-date": this.#events.onTimeDate?.(c.time); return;
+      case "read-user-file": case "write-user-file": case "data-entry-response": return; // obsolete / not offered
+      case "reader-enable":
+        if (s === "disabled") {
+          this.#state = "enabled";
+          this.#events.onEnabled?.(true);
+        } else if (s === "inactive") this.#outOfSequence(block);
+        else this.#disableAfterSession = false; // a repeat, or during a session: nothing to change
+        return;
+      case "reader-disable":
+        if (s === "enabled") {
+          this.#state = "disabled";
+          this.#events.onEnabled?.(false);
+        } else if (session) this.#disableAfterSession = true; // the session finishes first
+        return;
+      case "reader-cancel":
+        if (s !== "enabled") return this.#outOfSequence(block);
+        this.#queue({ kind: "cancelled" });
+        this.#events.onReaderCancel?.();
+        return;
+      case "vend-request": {
+        const selectionFirst = s === "enabled" && this.alwaysIdle;
+        if (s !== "idle" && !selectionFirst) return this.#outOfSequence(block);
+        this.#vend = { price: c.price * this.#scale, item: c.item, selectionFirst };
+        this.#answered = false;
+        this.#approved = false;
+        this.#state = "vend";
+        this.#events.onVendRequest(this.#vend);
+        return;
+      }
+      case "vend-cancel":
+        if (s !== "vend" || this.#answered) return this.#outOfSequence(block);
+        this.#queue({ kind: "vend-denied" });
+        this.#events.onVendCancel(this.#vend!);
+        this.#afterVend();
+        return;
+      case "vend-success":
+      case "vend-failure": {
+        if (s !== "vend" || !this.#approved) return this.#outOfSequence(block);
+        const vend = this.#vend!;
+        this.#afterVend();
+        if (c.kind === "vend-failure" && this.#misc & MISC_REFUNDS) {
+          // Silence on POLL tells the VMC the refund is in progress; refunded() ends it.
+          this.#refundPending = true;
+          this.#port.hold(true);
+        }
+        this.#events.onVendResult(vend, c.kind === "vend-success", false);
+        return;
+      }
+      case "session-complete":
+        if (s === "idle") {
+          this.#queue({ kind: "end-session" });
+          this.#state = this.#disableAfterSession ? "disabled" : "enabled";
+          this.#disableAfterSession = false;
+          this.#events.onSessionEnd?.();
+        } else if (session) this.#outOfSequence(block);
+        return; // in Enabled: a repeat, accepted
+      case "cash-sale": this.#events.onCashSale?.(c.price * this.#scale, c.item); return;
+      case "negative-vend":
+        // Not offered: the answer is a denial, the state is kept (docs/mdb.md §6.3).
+        if (s !== "idle") return this.#outOfSequence(block);
+        this.#queue({ kind: "vend-denied" });
+        return;
+      case "revalue-request":
+      case "revalue-limit-request":
+        if (s !== "idle" || this.format.level < 2) return this.#outOfSequence(block);
+        this.#queue({ kind: "revalue-denied" });
+        return;
+    }
+  }
+
+  #afterVend(): void {
+    this.#state = "idle";
+    this.#vend = undefined;
+    this.#answered = false;
+    this.#approved = false;
+    this.#approvalDelivered = false;
+  }
+
+  #reset(): void {
+    const previous = this.#state;
+    const vend = this.#vend;
+    const approved = this.#approved;
+    const delivered = this.#approvalDelivered;
+    this.#state = "inactive";
+    this.#afterVend();
+    this.#state = "inactive";
+    this.#enabledOptions = 0;
+    this.#expanded = false;
+    this.#disableAfterSession = false;
+    this.#outbox = [];
+    this.#port.setExpanded(false);
+    if (this.#refundPending) {
+      // The refund carries on in the application; the VMC has forgotten the vend.
+      this.#refundPending = false;
+      this.#port.hold(false);
+    }
+    this.#queue({ kind: "just-reset" });
+    if (vend && previous === "vend") {
+      // Approved and seen by the VMC: a success (docs/mdb.md §6). Approved but never delivered: the VMC cannot
+      // have dispensed, so the debit is owed back, as after a failure (no answer is due to the VMC).
+      if (approved) this.#events.onVendResult(vend, delivered, true);
+      else this.#events.onVendCancel(vend);
+    }
+    this.#events.onReset?.(previous);
+  }
+
+  #outOfSequence(block: Uint8Array): void {
+    this.#events.onFault?.(new MdbCommandError(block, `out of sequence in state ${this.#state}`));
+    this.#queue({ kind: "out-of-sequence", state: STATE_CODE[this.#state] });
+  }
+
+  #queue(r: Reply): void {
+    this.#outbox.push({ bytes: encodeReply(r, this.format) });
+    this.#rearm();
+  }
+
+  /** Arms as many whole queued messages as fit one block (35 data bytes + CHK). */
+  #rearm(): void {
+    let n = 0;
+    for (const m of this.#outbox) {
+      if (n + m.bytes.length > this.#armBuffer.length) break;
+      this.#armBuffer.set(m.bytes, n);
+      n += m.bytes.length;
+    }
+    this.#port.arm(this.#armBuffer.subarray(0, n));
+  }
+}

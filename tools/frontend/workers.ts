@@ -1,0 +1,168 @@
+/**
+ * `--workers N`: N front-end processes (node:cluster) sharing one listening port; the primary hands each new TLS
+ * connection to a worker in turn.
+ *
+ * - PostgreSQL: every worker opens its own pool; the database keeps the money rules between them (store.ts).
+ * - SQLite: one writer. The primary holds the only connection (the group-committing journal) and the workers reach it
+ *   over the cluster's IPC channel: each Store call is one message and one answer. A batch of the primary's group
+ *   commit then covers the requests of every worker, and nothing but the primary ever writes the file.
+ *
+ * A worker that dies is replaced. The requests it held lose their TLS connection, which the terminal treats as
+ * "outcome unknown, retry" (modules/frontend-client): an authorization it had already recorded stays in the database
+ * and, never completed, is marked for reconciliation by the sweep. Nothing acknowledged is lost.
+ */
+import cluster, { type Worker } from "node:cluster";
+import type { FrontendConfig } from "./config";
+import { FrontendError } from "./errors";
+import { startFrontend, type RunningFrontend } from "./server";
+import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
+
+/** The Store methods a worker may call in the primary. */
+const METHODS = ["spent", "reserveTsn", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
+type Method = (typeof METHODS)[number];
+
+interface Call {
+  kind: "store-call";
+  id: number;
+  method: Method;
+  args: unknown[];
+}
+
+interface Reply {
+  kind: "store-reply";
+  id: number;
+  value?: unknown;
+  error?: { code?: string; statusCode?: number; message: string };
+}
+
+/** How long a worker waits for the writer's answer before failing the request as retryable. */
+const CALL_TIMEOUT_MS = 10_000;
+
+/** The worker's side: a Store whose every call is answered by the primary's store. */
+export class IpcStore implements Store {
+  readonly engine = "sqlite" as const;
+  readonly schemaVersion: number;
+  commits = 0;
+  committedWrites = 0;
+  #next = 0;
+  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  readonly #onMessage = (m: Reply) => {
+    if (m?.kind !== "store-reply") return;
+    const p = this.#pending.get(m.id);
+    if (!p) return;
+    this.#pending.delete(m.id);
+    clearTimeout(p.timer);
+    if (m.error) p.reject(m.error.code && m.error.statusCode ? new FrontendError(m.error.code, m.error.statusCode, m.error.message) : new Error(m.error.message));
+    else p.resolve(m.value);
+  };
+
+  constructor(schemaVersion: number) {
+    this.schemaVersion = schemaVersion;
+    process.on("message", this.#onMessage);
+  }
+
+  #call<T>(method: Method, args: unknown[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const id = ++this.#next;
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal writer did not answer ${method} in ${CALL_TIMEOUT_MS} ms`));
+      }, CALL_TIMEOUT_MS);
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      const call: Call = { kind: "store-call", id, method, args };
+      process.send!(call, undefined, undefined, (error: Error | null) => {
+        if (!error) return;
+        this.#pending.delete(id);
+        clearTimeout(timer);
+        reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal writer unreachable: ${error.message}`));
+      });
+    });
+  }
+
+  spent(application: string, asn: string, epSerial: number): Promise<boolean> { return this.#call("spent", [application, asn, epSerial]); }
+  reserveTsn(terminalId: string): Promise<number> { return this.#call("reserveTsn", [terminalId]); }
+  insert(values: PurchaseInsert): Promise<void> { return this.#call("insert", [values]); }
+  async get(id: string): Promise<PurchaseRow | undefined> { return (await this.#call<PurchaseRow | null>("get", [id])) ?? undefined; }
+  settle(id: string, values: SettleValues): Promise<boolean> { return this.#call("settle", [id, values]); }
+  markConflict(id: string, at: number, completion: string): Promise<void> { return this.#call("markConflict", [id, at, completion]); }
+  sweep(before: number, at: number): Promise<number> { return this.#call("sweep", [before, at]); }
+  settlement(businessDay: string): Promise<PurchaseRow[]> { return this.#call("settlement", [businessDay]); }
+  /** Each call is answered after the primary's store made it durable. */
+  async durable(): Promise<void> {}
+
+  async close(): Promise<void> {
+    process.off("message", this.#onMessage);
+    for (const [id, p] of this.#pending) {
+      clearTimeout(p.timer);
+      p.reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, "worker closing"));
+      this.#pending.delete(id);
+    }
+  }
+}
+
+export interface ClusterEvents {
+  /** The first worker listens (the port all of them share). */
+  listening(port: number, url: string): void;
+  /** A worker died and a new one is starting in its place. */
+  replaced?(pid: number, code: number | null, signal: string | null): void;
+}
+
+/** The primary: starts the workers (and for SQLite, the one journal writer), replaces the ones that die. */
+export async function runPrimary(config: FrontendConfig, workers: number, events: ClusterEvents): Promise<{ close(): Promise<void>; workers(): number[] }> {
+  const sqlite = !isPostgresUrl(config.database);
+  const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
+  let stopping = false;
+  let announced = false;
+  const serve = (worker: Worker) => {
+    worker.on("message", (m: Call | { kind: "listening"; port: number; url: string }) => {
+      if (m?.kind === "listening") {
+        if (!announced) {
+          announced = true;
+          events.listening(m.port, m.url);
+        }
+        return;
+      }
+      if (m?.kind !== "store-call" || !store || !METHODS.includes(m.method)) return;
+      const method = store[m.method] as (...a: unknown[]) => Promise<unknown>;
+      method.apply(store, m.args).then(
+        (value) => reply(worker, { kind: "store-reply", id: m.id, value: value ?? null }),
+        (e: Error & { code?: string; statusCode?: number }) => reply(worker, { kind: "store-reply", id: m.id, error: { code: e.code, statusCode: e.statusCode, message: e.message } }),
+      );
+    });
+  };
+  const reply = (worker: Worker, r: Reply) => {
+    // A worker that died meanwhile: its terminal lost the connection and retries; the write itself is kept.
+    if (worker.isConnected()) worker.send(r, undefined, () => {});
+  };
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0) }));
+  cluster.on("exit", (worker, code, signal) => {
+    if (stopping) return;
+    events.replaced?.(worker.process.pid ?? 0, code, signal);
+    fork();
+  });
+  for (let i = 0; i < workers; i++) fork();
+  return {
+    workers: () => Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!),
+    close: async () => {
+      stopping = true;
+      const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+      await Promise.all(all.map((w) => new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { w.process.kill("SIGKILL"); }, 10_000);
+        w.once("exit", () => { clearTimeout(timer); resolve(); });
+        w.process.kill("SIGTERM");
+      })));
+      await store?.close();
+    },
+  };
+}
+
+/** A worker: one front-end on the shared port; SQLite through the primary, PostgreSQL with its own pool. */
+export async function runWorker(config: FrontendConfig): Promise<RunningFrontend> {
+  const sqlite = !isPostgresUrl(config.database);
+  const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
+  const frontend = await startFrontend(config, store ? { store } : {});
+  process.send!({ kind: "listening", port: frontend.port, url: frontend.url });
+  return frontend;
+}
+
+export const isWorker = (): boolean => cluster.isWorker && process.env.FRONTEND_WORKER === "1";

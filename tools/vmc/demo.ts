@@ -1,0 +1,68 @@
+/**
+ * `npm start -- --mdb`: a simulated vending machine end to end. The VMC simulator initialises the terminal as a
+ * level-3 cashless device and runs the selection-first flows: a vend that succeeds, a vend that fails (the debit is
+ * reported owed, the VMC hears refund failed), a declined card, a cancelled selection. Each MDB exchange is printed
+ * decoded, next to the terminal's APDU trace. Exit status 0 when every flow ended as scripted.
+ */
+import type { TerminalEvent } from "../../src/terminal";
+import { LEVEL1_CITY, Simulation } from "../simulation/index";
+import { startVending, type Vending } from "./vending";
+
+export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line: string) => void } = {}): Promise<number> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  let vending: Vending | undefined;
+  const sim = await Simulation.start({
+    link: options.link ?? "memory", trace: (line) => log(`    ${line}`),
+    onEvent: (e: TerminalEvent) => vending?.onTerminalEvent(e),
+  });
+  let failures = 0;
+  const expect = (what: string, ok: boolean) => {
+    log(`${ok ? "ok  " : "FAIL"} ${what}`);
+    if (!ok) failures++;
+  };
+  try {
+    log("MDB: VMC level 3, Always Idle; the terminal is cashless device #1 (0x10)");
+    vending = await startVending(sim, { log });
+    const card = (name: string, balance: number, n: number) =>
+      sim.addCard({ name, profiles: [{ layout: "tunion", algorithm: "3des", asn: `0310100000000080000${n}`, cityCode: LEVEL1_CITY, balance }] });
+
+    log("\n1. A vend that succeeds (item 12, 3.50)");
+    const a = card("mdb-ok", 5000, 1);
+    const r1 = await vending.vend(a, 350, 12);
+    await vending.vmc.send({ kind: "vend-success", item: 12 });
+    await vending.endSession();
+    expect(`approved in ${r1.ms.toFixed(0)} ms, card 50.00 -> ${(a.state.applications[0]!.balance / 100).toFixed(2)}`,
+      r1.answer === "vend-approved" && a.state.applications[0]!.balance === 4650);
+
+    log("\n2. A vend that fails after payment (item 7, 2.00)");
+    const b = card("mdb-fail", 5000, 2);
+    const r2 = await vending.vend(b, 200, 7);
+    await vending.vmc.send({ kind: "vend-failure" });
+    const after = await vending.vmc.send({ kind: "poll" });
+    await vending.endSession();
+    const refundFailed = after.kind === "data" && after.replies.some((x) => x.kind === "malfunction" && x.code === 0xc0);
+    expect(`approved, then VEND FAILURE: 2.00 reported owed (${vending.owed.length}); refunds onto the card are not implemented yet, so the VMC hears refund failed`,
+      r2.answer === "vend-approved" && refundFailed && vending.owed.length === 1);
+
+    log("\n3. A declined card (balance 1.00, item 4 at 3.50)");
+    const c = card("mdb-poor", 100, 3);
+    const r3 = await vending.vend(c, 350, 4);
+    await vending.endSession();
+    expect("VEND DENIED, nothing charged", r3.answer === "vend-denied" && c.state.applications[0]!.balance === 100);
+
+    log("\n4. A cancelled selection (the customer pays cash instead)");
+    await vending.vmc.send({ kind: "vend-request", price: 150, item: 9 });
+    await vending.vmc.send({ kind: "poll" });
+    await vending.vmc.send({ kind: "vend-cancel" });
+    const denied = await vending.vmc.pollUntil("vend-denied");
+    await vending.endSession();
+    expect("VEND CANCEL -> VEND DENIED", denied.some((x) => x.kind === "vend-denied"));
+  } catch (error) {
+    log(`FAIL ${(error as Error).message}`);
+    failures++;
+  } finally {
+    await sim.close();
+  }
+  log(failures ? `\n${failures} MDB flow(s) failed` : "\nevery MDB flow ended as scripted");
+  return failures ? 1 : 0;
+}
