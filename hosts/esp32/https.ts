@@ -40,10 +40,67 @@ export interface HTTPClientOptions {
 
 export interface EspHttpsOptions {
   /** `device.network.https`: the client class, DNS and TLS socket of the host. */
-  https: { io: new (options: HTTPClientOptions) => HTTPClient; dns?: unknown; socket: { io: unknown; TCP: unknown; secure?: object } };
+  https: { io: new (options: HTTPClientOptions) => HTTPClient; dns?: unknown; socket: { io: unknown; TCP: { io: unknown }; secure?: object } };
   /** CA, client certificate and key (DER), TLS version: Moddable's SSL session options (moddable-extra.d.ts). */
   tls: object;
   timers: Timers;
+}
+
+/** What the TLS socket uses of the ECMA-419 TCP socket it is given as `TCP: {io}`. */
+export interface TcpSocket {
+  read(count?: unknown): unknown;
+  write(data: unknown): unknown;
+  close(): void;
+}
+export interface TcpOptions {
+  onReadable?(count: number): void;
+  onWritable?(count: number): void;
+  onError?(error?: unknown): void;
+  [option: string]: unknown;
+}
+export type TcpClass = new (options: TcpOptions) => TcpSocket;
+
+/**
+ * The TCP class handed to the SDK's TLS socket, with every callback guarded. The SDK's TLS and certificate code runs
+ * inside the TCP callbacks and throws there on a failed server-certificate check ("certificate: auth err") or a chain
+ * it cannot parse; an exception that escapes a callback into native code aborts the whole VM, i.e. reboots the
+ * terminal (docs/moddable.md, "TLS failures do not reach onError"). Here the throw closes the socket and is reported to
+ * `onFault` instead; a closed socket delivers nothing more. The TLS socket keeps its own `readable`/`writable`
+ * counters on this object, which is why it is a plain extensible object.
+ */
+export function guardedTcp(TCP: TcpClass, onFault: (error: unknown) => void): TcpClass {
+  return class GuardedTcp implements TcpSocket {
+    readonly #socket: TcpSocket;
+    #closed = false;
+    constructor(options: TcpOptions) {
+      const guard = <A extends unknown[]>(fn: ((...args: A) => void) | undefined) =>
+        fn && ((...args: A) => {
+          if (this.#closed) return;
+          try {
+            fn(...args);
+          } catch (error) {
+            this.close();
+            onFault(error);
+          }
+        });
+      this.#socket = new TCP({ ...options, onReadable: guard(options.onReadable), onWritable: guard(options.onWritable), onError: guard(options.onError) });
+    }
+    read(count?: unknown): unknown {
+      return this.#socket.read(count);
+    }
+    write(data: unknown): unknown {
+      return this.#socket.write(data);
+    }
+    close(): void {
+      if (this.#closed) return;
+      this.#closed = true;
+      try {
+        this.#socket.close();
+      } catch {
+        // Already closed by the peer or the SDK.
+      }
+    }
+  };
 }
 
 type State = "closed" | "open" | "failed";
@@ -146,17 +203,22 @@ class EspHttpsConnection implements HttpsConnection {
     if (this.#client && this.#state === "open") return this.#client;
     this.#drop();
     const https = this.#options.https;
-    const client = new https.io({
+    // The SDK reports some TLS failures by throwing inside its TCP callbacks and others (a refused client certificate)
+    // not at all: the guard turns the first into a NetworkError now, the request's own deadline ends the second.
+    const failed = (reason: string) => {
+      if (this.#client !== client) return;
+      this.#state = "failed";
+      this.#fail?.(new NetworkError(`${this.origin}: ${reason}`));
+    };
+    // The TLS socket passes its own options through to the TCP constructor; this layer only wraps the callbacks.
+    const TCP = guardedTcp(https.socket.TCP.io as TcpClass, (error) => failed(`TLS failed: ${error instanceof Error ? error.message : String(error)}`));
+    const client: HTTPClient = new https.io({
       ...https,
       host: this.#host,
       port: this.#port,
       dns: https.dns,
-      socket: { ...https.socket, secure: { ...https.socket.secure, ...this.#options.tls } },
-      onError: () => {
-        if (this.#client !== client) return;
-        this.#state = "failed";
-        this.#fail?.(new NetworkError(`${this.origin}: connection failed`));
-      },
+      socket: { ...https.socket, TCP: { ...https.socket.TCP, io: TCP }, secure: { ...https.socket.secure, ...this.#options.tls } },
+      onError: () => failed("connection failed"),
     });
     this.#client = client;
     this.#state = "open";

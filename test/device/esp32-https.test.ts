@@ -136,3 +136,92 @@ describe("ESP32 HTTPS connector", () => {
     assert.throws(() => connector.connect("http://frontend.example"), { code: "NETWORK" });
   });
 });
+
+// The SDK's layering, as the HTTP client builds it: client -> `socket.io` (the TLS socket) -> `socket.TCP.io` (TCP).
+// The TLS socket runs its handshake and certificate checks inside the TCP callbacks. SDK behaviours encoded here
+// (docs/moddable.md, "TLS failures do not reach onError"): a failed server-certificate check throws from the TCP
+// callback (native code then aborts the VM); a refused client certificate produces no callback at all.
+describe("ESP32 HTTPS connector: TLS failures the SDK does not report", () => {
+  type Mode = "bad-server-certificate" | "client-certificate-refused";
+  function sdk(mode: Mode) {
+    const clock = new VirtualClock();
+    const tcps: FakeTcp[] = [];
+    const clients: FakeHttpClient[] = [];
+    class FakeTcp {
+      readonly options: { onReadable?: (n: number) => void; onWritable?: (n: number) => void; onError?: () => void };
+      closed = 0;
+      constructor(options: FakeTcp["options"]) {
+        this.options = options;
+        tcps.push(this);
+        // The native socket connects, then reports the server's first flight.
+        clock.set(() => this.options.onWritable?.(1536), 2);
+        clock.set(() => this.options.onReadable?.(1200), 4);
+      }
+      read() { return new ArrayBuffer(0); }
+      write() {}
+      close() {
+        this.closed++;
+        if (this.closed > 1) throw new Error("closed twice"); // the SDK's native sockets do not tolerate this
+      }
+    }
+    class FakeTls {
+      readonly #tcp: { close(): void };
+      constructor(options: { TCP: { io: new (o: object) => { close(): void } }; onError?: () => void }) {
+        this.#tcp = new options.TCP.io({
+          ...options,
+          onWritable: () => {},
+          onReadable: () => {
+            if (mode === "bad-server-certificate") throw new Error("certificate: auth err");
+            // client-certificate-refused: the server closes after its alert; the SDK's TLS reports nothing.
+          },
+          onError: () => options.onError?.(),
+        });
+      }
+      close() { this.#tcp.close(); }
+    }
+    class FakeHttpClient {
+      readonly #socket: FakeTls;
+      closed = false;
+      constructor(options: { socket: { io: typeof FakeTls; TCP: unknown }; onError?: () => void }) {
+        clients.push(this);
+        this.#socket = new options.socket.io({ ...(options.socket as object), onError: () => options.onError?.() } as never);
+      }
+      request() { return { read() { return undefined; }, write() {} }; }
+      close() {
+        this.closed = true;
+        this.#socket.close();
+      }
+    }
+    const connector = new EspHttpsConnector({
+      https: { io: FakeHttpClient as never, socket: { io: FakeTls, TCP: { io: FakeTcp } } },
+      tls: { protocolVersion: 0x303, cache: false },
+      timers: clock,
+    });
+    return { clock, tcps, clients, connection: connector.connect("https://frontend.example:8443") };
+  }
+
+  it("a failed server-certificate check becomes a NetworkError at once; nothing escapes into native code", async () => {
+    const { clock, tcps, clients, connection } = sdk("bad-server-certificate");
+    const start = clock.now();
+    // VirtualClock.run would rethrow an exception from a timer callback, i.e. from the "native" TCP callback.
+    await assert.rejects(clock.run(connection.request({ method: "GET", path: "/v1/health", timeout: 5000 })), { code: "NETWORK" });
+    assert.ok(clock.now() - start < 5000, "failed by the guard, not by the deadline");
+    assert.equal(tcps[0]!.closed, 1, "the TCP socket is closed exactly once");
+    assert.equal(clients[0]!.closed, true);
+    assert.equal(connection.connected, false);
+    await clock.advance(10_000);
+    assert.equal(clock.pending, 0, "nothing left waiting");
+    await assert.rejects(clock.run(connection.request({ method: "GET", path: "/v1/health", timeout: 5000 })), { code: "NETWORK" });
+    assert.equal(clients.length, 2, "the next request opens a new client");
+  });
+
+  it("a refused client certificate (no callback at all) ends at the request's deadline, leaving nothing open", async () => {
+    const { clock, tcps, clients, connection } = sdk("client-certificate-refused");
+    const start = clock.now();
+    await assert.rejects(clock.run(connection.request({ method: "POST", path: "/v1/purchases", body: new Uint8Array([0x7b, 0x7d]), timeout: 3000 })), { code: "NETWORK" });
+    assert.equal(clock.now() - start, 3000);
+    assert.equal(tcps[0]!.closed, 1);
+    assert.equal(clients[0]!.closed, true);
+    assert.equal(clock.pending, 0);
+  });
+});

@@ -7,6 +7,49 @@ interface Suite { title: string; tests: Test[]; suites: Suite[]; before: Fn[]; a
 
 declare const issueCommand: (message: ArrayBuffer) => unknown;
 
+/**
+ * Freezes the primordials as the Moddable runtime does (its preloaded VM is read-only), so device code behaves here
+ * as on the ESP32: e.g. `this.name = "X"` in an Error subclass throws "set name: not writable" there (the inherited
+ * `Error.prototype.name` is read-only), and would pass unnoticed on an unlocked xsnap. This module is the first the
+ * bundle evaluates, so every test module below it runs on the frozen intrinsics. globalThis itself stays writable,
+ * as on Moddable.
+ */
+function lockPrimordials(): string[] {
+  const frozen: string[] = [];
+  const seen = new Set<object>();
+  const freeze = (value: unknown): void => {
+    if ((typeof value !== "object" && typeof value !== "function") || value === null || seen.has(value)) return;
+    seen.add(value);
+    Object.freeze(value);
+    for (const key of Reflect.ownKeys(value)) {
+      const d = Object.getOwnPropertyDescriptor(value, key)!;
+      if ("value" in d) freeze(d.value);
+      else {
+        freeze(d.get);
+        freeze(d.set);
+      }
+    }
+    freeze(Object.getPrototypeOf(value));
+  };
+  const global = globalThis as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(globalThis)) {
+    // The standard intrinsics are the capitalised constructors and namespaces (Object, Error, Math, JSON, Reflect…).
+    if (!/^[A-Z]/.test(name)) continue;
+    const value = global[name];
+    if (typeof value !== "function" && (typeof value !== "object" || value === null)) continue;
+    freeze(value);
+    frozen.push(name);
+  }
+  // Intrinsics that no global names.
+  freeze(Object.getPrototypeOf(function* () {}));
+  freeze(Object.getPrototypeOf(async function () {}));
+  freeze(Object.getPrototypeOf(async function* () {}));
+  freeze(Object.getPrototypeOf([][Symbol.iterator]()));
+  return frozen;
+}
+
+export const lockedPrimordials = lockPrimordials();
+
 const root: Suite = { title: "", tests: [], suites: [], before: [], after: [], beforeEach: [], afterEach: [] };
 let current = root;
 

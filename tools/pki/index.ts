@@ -136,7 +136,11 @@ function makeCertificate(commonName: string, key: KeyMaterial, profile: Profile,
     });
   }
   extensions.push({ name: "subjectKeyIdentifier" });
-  if (issuer) extensions.push({ name: "authorityKeyIdentifier", keyIdentifier: issuer.cert.generateSubjectKeyIdentifier().getBytes() });
+  // Every certificate, the self-signed root included, names its signer's key. Node sends the chain [leaf, CA]; the
+  // Moddable SDK's certificate code (the ESP32's TLS) reads the AKI of each certificate it is sent and, when a root has
+  // none, throws inside its TCP callback, which aborts the VM (docs/moddable.md, "Certificates").
+  const signer = issuer ? issuer.cert : cert;
+  extensions.push({ name: "authorityKeyIdentifier", keyIdentifier: signer.generateSubjectKeyIdentifier().getBytes() });
   cert.setExtensions(extensions);
   cert.sign(issuer ? issuer.key : key.forgePrivate, forge.md.sha256.create());
   return cert;

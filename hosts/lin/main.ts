@@ -1,0 +1,99 @@
+/// <reference path="../esp32/moddable-extra.d.ts" />
+/**
+ * The terminal on Moddable's Linux runtime (mcconfig -m -p lin, run by mcsim): the ESP32's assembly and connector
+ * over the SDK's own serial, TCP, TLS, HTTP client, timers and files. What differs from hosts/esp32/main.ts is only
+ * what a PC differs in: serial ports are pty paths, the journal is a file, the clock is already set (no SNTP), and
+ * the two Linux-only workarounds (write-budget.ts, sigpipe.c).
+ */
+import TCP from "embedded:io/socket/tcp";
+import UDP from "embedded:io/socket/udp";
+import Serial from "embedded:io/serial";
+import TLSSocket from "embedded:io/socket/tcp/tls";
+import HTTPClient from "embedded:network/http/client";
+import Resolver from "embedded:network/dns/resolver/udp";
+import config from "mc/config";
+import { File } from "file";
+import Time from "time";
+import Timer from "timer";
+import ignoreSigpipe from "hosts/lin/sigpipe";
+import type { SerialClass, Timers } from "../../modules/device/types";
+import { EspHttpsConnector, type TcpClass } from "../esp32/https";
+import { assembleTerminal } from "../../src/assemble";
+import { readLinSettings } from "./config";
+import { FileJournalStorage } from "./file-storage";
+import { budgetedTcp } from "./write-budget";
+
+ignoreSigpipe();
+
+const timers: Timers = {
+  set: (callback, ms) => Timer.set(() => callback(), ms),
+  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
+  clear: (handle) => Timer.clear(handle as Timer | undefined),
+  now: () => Time.ticks,
+};
+
+const RETRY_MS = 10_000;
+
+function readDer(path: string): ArrayBuffer {
+  const file = new File(path);
+  try {
+    return file.read(ArrayBuffer);
+  } finally {
+    file.close();
+  }
+}
+
+/** The SDK's Linux serial opens the port named by its non-standard `device` option (docs/moddable.md). */
+class LinSerial extends (Serial as unknown as new (options: object) => object) {
+  constructor(options: { path?: string }) {
+    super({ ...options, device: options.path });
+  }
+}
+const serial = LinSerial as unknown as SerialClass;
+
+async function main(): Promise<void> {
+  // `settings_file` (mcconfig ... settings_file=/path.json): a JSON object of the same keys, read at start, so one
+  // build runs against any rig (pty paths, ports and certificates are made fresh per run).
+  const raw = { ...(config as Record<string, unknown>) };
+  if (typeof raw.settings_file === "string" && raw.settings_file) {
+    const file = new File(raw.settings_file);
+    try {
+      Object.assign(raw, JSON.parse(file.read(String)) as Record<string, unknown>);
+    } finally {
+      file.close();
+    }
+  }
+  const settings = readLinSettings(raw);
+  const c = settings.certificates;
+  const connector = new EspHttpsConnector({
+    https: {
+      io: HTTPClient,
+      dns: { io: Resolver, servers: settings.dnsServers, socket: { io: UDP } },
+      socket: { io: TLSSocket, TCP: { io: budgetedTcp(TCP as unknown as TcpClass) } },
+    },
+    tls: {
+      certificate: readDer(c.ca), clientCertificates: [readDer(c.client)], clientKey: readDer(c.key),
+      protocolVersion: 0x0303, cache: false, verify: true,
+    },
+    timers,
+  });
+  const running = await assembleTerminal({
+    pn532: { io: serial, path: settings.pn532.device, baud: settings.pn532.baud },
+    controller: { io: serial, path: settings.controller.device, baud: settings.controller.baud },
+    connector,
+    storage: new FileJournalStorage(settings.journal),
+    timers,
+    clock: { now: () => Date.now() },
+    trace: (line) => trace(`${line}\n`),
+  }, settings.terminal);
+  trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
+}
+
+function start(): void {
+  main().catch((error: Error) => {
+    trace(`terminal failed to start (${(error as { code?: string }).code ?? error.name}): ${error.message}; again in ${RETRY_MS} ms\n`);
+    Timer.set(start, RETRY_MS);
+  });
+}
+
+start();
