@@ -128,18 +128,21 @@ function suite(kind: "pty" | "memory") {
         assert.equal(toHex(r.subarray(r.length - 2)), "9000", what);
       };
       // A lost or damaged ACK followed by the answer: the answer is taken, and the card does not run the command twice.
+      // (Chip commands before this point may have been resent on a loaded machine, whose ACK can be late for real:
+      // only the card commands below must not be.)
+      const resendsBefore = pn532.stats.resends;
       emulator.injectFault({ kind: "drop-ack", command: 0x40 });
       let before = card.exchanges.length;
       await expect("drop-ack");
       emulator.injectFault({ kind: "corrupt-checksum", frame: "ack", command: 0x40 });
       await expect("corrupt ack");
-      assert.equal(pn532.stats.resends, 0);
+      assert.equal(pn532.stats.resends, resendsBefore, "InDataExchange is never resent");
       assert.equal(card.exchanges.length, before + 2);
       // A lost command frame: no ACK, so the driver resends it (a command that does not reach the card; card
       // commands are never resent, see the next test).
       emulator.injectFault({ kind: "drop-command", command: 0x02 });
       assert.equal((await within(3000, pn532.getFirmwareVersion(), "drop-command")).ic, 0x32);
-      assert.equal(pn532.stats.resends, 1);
+      assert.ok(pn532.stats.resends >= resendsBefore + 1, "the lost GetFirmwareVersion was resent");
       // The ACK lost and the answer damaged: the damaged answer is NACKed and the good copy taken, still no resend.
       emulator.injectFault({ kind: "drop-ack", command: 0x40 });
       emulator.injectFault({ kind: "corrupt-checksum", command: 0x40 });
@@ -164,6 +167,8 @@ function suite(kind: "pty" | "memory") {
       const { pn532, emulator } = rig;
       await pn532.start();
       await pn532.detect({ timeout: 500 });
+      // Chip commands so far may have been resent on a loaded machine; card commands from here on must not be.
+      const resendsBefore = pn532.stats.resends;
       const select = encodeCommand({ cla: 0, ins: 0xa4, p1: 4, p2: 0, data: TUNION_APPLICATION.aid, le: 256 });
       emulator.injectFault({ kind: "late", ms: 1000, command: 0x40 });
       await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "response");
@@ -175,7 +180,7 @@ function suite(kind: "pty" | "memory") {
       emulator.injectFault({ kind: "drop-command", command: 0x40, count: 10 });
       const exchanges = card.exchanges.length;
       await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "ack");
-      assert.equal(pn532.stats.resends, 0);
+      assert.equal(pn532.stats.resends, resendsBefore);
       assert.equal(card.exchanges.length, exchanges);
       emulator.clearFaults();
       emulator.injectFault({ kind: "status", status: 0x2b });
@@ -229,13 +234,14 @@ function suite(kind: "pty" | "memory") {
       rig = await make({ cards: [card], driver: { trace } });
       await rig.pn532.start();
       await rig.pn532.detect({ timeout: 500 });
+      const resendsBefore = rig.pn532.stats.resends;
       const { auth, debit } = await within(5000, purchase(rig.pn532, card, 300, 7));
       assert.equal(stalls, 2);
       assert.equal(toHex(debit.mac2), toHex(auth.mac2), "MAC1 was made over the card's current random");
       assert.equal(card.exchanges.filter((e) => ins(e.command) === 0x50).length, 1, "INIT ran once");
       assert.equal(card.exchanges.filter((e) => ins(e.command) === 0x54).length, 1, "DEBIT ran once");
       assert.equal(card.application("tunion").balance, 4700);
-      assert.equal(rig.pn532.stats.resends, 0);
+      assert.equal(rig.pn532.stats.resends, resendsBefore);
     });
 
     it("DEBIT never runs twice on the card, whatever the line loses", async () => {
@@ -245,6 +251,7 @@ function suite(kind: "pty" | "memory") {
       const debits = () => card.exchanges.filter((e) => e.command[0] === 0x80 && e.command[1] === 0x54).length;
       await pn532.start();
       await pn532.detect({ timeout: 500 });
+      const resendsBefore = pn532.stats.resends;
       const faults = [
         { kind: "drop-ack" }, { kind: "corrupt-checksum", frame: "ack" }, { kind: "no-response" }, { kind: "late", ms: 1000 },
         { kind: "corrupt-checksum" }, { kind: "drop-command" },
@@ -265,7 +272,7 @@ function suite(kind: "pty" | "memory") {
         assert.equal(card.application("tunion").balance, balance, fault.kind);
         emulator.clearFaults();
       }
-      assert.equal(pn532.stats.resends, 0);
+      assert.equal(pn532.stats.resends, resendsBefore, "card commands are never resent");
     });
 
     it("detection never blocks the event loop, finds a card placed by a script, and can be aborted", async () => {
