@@ -192,16 +192,20 @@ export class XsTerminalHost {
     for (;;) {
       await this.settle(settleMs);
       const next = this.#nextAt;
-      const now = this.now();
       if (next === null || next > target) break;
-      if (next > now) this.#skipped += next - now;
-      await this.#tickNow();
+      // Jump to the timer and let it run (settle waits for its tick and whatever that starts).
+      this.#jump(next - this.now());
     }
-    const now = this.now();
-    if (target > now) this.#skipped += target - now;
-    // Tell the worker the new time even if no timer is due, so its clock reads what the parent's does.
+    this.#jump(target - this.now());
     await this.settle(settleMs);
+    // Tell the worker the new time even if no timer is due, so its clock reads what the parent's does.
     await this.#tickNow();
+  }
+
+  /** Moves the virtual clock ahead and re-arms the tick for the worker's next timer on the new time. */
+  #jump(ms: number): void {
+    if (ms > 0) this.#skipped += ms;
+    this.#schedule();
   }
 
   /** A tick now, in place of the one #schedule() set for later. */
@@ -221,7 +225,7 @@ export class XsTerminalHost {
       if (this.#closed) throw new Error("XS host closed");
       if (performance.now() > deadline) throw new Error(`XS host not idle after ${ms} ms (inputs ${this.#inputs.length}, exchanges ${this.#inFlight}, `
         + `busy ${this.#busy}, serial ${Math.round(performance.now() - this.#serialAt)} ms ago, next timer in ${this.#nextAt === null ? "-" : Math.round(this.#nextAt - this.now())} ms)`);
-      await new Promise((r) => setTimeout(r, 2));
+      await new Promise((r) => setTimeout(r, 1));
     }
   }
 

