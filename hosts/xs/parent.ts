@@ -80,6 +80,8 @@ export class XsTerminalHost {
    * rather than live + garbage not yet collected.
    */
   collectEachTick = false;
+  /** HTTPS exchanges the worker started, by "METHOD path" (and "warm" for a connection opened ahead of a tap). */
+  readonly exchanges = new Map<string, number>();
   /** Slots live once the bundle's modules are loaded, before the terminal starts. */
   loadedSlots = 0;
   /** Totals since the last resetMeter(). */
@@ -342,6 +344,8 @@ export class XsTerminalHost {
         return;
       case "http":
       case "warm": {
+        const key = out.k === "warm" ? "warm" : `${out.method} ${out.path}`;
+        this.exchanges.set(key, (this.exchanges.get(key) ?? 0) + 1);
         const connection = this.#connection(out.origin);
         const exchange = out.k === "warm"
           ? connection.warm(out.timeout).then(() => ({ status: 200, body: new Uint8Array(0) }))

@@ -23,6 +23,8 @@ describe("soak: three simulated days inside XS", function () {
       // The virtual clock covered the whole day: every keep-warm and route-refresh period of it came round.
       assert.ok(d.keepWarmPeriods >= 2879, `day ${d.day}: ${d.keepWarmPeriods} keep-warm periods`);
       assert.ok(d.routeRefreshes >= 23, `day ${d.day}: ${d.routeRefreshes} route refreshes`);
+      // The hourly refresh timer really fired: the front-end was asked for the table at least once an hour.
+      assert.ok(d.routeRequests >= 23, `day ${d.day}: ${d.routeRequests} routing tables fetched`);
       assert.ok(d.approved > 0 && d.declined > 0 && d.resolved > 0, JSON.stringify(d));
       assert.equal(d.pendingCompletions, 0);
       assert.equal(d.unresolved, 0);
@@ -34,7 +36,7 @@ describe("soak: three simulated days inside XS", function () {
   it("the growth check names live slots, snapshot bytes and the peak that grew past the tolerance", () => {
     const day = (n: number, live: number, bytes: number, peak: number): SoakDay => ({
       day: n, purchases: 10, approved: 6, declined: 2, unknown: 2, resolved: 2, liveSlots: live, peakSlots: peak, snapshotBytes: bytes,
-      journal: { usedBlocks: 2, blocks: 16, liveRecords: 1 }, pendingCompletions: 0, unresolved: 0, keepWarmPeriods: 2880, routeRefreshes: 24, realSeconds: 1,
+      journal: { usedBlocks: 2, blocks: 16, liveRecords: 1 }, pendingCompletions: 0, unresolved: 0, keepWarmPeriods: 2880, routeRefreshes: 24, routeRequests: 24, realSeconds: 1,
     });
     assert.deepEqual(growthOf([day(1, 9800, 547_000, 11_000), day(2, 9830, 548_000, 11_040)], TOLERANCE), []);
     const grown = growthOf([day(1, 9800, 547_000, 11_000), day(2, 12_680, 547_000, 11_000), day(3, 9800, 600_000, 11_100)], TOLERANCE);

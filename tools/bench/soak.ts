@@ -41,6 +41,8 @@ export interface SoakDay {
   /** Keep-warm and route-refresh periods that passed on the virtual clock this day. */
   keepWarmPeriods: number;
   routeRefreshes: number;
+  /** Routing tables the terminal actually fetched this day (GET /v1/routes at the front-end), refreshes included. */
+  routeRequests: number;
   realSeconds: number;
 }
 
@@ -158,10 +160,11 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const dayStart = performance.now();
       const tally: SoakDay = {
         day: d, purchases: 0, approved: 0, declined: 0, unknown: 0, resolved: 0, liveSlots: 0, peakSlots: 0, snapshotBytes: 0,
-        journal: { usedBlocks: 0, blocks: 0, liveRecords: 0 }, pendingCompletions: 0, unresolved: 0, keepWarmPeriods: 0, routeRefreshes: 0, realSeconds: 0,
+        journal: { usedBlocks: 0, blocks: 0, liveRecords: 0 }, pendingCompletions: 0, unresolved: 0, keepWarmPeriods: 0, routeRefreshes: 0, routeRequests: 0, realSeconds: 0,
       };
       const dayEnd = d * DAY_MS;
       const virtualAtStart = xs.now();
+      const routesAtStart = xs.exchanges.get("GET /v1/routes") ?? 0;
       xs.resetMeter();
       // The outage comes half-way through the day, at the level that alternates day by day.
       const outageAt = Math.floor(options.perDay / 2);
@@ -221,6 +224,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       const virtualSpan = xs.now() - virtualAtStart;
       tally.keepWarmPeriods = Math.floor(virtualSpan / 30_000);
       tally.routeRefreshes = Math.floor(virtualSpan / 3_600_000);
+      tally.routeRequests = (xs.exchanges.get("GET /v1/routes") ?? 0) - routesAtStart;
       tally.realSeconds = Math.round((performance.now() - dayStart) / 100) / 10;
       days.push(tally);
       options.onDay?.(tally);
