@@ -40,6 +40,8 @@ interface WorkerAnswer {
   error?: string;
   meter?: XsMeter;
   outputs?: Outgoing[];
+  /** The snapshot command's answer: the heap snapshot's size. */
+  bytes?: number;
 }
 
 export interface XsTerminalHostOptions {
@@ -243,7 +245,7 @@ export class XsTerminalHost {
   async snapshotBytes(): Promise<number> {
     await this.collect();
     const answer = await this.#rpc({ t: "snapshot" });
-    return (answer as unknown as { bytes: number }).bytes;
+    return answer.bytes ?? 0;
   }
 
   resetMeter(): void {
