@@ -18,6 +18,11 @@ import { NodeHttpsConnector, type NodeHttpsOptions } from "../node/https";
 import { NodeSerial } from "../node/serial";
 import type { Incoming, Outgoing } from "./device";
 
+/** Real ms a serial line must have been still before the system counts as idle (INSTANT_TIMING answers in < 1 ms). */
+const QUIET_MS = 20;
+/** A worker timer due within this many ms (a card poll, a line timeout) belongs to work under way, not to idleness. */
+const DUE_SOON_MS = 200;
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 export interface XsMeter {
@@ -35,6 +40,8 @@ interface WorkerAnswer {
   error?: string;
   meter?: XsMeter;
   outputs?: Outgoing[];
+  /** The snapshot command's answer: the heap snapshot's size. */
+  bytes?: number;
 }
 
 export interface XsTerminalHostOptions {
@@ -45,6 +52,12 @@ export interface XsTerminalHostOptions {
   /** Indicator pins (an RGB LED and a buzzer) whose writes are recorded in `pins`. */
   indicator?: { red: number; green: number; blue: number; buzzer: number };
   trace?: (line: string) => void;
+  /**
+   * Virtual time: the worker's clock (and the wall clock it is given) runs at real speed while something happens,
+   * and advanceIdle() jumps it over idle stretches, so timers with periods of seconds to hours fire at those periods
+   * over simulated days in seconds of real time.
+   */
+  virtualTime?: boolean;
 }
 
 /** Bundles the XS side once per process: esbuild, iife, platform neutral, so a Node import fails the build. */
@@ -69,6 +82,8 @@ export class XsTerminalHost {
    * rather than live + garbage not yet collected.
    */
   collectEachTick = false;
+  /** HTTPS exchanges the worker started, by "METHOD path" (and "warm" for a connection opened ahead of a tap). */
+  readonly exchanges = new Map<string, number>();
   /** Slots live once the bundle's modules are loaded, before the terminal starts. */
   loadedSlots = 0;
   /** Totals since the last resetMeter(). */
@@ -81,6 +96,12 @@ export class XsTerminalHost {
   readonly #connections = new Map<string, HttpsConnection>();
   readonly #connector: NodeHttpsConnector;
   readonly #t0 = performance.now();
+  /** Virtual ms added to real elapsed time by advanceIdle(). */
+  #skipped = 0;
+  /** HTTPS exchanges (requests and warm-ups) started by the worker and not yet answered to it. */
+  #inFlight = 0;
+  /** When a serial byte last went either way (real ms): a line that moved lately may still have an answer coming. */
+  #serialAt = 0;
   #ports: { [name: string]: SerialPort } = {};
   #lastId = 0;
   #inputs: Incoming[] = [];
@@ -141,7 +162,7 @@ export class XsTerminalHost {
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     this.#handle(await this.#rpc({
       t: "cmd", body: {
-        t: "start", now: this.now(), wall: Date.now(), config: this.#options.config, journalSize: this.#options.journalSize ?? 64 * 1024,
+        t: "start", now: this.now(), wall: this.wall(), config: this.#options.config, journalSize: this.#options.journalSize ?? 64 * 1024,
         trace: !!this.#options.trace, indicator: this.#options.indicator,
       },
     }));
@@ -151,7 +172,80 @@ export class XsTerminalHost {
 
   /** Milliseconds on the clock the worker's timers run on. */
   now(): number {
-    return performance.now() - this.#t0;
+    return performance.now() - this.#t0 + this.#skipped;
+  }
+
+  /** The wall clock the worker is given (ms since 1970): real, plus what advanceIdle() skipped. */
+  wall(): number {
+    return Date.now() + this.#skipped;
+  }
+
+  /** True when nothing is under way: no input queued, no tick running, no HTTPS exchange open, no recent serial byte. */
+  get idle(): boolean {
+    return !this.#busy && this.#inputs.length === 0 && this.#inFlight === 0 && performance.now() - this.#serialAt >= QUIET_MS;
+  }
+
+  /**
+   * Virtual time only: moves the clock `ms` ahead, firing every worker timer due in that span at its own time. Before
+   * each jump it waits until the system is idle, so what a timer starts (an HTTPS exchange, a purchase's retry)
+   * finishes at real speed before time jumps on. Bounded: throws if the system does not go idle in `settleMs`.
+   */
+  async advanceIdle(ms: number, settleMs = 30_000): Promise<void> {
+    if (!this.#options.virtualTime) throw new Error("advanceIdle needs virtualTime");
+    const target = this.now() + ms;
+    for (;;) {
+      await this.settle(settleMs);
+      const next = this.#nextAt;
+      if (next === null || next > target) break;
+      // Jump to the timer and let it run (settle waits for its tick and whatever that starts).
+      this.#jump(next - this.now());
+    }
+    this.#jump(target - this.now());
+    await this.settle(settleMs);
+    // Tell the worker the new time even if no timer is due, so its clock reads what the parent's does.
+    await this.#tickNow();
+  }
+
+  /** Moves the virtual clock ahead and re-arms the tick for the worker's next timer on the new time. */
+  #jump(ms: number): void {
+    if (ms > 0) this.#skipped += ms;
+    this.#schedule();
+  }
+
+  /** A tick now, in place of the one #schedule() set for later. */
+  #tickNow(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    return this.#tick();
+  }
+
+  /** Resolves once the system is idle (see `idle`); rejects after `ms` of real time. */
+  async settle(ms = 30_000): Promise<void> {
+    if (this.#failure) throw this.#failure;
+    if (this.idle && !this.#dueSoon()) return;
+    const deadline = performance.now() + ms;
+    while (!this.idle || this.#dueSoon()) {
+      if (this.#failure) throw this.#failure;
+      if (this.#closed) throw new Error("XS host closed");
+      if (performance.now() > deadline) throw new Error(`XS host not idle after ${ms} ms (inputs ${this.#inputs.length}, exchanges ${this.#inFlight}, `
+        + `busy ${this.#busy}, serial ${Math.round(performance.now() - this.#serialAt)} ms ago, next timer in ${this.#nextAt === null ? "-" : Math.round(this.#nextAt - this.now())} ms)`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+  }
+
+  /** A worker timer due within the quiet period belongs to what is under way (a poll, a retry): let it run first. */
+  #dueSoon(): boolean {
+    return this.#nextAt !== null && this.#nextAt - this.now() < DUE_SOON_MS;
+  }
+
+  /**
+   * Bytes of an XS heap snapshot taken after a collection: slots and chunks (array and string storage, which the
+   * slot count does not see) in use, plus the snapshot's fixed overhead. What grows in it is what the terminal keeps.
+   */
+  async snapshotBytes(): Promise<number> {
+    await this.collect();
+    const answer = await this.#rpc({ t: "snapshot" });
+    return answer.bytes ?? 0;
   }
 
   resetMeter(): void {
@@ -197,6 +291,7 @@ export class XsTerminalHost {
 
   #input(message: Incoming): void {
     if (this.#closed) return;
+    if (message.k === "serial") this.#serialAt = performance.now();
     this.#inputs.push(message);
     this.#schedule();
   }
@@ -218,7 +313,7 @@ export class XsTerminalHost {
     this.#busy = true;
     const inputs = this.#inputs.splice(0);
     try {
-      this.#handle(await this.#rpc({ t: "cmd", body: { t: "tick", now: this.now(), wall: Date.now(), inputs, gc: this.collectEachTick } }));
+      this.#handle(await this.#rpc({ t: "cmd", body: { t: "tick", now: this.now(), wall: this.wall(), inputs, gc: this.collectEachTick } }));
     } catch (error) {
       this.#fail(error as Error);
       return;
@@ -242,6 +337,7 @@ export class XsTerminalHost {
   #output(out: Outgoing): void {
     switch (out.k) {
       case "serial":
+        this.#serialAt = performance.now();
         try {
           this.#ports[out.port]?.write(fromHex(out.hex));
         } catch (error) {
@@ -250,10 +346,14 @@ export class XsTerminalHost {
         return;
       case "http":
       case "warm": {
+        const key = out.k === "warm" ? "warm" : `${out.method} ${out.path}`;
+        this.exchanges.set(key, (this.exchanges.get(key) ?? 0) + 1);
         const connection = this.#connection(out.origin);
         const exchange = out.k === "warm"
           ? connection.warm(out.timeout).then(() => ({ status: 200, body: new Uint8Array(0) }))
           : connection.request({ method: out.method as "GET" | "POST", path: out.path, body: out.hex ? fromHex(out.hex) : undefined, timeout: out.timeout });
+        this.#inFlight++;
+        void exchange.finally(() => this.#inFlight--).catch(() => undefined);
         exchange.then(
           (r) => this.#input({ k: "http", id: out.id, status: r.status, hex: toHex(r.body), handshakes: connection.handshakes, connected: connection.connected }),
           (e: Error) => this.#input({ k: "http", id: out.id, error: e instanceof NetworkError ? e.message : `${e.name}: ${e.message}`,

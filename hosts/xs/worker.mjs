@@ -29,6 +29,12 @@ async function handle(message) {
     const outcome = await worker.issueCommand(encoder.encode(JSON.stringify(message.body)));
     return { meter: outcome.meterUsage, outputs: outbox.splice(0) };
   }
+  if (message.t === "snapshot") {
+    // The size of a heap snapshot: XS writes the slots and chunks in use, so it sees array and string storage too.
+    let bytes = 0;
+    for await (const chunk of worker.makeSnapshotStream("soak")) bytes += chunk.length;
+    return { bytes };
+  }
   if (message.t === "close") {
     await worker?.close().catch(() => {});
     setImmediate(() => process.exit(0));
