@@ -16,7 +16,8 @@ const MTK = "00112233445566778899AABBCCDDEEFF";
 describe("front-end: key store, journal, configuration, clock", () => {
   let dir: string;
   before(() => { dir = mkdtempSync(path.join(tmpdir(), "frontend-unit-")); });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  // A journal that refused to open may still be closing its files: let rmSync retry a directory not yet empty.
+  after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
 
   const file = (extra: Partial<KeyStoreFile["keys"][number]> = {}): KeyStoreFile => ({
     format: "purse-keystore/1", keySystem: "TEST", keys: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des", purchase: MK, tac: MTK, ...extra }],
