@@ -94,15 +94,21 @@ export type Durability = "full" | "normal";
 export function openDatabase(file: string, durability: Durability = "full", readonly = false): Db {
   if (!readonly) mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const db = new Database(file, { readonly, fileMustExist: readonly });
-  db.pragma("busy_timeout = 5000");
-  if (!readonly) {
-    db.pragma("journal_mode = WAL");
-    // FULL: the WAL is fsynced at every commit (NORMAL would survive a crash of this process but not a power cut).
-    db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
-    db.pragma("cache_size = -65536");
-    migrate(db);
-  } else if ((db.pragma("user_version", { simple: true }) as number) > SCHEMA_VERSION) {
-    throw new FrontendError("JOURNAL_UNAVAILABLE", 503, `${file} has a newer schema than this program`);
+  try {
+    db.pragma("busy_timeout = 5000");
+    if (!readonly) {
+      db.pragma("journal_mode = WAL");
+      // FULL: the WAL is fsynced at every commit (NORMAL would survive a crash of this process but not a power cut).
+      db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
+      db.pragma("cache_size = -65536");
+      migrate(db);
+    } else if ((db.pragma("user_version", { simple: true }) as number) > SCHEMA_VERSION) {
+      throw new FrontendError("JOURNAL_UNAVAILABLE", 503, `${file} has a newer schema than this program`);
+    }
+  } catch (error) {
+    // A database this program will not use is closed at once, not left holding its files.
+    db.close();
+    throw error;
   }
   return db;
 }
