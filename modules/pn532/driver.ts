@@ -3,6 +3,7 @@
  * ACK back (resent when it does not come, UM §6.2.3), then the response (NACKed when damaged, aborted with an ACK
  * when late). Everything waits on the host's timers, nothing blocks; close() and abort() end every wait.
  */
+import { concatBytes } from "../bytes/bytes";
 import type { SerialOptions, SerialPort, SerialSpec, Timers } from "../device/types";
 import {
   BIT_RATE_CODES, BaudModulation, Command, Param, RfItem, SERIAL_BAUD_CODES, STATUS_MI, atsBitRates, TG_MI, decodeAutoPoll, decodeFirmwareVersion, decodeListPassiveTarget,
@@ -351,13 +352,7 @@ export class PN532 {
         total += reply.length - 1;
         if (total > MAX_RESPONSE) throw new Pn532FrameError(`chained answer grew past ${MAX_RESPONSE} bytes`);
       }
-      const out = new Uint8Array(total);
-      let at = 0;
-      for (const p of parts) {
-        out.set(p, at);
-        at += p.length;
-      }
-      return out;
+      return concatBytes(...parts);
     });
   }
 
@@ -679,12 +674,7 @@ export class PN532 {
     // A half-received frame from before cannot belong to this command; let the parser rescan it now.
     this.#parser.resync();
     this.#state = "ack";
-    let bytes = pending.frame;
-    if (pending.wake) {
-      bytes = new Uint8Array(WAKE_UP.length + pending.frame.length);
-      bytes.set(WAKE_UP);
-      bytes.set(pending.frame, WAKE_UP.length);
-    }
+    const bytes = pending.wake ? concatBytes(WAKE_UP, pending.frame) : pending.frame;
     if (!this.#write(bytes)) {
       this.#finish(pending, new Pn532IoError("serial line refused the command frame"));
       return;

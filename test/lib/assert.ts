@@ -83,18 +83,7 @@ export async function rejects(promise: Promise<unknown> | (() => Promise<unknown
   throw new AssertionError("expected the promise to reject");
 }
 
-/** A small seeded generator (xorshift32) so fuzz runs are the same on every engine and every run. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
+export { prng } from "../../tools/fuzz/prng";
 
 export function randomBytes(next: () => number, length: number): Uint8Array {
   const out = new Uint8Array(length);

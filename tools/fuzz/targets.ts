@@ -8,6 +8,7 @@ import { fromHex } from "../../modules/bytes/bytes";
 import type { HttpRequest, HttpResponse, HttpsConnection, HttpsConnector, SerialOptions, SerialPort } from "../../modules/device/types";
 import { CodedError } from "../../modules/errors/errors";
 import { FrontendClient } from "../../modules/frontend-client/client";
+import { prng } from "./prng";
 import { decodeCommand, decodeResponse } from "../../modules/iso7816/apdu";
 import { Journal } from "../../modules/journal/journal";
 import { MemoryStorage } from "../../modules/journal/storage";
@@ -161,15 +162,7 @@ export function fuzzTargets(): FuzzTarget[] {
 
 /** Runs one target on `inputs` deterministic inputs (seeded), collecting what is not a typed error. */
 export async function fuzz(target: FuzzTarget, inputs: number, seed: number, now: () => number): Promise<FuzzReport> {
-  let s = seed >>> 0 || 1;
-  const next = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
+  const next = prng(seed);
   const report: FuzzReport = { name: target.name, inputs, accepted: 0, typedErrors: 0, findings: [], findingCount: 0, ms: 0 };
   const started = now();
   const sample = target.sample;
