@@ -25,6 +25,8 @@ export interface TerminalDevice {
   trace?: (line: string) => void;
   /** How long the PN532's first ACK may take after the wake-up (a busy PC with a USB adapter needs longer). */
   wakeUpTimeout?: number;
+  /** How long to wait for an ACK before resending a repeatable command (a loaded PC answers later than a chip). */
+  ackTimeout?: number;
 }
 
 export interface RunningTerminal {
@@ -40,7 +42,7 @@ export interface RunningTerminal {
 export async function assembleTerminal(device: TerminalDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<RunningTerminal> {
   const journal = new Journal({ storage: device.storage });
   const trace = device.trace;
-  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, onError: (e) => trace?.(`PN532: ${e.message}`) });
+  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, ackTimeout: device.ackTimeout, onError: (e) => trace?.(`PN532: ${e.message}`) });
   const controller = new ControllerPort({ serial: device.controller, timers: device.timers });
   const client = new FrontendClient({ connector: device.connector });
   let indicator: Indicator | undefined;

@@ -39,6 +39,9 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
       trace: options.trace,
       // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.
       wakeUpTimeout: 1000,
+      // The same busy PC can deliver any ACK late; a resend costs nothing but a lost frame is rare, so wait longer than
+      // the chip's 15 ms (docs/pn532.md) before resending.
+      ackTimeout: 250,
     }, options.config, options.onEvent);
   } catch (error) {
     storage.close();
