@@ -42,7 +42,10 @@ export interface RunningTerminal {
 export async function assembleTerminal(device: TerminalDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<RunningTerminal> {
   const journal = new Journal({ storage: device.storage });
   const trace = device.trace;
-  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, ackTimeout: device.ackTimeout, onError: (e) => trace?.(`PN532: ${e.message}`) });
+  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, ackTimeout: device.ackTimeout, onError: (e) => trace?.(`PN532: ${e.message}`),
+    // Which rate the line runs at, and why it fell back, is the first thing to look at when a reader is slow.
+    onLine: (e) => trace?.(`PN532 line: ${e.kind}${"baud" in e ? ` ${e.baud} baud` : ` ${e.kbps} kbps`}${"tried" in e ? ` (tried ${e.tried})` : ""}${"reason" in e && e.reason ? `: ${e.reason}` : ""}`),
+  });
   const controller = new ControllerPort({ serial: device.controller, timers: device.timers });
   const client = new FrontendClient({ connector: device.connector });
   let indicator: Indicator | undefined;

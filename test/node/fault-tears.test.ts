@@ -47,7 +47,7 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
     rig = await Rig.start({ attach: true, pn532Io: FrameWatchSerial, timing: { cardProcessing: () => 3, defaultCardProcessing: 3, frameWaitingTime: 20 } });
     assert.equal(await rig.startTerminal({ recoveryWindowMs: 5000 }), "ready");
     // The terminal raised the line with SetSerialBaudRate: every tear below happens at 921,600 baud.
-    assert.equal(rig.emulator!.baud, 921600);
+    assert.equal(rig.emulator!.baud, 921600, rig.terminalLog.filter((l) => l.includes("PN532")).join("\n"));
   });
   after(async () => {
     watcher = undefined;
