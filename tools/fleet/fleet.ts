@@ -35,8 +35,10 @@ export interface FleetCase {
 }
 
 /** The issue's three cases; the partition's length and the load time are the caller's (the test compresses them). */
-export function fleetCases(o: { loadMs: number; partitionMs: number }): FleetCase[] {
+export function fleetCases(o: { loadMs: number; partitionMs: number; baseline?: boolean }): FleetCase[] {
   return [
+    // The same fleet, relay and processes with nothing impaired: what the machine itself allows.
+    ...(o.baseline ? [{ name: "no impairment (reference)", impairment: { delayMs: 0, jitterMs: 0, lossPercent: 0 }, loadMs: o.loadMs }] : []),
     { name: "40 ms ± 10 ms, 1 % loss", impairment: { delayMs: 40, jitterMs: 10, lossPercent: 1 }, loadMs: o.loadMs },
     { name: "150 ms, 5 % loss", impairment: { delayMs: 150, jitterMs: 0, lossPercent: 5 }, loadMs: o.loadMs },
     {
@@ -70,6 +72,8 @@ export interface CaseFigures {
   declines: { [reason: string]: number };
   approvalsPerSecond: number;
   tapToApprovedMs: { p50: number; p99: number; max: number };
+  /** The authorization round trip inside those taps. */
+  authorizeMs: { p50: number; p99: number };
   completions: {
     approved: number;
     delivered: number;
@@ -240,6 +244,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       const net = network!;
       await net.impair(c.impairment);
       const tcpBefore = tcpTotals(net);
+      const framesBefore = await net.stats();
       const send = (cmd: object) => {
         for (const f of fleets) f.child.stdin!.write(`${JSON.stringify(cmd)}\n`);
       };
@@ -262,7 +267,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       send({ cmd: "stop" });
       const reports = (await Promise.all(fleets.map((f) => f.lines.next((l) => l.event === "report" && l.label === label, patience,
         "report (every completion delivered)")))) as unknown as FleetReport[];
-      const frames = await net.stats();
+      const frames = framesDelta(framesBefore, await net.stats());
       const tcpAfter = tcpTotals(net);
       const payments = reports.flatMap((r) => r.payments);
       const deliveries = new Map<string, number>();
@@ -279,11 +284,13 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       const money = await checkMoney(reports, approved.map((p) => p.purchaseId!), deliveries);
       const seconds = (stopAt - runStart) / 1000;
       const tap = percentiles(approved.map((p) => p.tapMs ?? 0));
+      const authorize = percentiles(approved.map((p) => p.authorizeMs ?? 0));
       return {
         case: c.name, impairment: { ...c.impairment, ...(c.partition ? { partitionMs: c.partition.forMs } : {}) }, terminals: options.terminals,
         loadSeconds: round1(seconds), payments: payments.length, approvals: approved.length, declines,
         approvalsPerSecond: round1(approved.length / seconds),
         tapToApprovedMs: { p50: round1(tap.p50), p99: round1(tap.p99), max: round1(tap.max) },
+        authorizeMs: { p50: round1(authorize.p50), p99: round1(authorize.p99) },
         completions: {
           approved: approved.length, delivered: approved.filter((p) => deliveries.has(p.purchaseId!)).length, completedInDatabase: money.completed,
           lastDeliveredAfterMs: Number.isFinite(lastDelivered) ? Math.round(lastDelivered - reference) : -1, after: healAt === undefined ? "end of load" : "heal",
@@ -351,6 +358,19 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     await network?.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The relay's per-direction frame counters over one case (netem: tc's statistics text as it is). */
+function framesDelta(before: unknown, after: unknown): unknown {
+  if (typeof after !== "object" || !after || typeof before !== "object" || !before) return after;
+  const b = before as Record<string, Record<string, number>>;
+  const a = after as Record<string, Record<string, number>>;
+  const out: Record<string, Record<string, number>> = {};
+  for (const dir of ["aToB", "bToA"]) {
+    out[dir === "aToB" ? "towardFrontends" : "towardTerminals"] = Object.fromEntries(
+      Object.entries(a[dir] ?? {}).filter(([k]) => k !== "queued").map(([k, v]) => [k, v - (b[dir]?.[k] ?? 0)]));
+  }
+  return out;
 }
 
 function tcpTotals(net: FleetNetwork): { outSegs: number; retransSegs: number } {

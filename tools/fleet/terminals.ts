@@ -47,6 +47,8 @@ export interface FleetPayment {
   reason?: string;
   purchaseId?: string;
   tapMs?: number;
+  /** The authorization round trip inside the tap. */
+  authorizeMs?: number;
 }
 
 export interface FleetReport {
@@ -164,11 +166,11 @@ class FleetTerminal {
         final = { event: "stuck", order, reason: (error as Error).message };
       }
       this.emulator.remove(card);
-      const timings = final.timings as { tapMs?: number } | undefined;
+      const timings = final.timings as { tapMs?: number; authorizeMs?: number } | undefined;
       this.sink.payments.push({
         terminal: this.spec.id, order, asn: String(final.asn ?? ""), start, end: Date.now(), event: final.event,
         reason: final.reason === undefined ? undefined : String(final.reason), purchaseId: final.purchaseId === undefined ? undefined : String(final.purchaseId),
-        tapMs: timings?.tapMs,
+        tapMs: timings?.tapMs, authorizeMs: timings?.authorizeMs,
       });
     }
   }
