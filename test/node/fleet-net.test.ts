@@ -40,6 +40,8 @@ describe("a fleet over a real network (network namespaces)", function () {
       assert.equal(c.completions.delivered, c.approvals);
       assert.equal(c.completions.completedInDatabase, c.approvals);
       assert.ok(c.money.cards >= 50, `only ${c.money.cards} cards paid`);
+      // The delay acted: an authorization is at least one round trip of the slowest-drawn delays.
+      assert.ok(c.authorizeMs.p50 >= 2 * (c.impairment.delayMs - c.impairment.jitterMs), JSON.stringify(c.authorizeMs));
       if (result.impairment === "relay") {
         const f = c.frames as { towardFrontends: Record<string, number>; towardTerminals: Record<string, number> };
         const lost = f.towardFrontends.lost! + f.towardTerminals.lost!;

@@ -59,6 +59,8 @@ export interface FleetOptions {
    * FLEET_TIME_SCALE on a slow machine. The run waits for the condition, this only ends a stuck one.
    */
   patienceMs?: number;
+  /** A first, unmeasured stretch with nothing impaired (JIT, connections, caches), ms; 0 for none. Default 2000. */
+  warmupMs?: number;
   log?: (line: string) => void;
 }
 
@@ -92,6 +94,8 @@ export interface FleetResult {
   terminals: number;
   namespaces: number;
   setupSeconds: number;
+  /** The warm-up's figures: not a measurement, but its money is checked like any case's. */
+  warmup?: CaseFigures;
   cases: CaseFigures[];
 }
 
@@ -233,12 +237,15 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     const setupSeconds = round1((performance.now() - started) / 1000);
     log(`fleet of ${options.terminals} terminals ready in ${setupSeconds} s`);
 
+    const warmupMs = options.warmupMs ?? 2000;
+    const warmup = warmupMs > 0 ? await runCase({ name: "warm-up", impairment: { delayMs: 0, jitterMs: 0, lossPercent: 0 }, loadMs: warmupMs }, "w") : undefined;
+    if (warmup?.money.violations) throw new FleetError("WARMUP", `the warm-up broke the money rule: ${warmup.money.details.join("; ")}`);
     const results: CaseFigures[] = [];
     for (const [k, c] of options.cases.entries()) {
       results.push(await runCase(c, `c${k + 1}`));
       log(JSON.stringify(results.at(-1)));
     }
-    return { impairment: network.mode, terminals: options.terminals, namespaces, setupSeconds, cases: results };
+    return { impairment: network.mode, terminals: options.terminals, namespaces, setupSeconds, warmup, cases: results };
 
     async function runCase(c: FleetCase, label: string): Promise<CaseFigures> {
       const net = network!;
