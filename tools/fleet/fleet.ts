@@ -372,7 +372,7 @@ function framesDelta(before: unknown, after: unknown): unknown {
   if (typeof after !== "object" || !after || typeof before !== "object" || !before) return after;
   const b = before as Record<string, Record<string, number>>;
   const a = after as Record<string, Record<string, number>>;
-  const out: Record<string, Record<string, number>> = {};
+  const out: Record<string, unknown> = { relayRealtime: (after as { realtime?: boolean }).realtime };
   for (const dir of ["aToB", "bToA"]) {
     out[dir === "aToB" ? "towardFrontends" : "towardTerminals"] = Object.fromEntries(
       Object.entries(a[dir] ?? {}).filter(([k]) => k !== "queued").map(([k, v]) => [k, v - (b[dir]?.[k] ?? 0)]));

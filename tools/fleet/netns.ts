@@ -82,6 +82,12 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The namespaces of this process's runs that exist now (none once every FleetNetwork is closed). */
+export function ownNamespaces(): string[] {
+  const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
+  return list.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(`${NETNS_PREFIX}${process.pid}-`));
+}
+
 /** Removes namespaces a run that is no longer alive left behind (its processes inside are killed first). */
 export function removeLeftovers(): string[] {
   const list = spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout ?? "";
@@ -257,8 +263,11 @@ export class FleetNetwork {
       await this.#relay.ready;
       ip(["-n", r, "link", "set", "tapT", "master", "brT"]);
       ip(["-n", r, "link", "set", "tapF", "master", "brF"]);
-      ip(["-n", r, "link", "set", "tapT", "up"]);
-      ip(["-n", r, "link", "set", "tapF", "up"]);
+      for (const tap of ["tapT", "tapF"]) {
+        // A longer queue before the relay reads: a burst waits instead of being dropped where no counter of ours sees it.
+        ip(["-n", r, "link", "set", tap, "txqueuelen", "10000"]);
+        ip(["-n", r, "link", "set", tap, "up"]);
+      }
     }
     for (const dev of ["brT", "brF", "f0"]) ip(["-n", r, "link", "set", dev, "up"]);
     await this.impair(options.impairment ?? CLEAN);
@@ -299,9 +308,19 @@ export class FleetNetwork {
     }
   }
 
-  /** The relay's frame counters (netem: the qdiscs' statistics as tc prints them). */
+  /**
+   * The relay's frame counters, with the frames the kernel dropped before the relay could read them (the TAP
+   * device's tx_dropped: a full queue on a starved machine); netem: the qdiscs' statistics as tc prints them.
+   */
   async stats(): Promise<unknown> {
-    if (this.#relay) return JSON.parse(await this.#relay.command("stats")) as unknown;
+    if (this.#relay) {
+      const stats = JSON.parse(await this.#relay.command("stats")) as { aToB: Record<string, number>; bToA: Record<string, number> };
+      const dropped = (tap: string) => Number(spawnSync("ip", ["netns", "exec", this.router, "cat", `/sys/class/net/${tap}/statistics/tx_dropped`],
+        { encoding: "utf8" }).stdout.trim() || 0);
+      stats.aToB.kernelDropped = dropped("tapT");
+      stats.bToA.kernelDropped = dropped("tapF");
+      return stats;
+    }
     return spawnSync("ip", ["netns", "exec", this.router, "tc", "-s", "qdisc", "show"], { encoding: "utf8" }).stdout;
   }
 
