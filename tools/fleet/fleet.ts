@@ -84,6 +84,8 @@ export interface CaseFigures {
     lastDeliveredAfterMs: number;
     after: "end of load" | "heal";
   };
+  /** A partition case: payments declined while cut, and how long after the heal the first new payment was approved. */
+  partition?: { declined: number; firstApprovalAfterHealMs: number };
   money: { cards: number; violations: number; details: string[] };
   tcp: { segmentsSent: number; retransmitted: number };
   frames?: unknown;
@@ -302,6 +304,12 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
           approved: approved.length, delivered: approved.filter((p) => deliveries.has(p.purchaseId!)).length, completedInDatabase: money.completed,
           lastDeliveredAfterMs: Number.isFinite(lastDelivered) ? Math.round(lastDelivered - reference) : -1, after: healAt === undefined ? "end of load" : "heal",
         },
+        ...(healAt !== undefined ? {
+          partition: {
+            declined: payments.filter((p) => p.event !== "approved").length,
+            firstApprovalAfterHealMs: Math.round(Math.min(...approved.filter((p) => p.start >= healAt!).map((p) => p.end)) - healAt),
+          },
+        } : {}),
         money: { cards: money.cards, violations: money.violations.length, details: money.violations.slice(0, 20) },
         tcp: { segmentsSent: tcpAfter.outSegs - tcpBefore.outSegs, retransmitted: tcpAfter.retransSegs - tcpBefore.retransSegs },
         frames,
