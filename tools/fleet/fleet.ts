@@ -126,7 +126,7 @@ class Lines {
         }
         const w = this.#waiters.findIndex((x) => x.match(value));
         if (w >= 0) this.#waiters.splice(w, 1)[0]!.resolve(value);
-        else this.#seen.push(value);
+        else if (this.#seen.push(value) > 1000) this.#seen.shift(); // a front-end's log lines are not waited for
       }
     });
     child.stderr!.on("data", (d: Buffer) => {
