@@ -207,9 +207,10 @@ export function chinaToday(now = Date.now()): string {
 const MAIN = path.resolve(import.meta.dirname, "../../tools/frontend/main.ts");
 
 /** Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line. */
-export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void): Promise<{ child: ChildProcess; url: string }> {
+export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args], { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args],
+      { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";
     let listening = false;

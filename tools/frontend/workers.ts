@@ -113,11 +113,15 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
   let stopping = false;
   let announced = false;
+  // The port every worker listens on. With port 0 in the config the first worker's random port is kept for the
+  // replacements: a worker started after all the first ones died would otherwise get a port of its own.
+  let port = config.listen?.port ?? 0;
   const serve = (worker: Worker) => {
     worker.on("message", (m: Call | { kind: "listening"; port: number; url: string }) => {
       if (m?.kind === "listening") {
         if (!announced) {
           announced = true;
+          port = m.port;
           events.listening(m.port, m.url);
         }
         return;
@@ -134,7 +138,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     // A worker that died meanwhile: its terminal lost the connection and retries; the write itself is kept.
     if (worker.isConnected()) worker.send(r, undefined, () => {});
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0) }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port) }));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
@@ -160,7 +164,9 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
 export async function runWorker(config: FrontendConfig): Promise<RunningFrontend> {
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
-  const frontend = await startFrontend(config, store ? { store } : {});
+  const port = Number(process.env.FRONTEND_PORT);
+  const listen = { ...config.listen, port: Number.isInteger(port) && port > 0 ? port : config.listen?.port ?? 0 };
+  const frontend = await startFrontend({ ...config, listen }, store ? { store } : {});
   process.send!({ kind: "listening", port: frontend.port, url: frontend.url });
   return frontend;
 }
