@@ -43,6 +43,7 @@ export interface RigOptions {
 
 export interface RigPurchase {
   id: string;
+  terminal_id?: string;
   tsn: number;
   status: string;
   outcome: string | null;
@@ -269,7 +270,7 @@ export class Rig {
     const database = this.frontends[level]!.config.database;
     let reader = this.#readers.get(level);
     if (!reader) this.#readers.set(level, reader = new DatabaseReader(database));
-    return reader.rows<RigPurchase>("SELECT id, tsn, status, outcome, asn, ep_serial, amount, tac FROM purchases ORDER BY tsn");
+    return reader.rows<RigPurchase>("SELECT id, terminal_id, tsn, status, outcome, asn, ep_serial, amount, tac FROM purchases ORDER BY tsn");
   }
 
   /** Asks the attached controller link for the terminal's status. */
