@@ -218,7 +218,10 @@ export function launchFrontend(configPath: string, args: string[] = [], onLine?:
       child.kill("SIGKILL");
       reject(new Error(`front-end did not start: ${err}`));
     }, 60_000);
-    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (process.env.FRONTEND_STDERR) process.stderr.write(d);
+    });
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const lines = out.split("\n");
