@@ -8,13 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { hasSocat } from "../../hosts/node/pty";
-import { FrontendHttpError, type FrontendClient } from "../../tools/frontend/index";
+import { FrontendClient, FrontendHttpError } from "../../tools/frontend/index";
 import { moneyViolations } from "../../tools/harness/consistency";
 import { FaultTally, checkAfterFault, nextOrder, payAndWait, retapUntilResolved } from "../../tools/harness/faults";
 import { Rig } from "../../tools/harness/rig";
 import type { VirtualCard } from "../../tools/cardsim/card";
 import { INSTANT_TIMING } from "../../tools/pn532sim/index";
-import { FrontendClient as Client } from "../../tools/frontend/client";
 import { authorizeBody, debitCard, initCard } from "./frontend-support";
 import { ensureDatabase, newPostgresUrl, postgresCluster, postgresSkipReason, type Cluster } from "./postgres-support";
 
@@ -71,7 +70,8 @@ function startLoad(rig: Rig): Load {
   for (let i = 0; i < LOOPS; i++) {
     const card = rig.addCard({ balance: 10_000_000 }, { inEmulator: false });
     load.cards.push({ card, initial: 10_000_000 });
-    const client = new Client(rig.frontends[1]!.config.listen!.port ? `https://127.0.0.1:${rig.frontends[1]!.config.listen!.port}` : "", {
+    // Straight to the level-1 front-end (the terminal process goes through the proxy, where the fault is aimed).
+    const client = new FrontendClient(`https://127.0.0.1:${rig.frontends[1]!.config.listen!.port}`, {
       ca: rig.pki.ca.certPem, cert: bundle.certPem, key: bundle.keyPem,
     });
     clients.push(client);
