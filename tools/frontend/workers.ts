@@ -19,7 +19,7 @@ import { startFrontend, type RunningFrontend } from "./server";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
+const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
 type Method = (typeof METHODS)[number];
 
 interface Call {
@@ -110,6 +110,9 @@ export class IpcStore implements Store {
 
   spent(application: string, asn: string, epSerial: number): Promise<boolean> { return this.#call("spent", [application, asn, epSerial]); }
   reserveTsn(terminalId: string): Promise<number> { return this.#call("reserveTsn", [terminalId]); }
+  async reserveTsnUnlessSpent(terminalId: string, application: string, asn: string, epSerial: number): Promise<number | undefined> {
+    return (await this.#call<number | null>("reserveTsnUnlessSpent", [terminalId, application, asn, epSerial])) ?? undefined;
+  }
   insert(values: PurchaseInsert): Promise<void> { return this.#call("insert", [values]); }
   async get(id: string): Promise<PurchaseRow | undefined> { return (await this.#call<PurchaseRow | null>("get", [id])) ?? undefined; }
   settle(id: string, values: SettleValues): Promise<boolean> { return this.#call("settle", [id, values]); }
