@@ -57,9 +57,9 @@ describe("fault injection: security cases, each refused", function () {
     await rig?.close();
   });
 
-  function rows(card: VirtualCard) {
+  async function rows(card: VirtualCard) {
     const asn = cardAsn(card);
-    return [...rig.purchases(1), ...rig.purchases(2)].filter((r) => r.asn === asn);
+    return [...await rig.purchases(1), ...await rig.purchases(2)].filter((r) => r.asn === asn);
   }
 
   async function pay(card: HostedCard, amount = 300) {
@@ -77,7 +77,7 @@ describe("fault injection: security cases, each refused", function () {
     const final = await pay(forger);
     assert.equal(final.event, "declined");
     assert.equal(final.reason, "mac2-mismatch");
-    const [row] = rows(inner);
+    const [row] = await rows(inner);
     assert.equal(row?.status, "flagged", "the front-end checked MAC2 itself");
     const view = await client.purchase(row!.id);
     assert.equal(view.mac2Valid, false);
@@ -88,7 +88,7 @@ describe("fault injection: security cases, each refused", function () {
     const forger = new ForgingCard(inner, "tac");
     rig.emulator!.addCard(forger, false);
     await pay(forger);
-    const [row] = rows(inner);
+    const [row] = await rows(inner);
     assert.equal(row?.status, "flagged");
     const view = await client.purchase(row!.id);
     assert.equal(view.mac2Valid, true);
@@ -103,9 +103,9 @@ describe("fault injection: security cases, each refused", function () {
     const [tac, mac2] = ((a) => [toHex(a.slice(0, 4)), toHex(a.slice(4, 8))])(cardAnswers(card, 0x54)[0]!);
     const again = await client.complete(purchaseId, { outcome: "debited", mac2, tac });
     assert.equal(again.status, "completed");
-    assert.equal(rows(card).filter((r) => r.status === "completed").length, 1, "the replay did not settle twice");
+    assert.equal((await rows(card)).filter((r) => r.status === "completed").length, 1, "the replay did not settle twice");
     await assert.rejects(client.complete(purchaseId, { outcome: "not-debited" }), (e: unknown) => e instanceof FrontendHttpError && e.code === "ALREADY_SETTLED");
-    assert.equal(rows(card)[0]!.status, "completed");
+    assert.equal((await rows(card))[0]!.status, "completed");
     // The same proof on a purchase the card never made: an authorization made now, the card out of reach.
     const other = rig.addCard();
     const torn = nextOrder("SEC");
@@ -120,8 +120,8 @@ describe("fault injection: security cases, each refused", function () {
     await retapUntilResolved(rig, other, torn);
     rig.emulator!.remove(other);
     await untilSettled(rig);
-    assert.equal(rows(other)[0]!.status, "flagged");
-    assert.equal(rows(other).filter((r) => r.status === "completed").length, 0);
+    assert.equal((await rows(other))[0]!.status, "flagged");
+    assert.equal((await rows(other)).filter((r) => r.status === "completed").length, 0);
   });
 
   it("an authorization replayed with an old EP serial is refused (REPLAY), by the front-end and at the terminal", async () => {
@@ -161,7 +161,7 @@ describe("fault injection: security cases, each refused", function () {
       const final = await pay(card);
       assert.equal(final.event, "declined");
       assert.ok(final.reason === "no-route" || final.reason === "frontend-unavailable", String(final.reason));
-      assert.deepEqual(rows(card), []);
+      assert.deepEqual(await rows(card), []);
     } finally {
       await rig.killTerminal("SIGTERM");
       rmSync(journal, { force: true });
@@ -179,7 +179,7 @@ describe("fault injection: security cases, each refused", function () {
       const final = await pay(card);
       assert.equal(final.event, "declined");
       assert.equal(final.reason, "terminal-mismatch");
-      assert.deepEqual(rows(card), []);
+      assert.deepEqual(await rows(card), []);
       assert.equal(card.state.applications[0]!.balance, 5000);
     } finally {
       await rig.killTerminal("SIGTERM");
@@ -202,7 +202,7 @@ describe("fault injection: security cases, each refused", function () {
       assert.equal(final.reason, "card-refused");
       assert.equal(card.state.applications[0]!.balance, 5000);
       assert.equal(card.state.applications[0]!.epSerial, 0);
-      const [row] = rows(card);
+      const [row] = await rows(card);
       assert.equal(row?.amount, 3, "the front-end saw the tampered amount");
       assert.equal(row?.status, "voided");
     } finally {

@@ -74,6 +74,16 @@ describe("front-end storage: money rules in PostgreSQL with several writers", fu
     }
   });
 
+  it("refuses a TSN to a spent EP serial in the same statement, and uses none for it", async () => {
+    const [spent] = await readRows<{ asn: string; ep_serial: number }>(url, "SELECT asn, ep_serial FROM purchases WHERE status = 'completed' LIMIT 1");
+    assert.ok(spent, "a completed purchase from the race above");
+    const terminal = "00AABBCCDD05";
+    assert.equal(await stores[1]!.reserveTsnUnlessSpent(terminal, "tunion", spent.asn, spent.ep_serial), undefined);
+    assert.equal(await stores[2]!.reserveTsnUnlessSpent(terminal, "tunion", spent.asn, 60_000), 1);
+    assert.equal(await stores[3]!.reserveTsnUnlessSpent(terminal, "tunion", spent.asn, spent.ep_serial), undefined);
+    assert.equal(await stores[0]!.reserveTsnUnlessSpent(terminal, "cityunion", spent.asn, spent.ep_serial), 2, "another application's serial is not spent");
+  });
+
   it("marks each overdue authorization for reconciliation exactly once with several sweepers", async () => {
     const n = 400;
     await Promise.all(Array.from({ length: n }, (_, i) => stores[i % WRITERS]!.insert(purchase(`sweep-${i}`, "00AABBCCDD02", i + 1, 10))));

@@ -207,9 +207,10 @@ export function chinaToday(now = Date.now()): string {
 const MAIN = path.resolve(import.meta.dirname, "../../tools/frontend/main.ts");
 
 /** Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line. */
-export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void): Promise<{ child: ChildProcess; url: string }> {
+export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args], { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args],
+      { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";
     let listening = false;
@@ -217,7 +218,10 @@ export function launchFrontend(configPath: string, args: string[] = [], onLine?:
       child.kill("SIGKILL");
       reject(new Error(`front-end did not start: ${err}`));
     }, 60_000);
-    child.stderr!.on("data", (d: Buffer) => { err += d.toString(); });
+    child.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (process.env.FRONTEND_STDERR) process.stderr.write(d);
+    });
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const lines = out.split("\n");

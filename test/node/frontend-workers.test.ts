@@ -137,13 +137,17 @@ describeEngines("front-end: --workers 4, 64 racing terminals, workers SIGKILLed 
       await waitFor(100);
       // Kill a worker three times while every kind of request is in flight; each is replaced.
       let kills = 0;
+      let settledAtKill = 0;
       for (let k = 0; k < 3; k++) {
         const pids = workerPids(primary);
         assert.ok(pids.length >= 1, "no workers found");
+        settledAtKill = settledCount();
         process.kill(pids[k % pids.length]!, "SIGKILL");
         kills++;
         await waitFor(settledCount() + 60);
       }
+      // Served after the last kill too: the replacements listen on the same port.
+      assert.ok(settledCount() > settledAtKill, "nothing was settled after the last kill");
       stop = true;
       await Promise.all(loops);
       for (let i = 0; i < 100 && replaced.length < kills; i++) await new Promise((r) => setTimeout(r, 50));

@@ -134,9 +134,10 @@ describe("harness: against the Node host terminal over pty pairs", function () {
     const tunionLog = readFileSync(path.join(dir, "logs", logs.find((l) => l.includes("t-union-card"))!), "utf8");
     assert.match(tunionLog, /< \{"event":"approved"/);
     // What the scenarios paid reached the front-ends, completed, with no TSN twice.
-    const rows = [...rig.purchases(1), ...rig.purchases(2)];
+    const level1 = await rig.purchases(1);
+    const rows = [...level1, ...await rig.purchases(2)];
     assert.ok(rows.filter((r) => r.status === "completed").length >= 5);
-    assert.equal(new Set(rig.purchases(1).map((r) => r.tsn)).size, rig.purchases(1).length);
+    assert.equal(new Set(level1.map((r) => r.tsn)).size, level1.length);
   });
 
   it("reports a scenario that fails: exit status 1, a <failure> with what came instead, the step's line", async () => {

@@ -5,7 +5,6 @@
  * Without PostgreSQL the suites that need it skip themselves with the install command.
  */
 import pg from "pg";
-import Database from "better-sqlite3";
 import { isPostgresUrl } from "../../tools/frontend/index";
 import { type Cluster } from "../../tools/frontend/pg-cluster";
 
@@ -33,23 +32,4 @@ export async function ensureDatabase(database: string): Promise<void> {
 }
 
 /** Reads rows straight from a front-end's database with a connection of its own (`?` placeholders). */
-export async function readRows<T = Record<string, unknown>>(database: string, sql: string, params: unknown[] = []): Promise<T[]> {
-  if (!isPostgresUrl(database)) {
-    const reader = new Database(database, { readonly: true });
-    try {
-      return reader.prepare(sql).all(...params) as T[];
-    } finally {
-      reader.close();
-    }
-  }
-  let n = 0;
-  const client = new pg.Client({ connectionString: database });
-  // BIGINT and count(*) as numbers, as the front-end reads them.
-  client.setTypeParser(20, (v: string) => Number(v));
-  await client.connect();
-  try {
-    return (await client.query(sql.replace(/\?/g, () => `$${++n}`), params)).rows as T[];
-  } finally {
-    await client.end();
-  }
-}
+export { readRows } from "../../tools/frontend/reader";

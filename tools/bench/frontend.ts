@@ -24,7 +24,7 @@ import { encodeBalance } from "../../modules/purse/amount";
 import { encodeBcd, encodeDate } from "../../modules/purse/bcd";
 import { diversifyKey, purchaseTac } from "../purse-crypto/index";
 import pg from "pg";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { openStore, readDevelopmentMasterKeys, writeDevelopmentKeyStore, type FrontendConfig } from "../frontend/index";
 import { postgresCluster, postgresSkipReason } from "../frontend/pg-cluster";
 import { purchaseIdentifier } from "../frontend/service";
@@ -332,12 +332,17 @@ async function main(): Promise<void> {
           await new Promise((r) => child.once("exit", r));
           const ratio = round(result.pairsPerSecond! / Math.max(1, ref.pairsPerSecond!));
           console.log(JSON.stringify({ engine, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
-          table.push(`| ${engine} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${result.errors} |`);
+          // The load average at the end of the run: on a shared machine the figures are only as good as this is low.
+          const load = loadavg()[0]!.toFixed(1);
+          table.push(`| ${engine} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${Math.round(result.pairsPerSecond! / Math.max(0.01, result.serverCpu!))} | ${result.errors} | ${load} |`);
         }
       }
     }
-    console.error(["| engine | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | errors |",
-      "|---|---|---|---|---|---|---|---|---|---|", ...table].join("\n"));
+    // Pairs per CPU-second of the server's processes: what a pair costs, which other load on the machine changes less
+    // than it changes pairs/s.
+    console.error(["| engine | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | pairs per server CPU-second | errors | load avg (1 min) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|", ...table].join("\n"));
+    console.error(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min) on ${cpus().length} cores`);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     rmSync(dir, { recursive: true, force: true });

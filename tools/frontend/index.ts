@@ -14,3 +14,4 @@ export {
 } from "./service";
 export { chinaDateTime } from "../../modules/china-time/china-time";
 export { FrontendClient, FrontendHttpError, type ClientTls, type RawResponse } from "./client";
+export { DatabaseReader, readRows } from "./reader";

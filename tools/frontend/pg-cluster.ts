@@ -3,7 +3,7 @@
  * loopback port, started once per process and stopped at its exit. As root the server runs as the `postgres` user
  * (PostgreSQL refuses to run as root). Used by the tests and by the front-end benchmark; never in production.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -20,6 +20,9 @@ export interface Cluster {
   stop(): void;
   /** Starts it again on the same port and data. */
   start(): void;
+  /** The same two without blocking the event loop (a test that keeps serving load while the server is down). */
+  stopAsync(): Promise<void>;
+  startAsync(): Promise<void>;
 }
 
 function binDir(): string | undefined {
@@ -57,12 +60,18 @@ export function postgresCluster(): Promise<Cluster | null> {
       return null;
     }
     const asRoot = process.getuid?.() === 0;
+    const command = (tool: string, args: string[]): [string, string[]] =>
+      asRoot ? ["runuser", ["-u", "postgres", "--", path.join(bin, tool), ...args]] : [path.join(bin, tool), args];
     const run = (tool: string, args: string[]) => {
-      const command = asRoot ? "runuser" : path.join(bin, tool);
-      const argv = asRoot ? ["-u", "postgres", "--", path.join(bin, tool), ...args] : args;
-      const r = spawnSync(command, argv, { encoding: "utf8", timeout: 120_000 });
+      const r = spawnSync(...command(tool, args), { encoding: "utf8", timeout: 120_000 });
       if (r.status !== 0) throw new Error(`${tool} failed: ${r.stderr || r.stdout || r.error?.message}`);
     };
+    const runAsync = (tool: string, args: string[]) => new Promise<void>((resolve, reject) => {
+      execFile(...command(tool, args), { encoding: "utf8", timeout: 120_000 }, (error, stdout, stderr) => {
+        if (error) reject(new Error(`${tool} failed: ${stderr || stdout || error.message}`));
+        else resolve();
+      });
+    });
     const dir = mkdtempSync(path.join(tmpdir(), "pg-test-"));
     const data = path.join(dir, "data");
     try {
@@ -76,8 +85,10 @@ export function postgresCluster(): Promise<Cluster | null> {
       const port = await freePort();
       // Durable like production (fsync on); the socket lives in the temp dir so no system directory is needed.
       const options = `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${dir} -c max_connections=200 -c shared_buffers=64MB`;
-      const start = () => run("pg_ctl", ["-D", data, "-o", options, "-l", path.join(dir, "server.log"), "-w", "-t", "60", "start"]);
-      const stop = () => run("pg_ctl", ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"]);
+      const startArgs = ["-D", data, "-o", options, "-l", path.join(dir, "server.log"), "-w", "-t", "60", "start"];
+      const stopArgs = ["-D", data, "-m", "fast", "-w", "-t", "60", "stop"];
+      const start = () => run("pg_ctl", startArgs);
+      const stop = () => run("pg_ctl", stopArgs);
       start();
       let running = true;
       process.once("exit", () => {
@@ -88,6 +99,8 @@ export function postgresCluster(): Promise<Cluster | null> {
         dir, port, url: `postgres://postgres@127.0.0.1:${port}/postgres`,
         stop: () => { stop(); running = false; },
         start: () => { start(); running = true; },
+        stopAsync: async () => { await runAsync("pg_ctl", stopArgs); running = false; },
+        startAsync: async () => { await runAsync("pg_ctl", startArgs); running = true; },
       };
     } catch (e) {
       skipReason = `PostgreSQL could not start (${(e as Error).message.split("\n")[0]}); ${POSTGRES_INSTALL}`;

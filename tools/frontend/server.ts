@@ -8,6 +8,7 @@ import { checkConfig, readPem, type FrontendConfig } from "./config";
 import { ERROR_CODES, FrontendError } from "./errors";
 import { openStore, type Store } from "./store";
 import { FileKeyStore, type KeyStore } from "./keystore";
+import { installTestHold } from "./test-hold";
 import { formatSettlement, PurchaseService, type AuthorizeRequest, type Client, type CompletionRequest } from "./service";
 
 /**
@@ -170,6 +171,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   app.server.on("tlsClientError", (err: Error & { code?: string }) => {
     app.log.warn({ code: err.code, reason: err.message }, "TLS handshake refused");
   });
+
+  installTestHold(app);
 
   // JSON only: Fastify also parses text/plain by default, which would turn a wrong content type into a 400.
   app.removeContentTypeParser("text/plain");

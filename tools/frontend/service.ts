@@ -187,12 +187,12 @@ export class PurchaseService {
     }
     const ref: MasterKeyRef = { keyIndex: req.keyIndex, keyVersion: init.keyVersion, algorithm };
     if (!this.#keys.has(ref)) throw decline("KEY_NOT_FOUND", `no master key for key index ${ref.keyIndex}, version ${ref.keyVersion}, ${algorithm}`);
-    if (await this.#store.spent(basic.layout, basic.asn, init.epSerial)) {
+    // The replay check and the TSN in one storage call. The TSN is spent whether or not the rest succeeds: a TSN is
+    // never handed out twice, gaps are harmless.
+    const tsn = await this.#store.reserveTsnUnlessSpent(terminalId, basic.layout, basic.asn, init.epSerial);
+    if (tsn === undefined) {
       throw new FrontendError("REPLAY", 409, `EP serial ${init.epSerial} of this card was already used by a completed purchase`);
     }
-
-    // The TSN is spent whether or not the rest succeeds: a TSN is never handed out twice, gaps are harmless.
-    const tsn = await this.#store.reserveTsn(terminalId);
     if (tsn > MAX_TSN) throw new FrontendError("TSN_EXHAUSTED", 503, `terminal ${terminalId} has used every TSN`);
     const terminalBytes = fromHex(terminalId);
     const input: PurchaseSessionInput = {

@@ -97,6 +97,11 @@ export interface Store {
   spent(application: string, asn: string, epSerial: number): Promise<boolean>;
   /** Hands out the terminal's next TSN (durable before any purchase that uses it is). */
   reserveTsn(terminalId: string): Promise<number>;
+  /**
+   * spent() and reserveTsn() in one call (one round trip to the database or the journal writer): undefined when the
+   * EP serial is spent, and then no TSN is used.
+   */
+  reserveTsnUnlessSpent(terminalId: string, application: string, asn: string, epSerial: number): Promise<number | undefined>;
   /** Records an authorization; resolves once durable. */
   insert(values: PurchaseInsert): Promise<void>;
   /** The row as committed; call durable() before answering from it (its fsync may still be running). */
@@ -178,6 +183,11 @@ export class SqliteStore implements Store {
   async reserveTsn(terminalId: string): Promise<number> {
     // Not waited for: the purchase that uses it commits in the same or a later batch, and its fsync covers this one.
     return this.journal.write(() => (this.#sql.reserve.get(terminalId) as { last_tsn: number }).last_tsn, false);
+  }
+
+  async reserveTsnUnlessSpent(terminalId: string, application: string, asn: string, epSerial: number): Promise<number | undefined> {
+    if (this.#sql.spent.get(application, asn, epSerial) !== undefined) return undefined;
+    return this.reserveTsn(terminalId);
   }
 
   async insert(values: PurchaseInsert): Promise<void> {
@@ -341,6 +351,15 @@ export class PostgresStore implements Store {
     // One autocommitted upsert: the terminal's row is locked while it counts, so no two processes get the same TSN.
     const { rows } = await this.#query<{ last_tsn: number }>(numbered(RESERVE_SQL), [terminalId], 1);
     return rows[0]!.last_tsn;
+  }
+
+  async reserveTsnUnlessSpent(terminalId: string, application: string, asn: string, epSerial: number): Promise<number | undefined> {
+    // One statement: no row comes back (and no TSN is used) when a completed or flagged purchase holds the serial.
+    const { rows } = await this.#query<{ last_tsn: number }>(`WITH spent AS (
+        SELECT id FROM purchases WHERE application = $2 AND asn = $3 AND ep_serial = $4 AND status IN ('completed', 'flagged') LIMIT 1)
+      INSERT INTO terminals (terminal_id, last_tsn) SELECT $1, 1 WHERE NOT EXISTS (SELECT 1 FROM spent)
+      ON CONFLICT (terminal_id) DO UPDATE SET last_tsn = terminals.last_tsn + 1 RETURNING last_tsn`, [terminalId, application, asn, epSerial], 1);
+    return rows[0]?.last_tsn;
   }
 
   async insert(values: PurchaseInsert): Promise<void> {

@@ -4,7 +4,7 @@
  *
  * - PostgreSQL: every worker opens its own pool; the database keeps the money rules between them (store.ts).
  * - SQLite: one writer. The primary holds the only connection (the group-committing journal) and the workers reach it
- *   over the cluster's IPC channel: each Store call is one message and one answer. A batch of the primary's group
+ *   over the cluster's IPC channel: Store calls and their answers, batched per event-loop turn (CallBatch). A batch of the primary's group
  *   commit then covers the requests of every worker, and nothing but the primary ever writes the file.
  *
  * A worker that dies is replaced. The requests it held lose their TLS connection, which the terminal treats as
@@ -12,13 +12,14 @@
  * and, never completed, is marked for reconciliation by the sweep. Nothing acknowledged is lost.
  */
 import cluster, { type Worker } from "node:cluster";
+import { createServer } from "node:net";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
 import { startFrontend, type RunningFrontend } from "./server";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
+const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
 type Method = (typeof METHODS)[number];
 
 interface Call {
@@ -35,6 +36,21 @@ interface Reply {
   error?: { code?: string; statusCode?: number; message: string };
 }
 
+/**
+ * Calls and replies travel in batches: every call a worker makes in one turn of its event loop goes in one message,
+ * and the primary answers every call that finished in one of its turns in one message per worker. Under load this
+ * turns a few messages per request into a few per turn, which is what the one IPC loop of the primary can keep up with.
+ */
+interface CallBatch {
+  kind: "store-calls";
+  calls: Call[];
+}
+
+interface ReplyBatch {
+  kind: "store-replies";
+  replies: Reply[];
+}
+
 /** How long a worker waits for the writer's answer before failing the request as retryable. */
 const CALL_TIMEOUT_MS = 10_000;
 
@@ -46,14 +62,32 @@ export class IpcStore implements Store {
   committedWrites = 0;
   #next = 0;
   readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
-  readonly #onMessage = (m: Reply) => {
-    if (m?.kind !== "store-reply") return;
-    const p = this.#pending.get(m.id);
-    if (!p) return;
-    this.#pending.delete(m.id);
-    clearTimeout(p.timer);
-    if (m.error) p.reject(m.error.code && m.error.statusCode ? new FrontendError(m.error.code, m.error.statusCode, m.error.message) : new Error(m.error.message));
-    else p.resolve(m.value);
+  #outbox: Call[] = [];
+  readonly #onMessage = (batch: ReplyBatch) => {
+    if (batch?.kind !== "store-replies") return;
+    for (const m of batch.replies) {
+      const p = this.#pending.get(m.id);
+      if (!p) continue;
+      this.#pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.error) p.reject(m.error.code && m.error.statusCode ? new FrontendError(m.error.code, m.error.statusCode, m.error.message) : new Error(m.error.message));
+      else p.resolve(m.value);
+    }
+  };
+  readonly #flush = () => {
+    const calls = this.#outbox;
+    this.#outbox = [];
+    const batch: CallBatch = { kind: "store-calls", calls };
+    process.send!(batch, undefined, undefined, (error: Error | null) => {
+      if (!error) return;
+      for (const call of calls) {
+        const p = this.#pending.get(call.id);
+        if (!p) continue;
+        this.#pending.delete(call.id);
+        clearTimeout(p.timer);
+        p.reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal writer unreachable: ${error.message}`));
+      }
+    });
   };
 
   constructor(schemaVersion: number) {
@@ -69,18 +103,16 @@ export class IpcStore implements Store {
         reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal writer did not answer ${method} in ${CALL_TIMEOUT_MS} ms`));
       }, CALL_TIMEOUT_MS);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      const call: Call = { kind: "store-call", id, method, args };
-      process.send!(call, undefined, undefined, (error: Error | null) => {
-        if (!error) return;
-        this.#pending.delete(id);
-        clearTimeout(timer);
-        reject(new FrontendError("JOURNAL_UNAVAILABLE", 503, `journal writer unreachable: ${error.message}`));
-      });
+      if (!this.#outbox.length) setImmediate(this.#flush);
+      this.#outbox.push({ kind: "store-call", id, method, args });
     });
   }
 
   spent(application: string, asn: string, epSerial: number): Promise<boolean> { return this.#call("spent", [application, asn, epSerial]); }
   reserveTsn(terminalId: string): Promise<number> { return this.#call("reserveTsn", [terminalId]); }
+  async reserveTsnUnlessSpent(terminalId: string, application: string, asn: string, epSerial: number): Promise<number | undefined> {
+    return (await this.#call<number | null>("reserveTsnUnlessSpent", [terminalId, application, asn, epSerial])) ?? undefined;
+  }
   insert(values: PurchaseInsert): Promise<void> { return this.#call("insert", [values]); }
   async get(id: string): Promise<PurchaseRow | undefined> { return (await this.#call<PurchaseRow | null>("get", [id])) ?? undefined; }
   settle(id: string, values: SettleValues): Promise<boolean> { return this.#call("settle", [id, values]); }
@@ -107,14 +139,30 @@ export interface ClusterEvents {
   replaced?(pid: number, code: number | null, signal: string | null): void;
 }
 
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /** The primary: starts the workers (and for SQLite, the one journal writer), replaces the ones that die. */
 export async function runPrimary(config: FrontendConfig, workers: number, events: ClusterEvents): Promise<{ close(): Promise<void>; workers(): number[] }> {
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
   let stopping = false;
   let announced = false;
+  // The port every worker listens on. Port 0 in the config (tests, the benchmark) is resolved here once, so that every
+  // worker, replacements included, asks the cluster for the same address: workers asking for port 0 share a random
+  // port only while one of them lives, and a replacement started after all of them died would get a port of its own.
+  const port = config.listen?.port || await freePort(config.listen?.host ?? "127.0.0.1");
+  const outboxes = new Map<Worker, Reply[]>();
   const serve = (worker: Worker) => {
-    worker.on("message", (m: Call | { kind: "listening"; port: number; url: string }) => {
+    worker.on("message", (m: CallBatch | { kind: "listening"; port: number; url: string }) => {
       if (m?.kind === "listening") {
         if (!announced) {
           announced = true;
@@ -122,19 +170,31 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
         }
         return;
       }
-      if (m?.kind !== "store-call" || !store || !METHODS.includes(m.method)) return;
-      const method = store[m.method] as (...a: unknown[]) => Promise<unknown>;
-      method.apply(store, m.args).then(
-        (value) => reply(worker, { kind: "store-reply", id: m.id, value: value ?? null }),
-        (e: Error & { code?: string; statusCode?: number }) => reply(worker, { kind: "store-reply", id: m.id, error: { code: e.code, statusCode: e.statusCode, message: e.message } }),
-      );
+      if (m?.kind !== "store-calls" || !store) return;
+      for (const call of m.calls) {
+        if (!METHODS.includes(call.method)) continue;
+        const method = store[call.method] as (...a: unknown[]) => Promise<unknown>;
+        method.apply(store, call.args).then(
+          (value) => reply(worker, { kind: "store-reply", id: call.id, value: value ?? null }),
+          (e: Error & { code?: string; statusCode?: number }) => reply(worker, { kind: "store-reply", id: call.id, error: { code: e.code, statusCode: e.statusCode, message: e.message } }),
+        );
+      }
     });
   };
   const reply = (worker: Worker, r: Reply) => {
-    // A worker that died meanwhile: its terminal lost the connection and retries; the write itself is kept.
-    if (worker.isConnected()) worker.send(r, undefined, () => {});
+    let outbox = outboxes.get(worker);
+    if (!outbox) {
+      outboxes.set(worker, outbox = []);
+      setImmediate(() => {
+        outboxes.delete(worker);
+        const batch: ReplyBatch = { kind: "store-replies", replies: outbox! };
+        // A worker that died meanwhile: its terminal lost the connection and retries; the write itself is kept.
+        if (worker.isConnected()) worker.send(batch, undefined, () => {});
+      });
+    }
+    outbox.push(r);
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0) }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port) }));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
@@ -160,7 +220,9 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
 export async function runWorker(config: FrontendConfig): Promise<RunningFrontend> {
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
-  const frontend = await startFrontend(config, store ? { store } : {});
+  const port = Number(process.env.FRONTEND_PORT);
+  const listen = { ...config.listen, port: Number.isInteger(port) && port > 0 ? port : config.listen?.port ?? 0 };
+  const frontend = await startFrontend({ ...config, listen }, store ? { store } : {});
   process.send!({ kind: "listening", port: frontend.port, url: frontend.url });
   return frontend;
 }

@@ -16,6 +16,11 @@ export interface MoneyCheck {
   initialBalance: number;
   /** Every purchase both front-ends hold (all cards). */
   purchases: { level: number; rows: RigPurchase[] }[];
+  /**
+   * The card's EP serial when it was issued. Given, the debits are every serial from it up to the card's counter (a
+   * DEBIT moves the counter on, so each serial passed is one debit): for cards with more debits than their log holds.
+   */
+  initialSerial?: number;
 }
 
 export function cardAsn(card: VirtualCard): string {
@@ -33,7 +38,9 @@ export function moneyViolations(check: MoneyCheck): string[] {
   const app = check.card.state.applications[0]!;
   const asn = cardAsn(check.card);
   const rows = check.purchases.flatMap((p) => p.rows).filter((r) => r.asn === asn);
-  const debited = app.log.map((l) => parseInt(l.slice(0, 4), 16)).sort((a, b) => a - b);
+  const debited = check.initialSerial === undefined
+    ? app.log.map((l) => parseInt(l.slice(0, 4), 16)).sort((a, b) => a - b)
+    : Array.from({ length: app.epSerial - check.initialSerial }, (_, i) => check.initialSerial! + i);
   const completed = rows.filter((r) => r.status === "completed");
   const completedSerials = completed.map((r) => r.ep_serial).sort((a, b) => a - b);
   if (JSON.stringify(completedSerials) !== JSON.stringify(debited)) {
@@ -46,7 +53,8 @@ export function moneyViolations(check: MoneyCheck): string[] {
   // its serial on with each debit, so one serial is one debit and at most one completed purchase.
   for (const r of rows) if (r.status === "flagged") out.push(`card ${asn}: purchase ${r.id} flagged (MAC2 or TAC failed)`);
   for (const p of check.purchases) {
-    const tsns = p.rows.map((r) => r.tsn);
+    // TSNs are counted per terminal.
+    const tsns = p.rows.map((r) => `${r.terminal_id ?? ""}/${r.tsn}`);
     if (new Set(tsns).size !== tsns.length) out.push(`level ${p.level}: a TSN was handed out twice`);
   }
   return out;

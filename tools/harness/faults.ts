@@ -96,13 +96,14 @@ export async function checkAfterFault(rig: Rig, card: VirtualCard, initialBalanc
   } catch (error) {
     violations.push((error as Error).message);
   }
-  const purchases = () => [{ level: 1, rows: rig.purchases(1) }, { level: 2, rows: rig.purchases(2) }];
+  const purchases = async () => [{ level: 1, rows: await rig.purchases(1) }, { level: 2, rows: await rig.purchases(2) }];
   const deadline = Date.now() + (options.reconciliationWaitMs ?? 0);
-  while (openAuthorizations(card, purchases()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  for (const r of openAuthorizations(card, purchases())) {
+  while (openAuthorizations(card, await purchases()).length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  const held = await purchases();
+  for (const r of openAuthorizations(card, held)) {
     violations.push(`authorization ${r.id} (EP serial ${r.ep_serial}) was neither voided nor marked for reconciliation`);
   }
-  violations.push(...moneyViolations({ card, initialBalance, purchases: purchases() }));
+  violations.push(...moneyViolations({ card, initialBalance, purchases: held }));
   return violations;
 }
 

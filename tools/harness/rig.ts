@@ -13,7 +13,7 @@ import type { SerialClass } from "../../modules/device/types";
 import { NodeSerial } from "../../hosts/node/serial";
 import { createPtyPair, type PtyPair } from "../../hosts/node/pty";
 import type { ApplicationProfile, VirtualCard } from "../cardsim/index";
-import { openDatabase, type FrontendConfig } from "../frontend/index";
+import { DatabaseReader, type FrontendConfig } from "../frontend/index";
 import type { DevelopmentPki } from "../pki/index";
 import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../pn532sim/index";
 import { ControllerLink, type ControllerEvent } from "./controller";
@@ -34,10 +34,16 @@ export interface RigOptions {
   /** The serial class the emulator uses on its pty end (tests wrap it to watch frames). */
   pn532Io?: SerialClass;
   reconciliationTimeoutMs?: number;
+  /**
+   * The front-ends' databases (default: a SQLite file each in the rig's directory). A PostgreSQL URL runs that level on
+   * PostgreSQL; the caller creates the database or schema it names.
+   */
+  databases?: { 1?: string; 2?: string };
 }
 
 export interface RigPurchase {
   id: string;
+  terminal_id?: string;
   tsn: number;
   status: string;
   outcome: string | null;
@@ -75,6 +81,7 @@ export class Rig {
   readonly #ownDir: boolean;
   #cardNo = 0;
   #world!: World;
+  readonly #readers = new Map<number, DatabaseReader>();
 
   private constructor(options: RigOptions) {
     this.options = options;
@@ -117,6 +124,8 @@ export class Rig {
       reconciliationTimeoutMs: o.reconciliationTimeoutMs ?? 60_000, reconciliationSweepMs: 200,
     });
     for (const level of [2, 1] as const) {
+      const database = o.databases?.[level];
+      if (database) configs[level]!.database = database;
       const configPath = path.join(this.dir, `level${level}.json`);
       writeFileSync(configPath, JSON.stringify(configs[level]));
       this.frontends[level] = { configPath, config: configs[level]!, url: seen(level) };
@@ -251,14 +260,17 @@ export class Rig {
     for (const card of this.emulator?.cards ?? []) if (card.present) this.emulator!.remove(card);
   }
 
-  /** The front-end's purchases, read from its SQLite journal (safe while the process runs). */
-  purchases(level: 1 | 2): RigPurchase[] {
-    const db = openDatabase(this.frontends[level]!.config.database, "full", true);
-    try {
-      return db.prepare("SELECT id, tsn, status, outcome, asn, ep_serial, amount, tac FROM purchases ORDER BY tsn").all() as RigPurchase[];
-    } finally {
-      db.close();
-    }
+  /** The storage engine a front-end runs on. */
+  engine(level: 1 | 2): "sqlite" | "postgres" {
+    return /^postgres(ql)?:\/\//i.test(this.frontends[level]!.config.database) ? "postgres" : "sqlite";
+  }
+
+  /** The front-end's purchases, read from its database with a connection of the rig's own (safe while it runs). */
+  async purchases(level: 1 | 2): Promise<RigPurchase[]> {
+    const database = this.frontends[level]!.config.database;
+    let reader = this.#readers.get(level);
+    if (!reader) this.#readers.set(level, reader = new DatabaseReader(database));
+    return reader.rows<RigPurchase>("SELECT id, terminal_id, tsn, status, outcome, asn, ep_serial, amount, tac FROM purchases ORDER BY tsn");
   }
 
   /** Asks the attached controller link for the terminal's status. */
@@ -280,6 +292,8 @@ export class Rig {
     if (this.terminal) await killed(this.terminal, "SIGKILL");
     for (const fe of Object.values(this.frontends)) if (fe.child) await killed(fe.child, "SIGTERM");
     for (const p of Object.values(this.proxies)) await p.close();
+    for (const r of this.#readers.values()) await r.close();
+    this.#readers.clear();
     this.controller?.close();
     this.emulator?.close();
     await this.pn532Pair?.close();

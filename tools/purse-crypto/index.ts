@@ -118,7 +118,8 @@ export function diversifyKey(alg: PurseAlgorithm, masterKey: Uint8Array, factor:
   checkAlgorithm(alg);
   checkBytes("master key", masterKey, 16);
   checkBytes("diversification factor", factor, 8);
-  if (alg === "3des") return concat(encrypt(alg, "ecb", masterKey, factor), encrypt(alg, "ecb", masterKey, complement(factor)));
+  // One ECB pass over F || NOT F: for 3DES that is the two 8-byte blocks encrypted independently, E(F) || E(NOT F),
+  // with one cipher context instead of two; for SM4 it is the one 16-byte block.
   return encrypt(alg, "ecb", masterKey, concat(factor, complement(factor)));
 }
 
