@@ -125,6 +125,12 @@ export function migrate(db: Db): number {
   return SCHEMA_VERSION;
 }
 
+/** Told about each commit (the metrics: batch sizes, fsync time). */
+export interface JournalObserver {
+  committed(writes: number): void;
+  synced(seconds: number): void;
+}
+
 interface Waiter {
   resolve: () => void;
   reject: (e: Error) => void;
@@ -138,6 +144,7 @@ export class Journal {
   #closed = false;
   /** Batches committed and their sizes, for health and the benchmark. */
   commits = 0;
+  observer: JournalObserver | undefined;
   committedWrites = 0;
   #writesInBatch = 0;
 
@@ -230,6 +237,7 @@ export class Journal {
       this.#open = false;
       this.commits++;
       this.committedWrites += this.#writesInBatch;
+      this.observer?.committed(this.#writesInBatch);
       this.#writesInBatch = 0;
       if (this.#walFd === undefined) {
         for (const w of waiters) w.resolve();
@@ -241,8 +249,10 @@ export class Journal {
         return;
       }
       // Each fsync covers everything committed before it started, so waiting for the latest one is enough.
+      const syncStarted = process.hrtime.bigint();
       const syncing = new Promise<void>((resolve, reject) => {
         fsync(this.#walFd!, (error) => {
+          this.observer?.synced(Number(process.hrtime.bigint() - syncStarted) / 1e9);
           if (this.#syncing === syncing) this.#syncing = undefined;
           if (!error) {
             for (const w of waiters) w.resolve();

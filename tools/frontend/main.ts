@@ -61,7 +61,7 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   }
   if (workers > 0) {
     const primary = await runPrimary(config, workers, {
-      listening: (port, url) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers })}\n`),
+      listening: (port, url, operatorUrl) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers, ...(operatorUrl ? { operatorUrl } : {}) })}\n`),
       replaced: (pid, code, signal) => process.stdout.write(`${JSON.stringify({ event: "worker-replaced", pid, code, signal })}\n`),
     });
     const stop = () => { primary.close().then(() => process.exit(0), () => process.exit(1)); };
@@ -71,7 +71,7 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   }
   const frontend = await startFrontend(config);
   // One machine-readable line for whoever started the process (the crash test and the simulation read it).
-  process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid, ...(frontend.operator.url ? { operatorUrl: frontend.operator.url } : {}) })}\n`);
   const stop = () => {
     frontend.close().then(() => process.exit(0), () => process.exit(1));
   };

@@ -8,6 +8,7 @@ import { checkConfig, readPem, type FrontendConfig } from "./config";
 import { ERROR_CODES, FrontendError } from "./errors";
 import { openStore, type Store } from "./store";
 import { FileKeyStore, type KeyStore } from "./keystore";
+import { prepareOperator, type OperatorSide } from "./operator/index";
 import { formatSettlement, PurchaseService, type AuthorizeRequest, type Client, type CompletionRequest } from "./service";
 
 /**
@@ -108,6 +109,8 @@ export interface RunningFrontend {
   service: PurchaseService;
   /** The storage engine (SQLite journal or PostgreSQL pool). */
   store: Store;
+  /** The operator side: metrics, and the console's URL when `operator` is configured. */
+  operator: OperatorSide;
   /** Runs the reconciliation sweep now (it also runs on a timer). */
   sweepReconciliation(): Promise<number>;
   close(): Promise<void>;
@@ -152,6 +155,14 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   }
   app.log.info({ engine: store.engine, schemaVersion: store.schemaVersion }, `storage: ${store.engine}, schema version ${store.schemaVersion}`);
   const service = new PurchaseService(config, store, keyStore, (event, message) => app.log.info(event, message));
+  let operator: OperatorSide;
+  try {
+    operator = await prepareOperator(app, config, store);
+  } catch (e) {
+    if (!options.store) await store.close();
+    await app.close();
+    throw e;
+  }
 
   const identities = new WeakMap<object, Client>();
   function clientOf(request: FastifyRequest): Client {
@@ -176,6 +187,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
 
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = mapError(err);
+    operator.noteError(request, mapped.code);
     if (mapped.status >= 500 && !(err instanceof FrontendError)) request.log.error({ err }, "unexpected error");
     else request.log.info({ code: mapped.code }, "request refused");
     return reply.code(mapped.status).type("application/json").send(errorBody(mapped.code, mapped.message));
@@ -226,8 +238,10 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const host = config.listen?.host ?? "127.0.0.1";
   try {
     await app.listen({ host, port: config.listen?.port ?? 8443 });
+    await operator.start(service);
   } catch (e) {
     clearInterval(sweeper);
+    await operator.close();
     await store.close();
     await app.close();
     throw e;
@@ -238,11 +252,12 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   let closed: Promise<void> | undefined;
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    port, host, app, service, store,
+    port, host, app, service, store, operator,
     sweepReconciliation: () => service.sweepReconciliation(),
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
+        await operator.close();
         await app.close();
         await store.close();
       })();

@@ -15,6 +15,7 @@ import cluster, { type Worker } from "node:cluster";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
 import { startFrontend, type RunningFrontend } from "./server";
+import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
 
 /** The Store methods a worker may call in the primary. */
@@ -102,7 +103,7 @@ export class IpcStore implements Store {
 
 export interface ClusterEvents {
   /** The first worker listens (the port all of them share). */
-  listening(port: number, url: string): void;
+  listening(port: number, url: string, operatorUrl?: string): void;
   /** A worker died and a new one is starting in its place. */
   replaced?(pid: number, code: number | null, signal: string | null): void;
 }
@@ -113,12 +114,16 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
   let stopping = false;
   let announced = false;
+  const metrics = primaryMetrics(store);
+  // One signing key for the operator console's session cookies, so a login is valid in every worker.
+  const sessionSecret = config.operator?.sessionSecret ?? newSessionSecret();
   const serve = (worker: Worker) => {
-    worker.on("message", (m: Call | { kind: "listening"; port: number; url: string }) => {
+    worker.on("message", (m: Call | { kind: "listening"; port: number; url: string; operatorUrl?: string }) => {
+      if (metrics.answer(m, (r) => { if (worker.isConnected()) worker.send(r, undefined, () => {}); })) return;
       if (m?.kind === "listening") {
         if (!announced) {
           announced = true;
-          events.listening(m.port, m.url);
+          events.listening(m.port, m.url, m.operatorUrl);
         }
         return;
       }
@@ -134,7 +139,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     // A worker that died meanwhile: its terminal lost the connection and retries; the write itself is kept.
     if (worker.isConnected()) worker.send(r, undefined, () => {});
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0) }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), [SESSION_SECRET_ENV]: sessionSecret }));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
@@ -161,7 +166,7 @@ export async function runWorker(config: FrontendConfig): Promise<RunningFrontend
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
   const frontend = await startFrontend(config, store ? { store } : {});
-  process.send!({ kind: "listening", port: frontend.port, url: frontend.url });
+  process.send!({ kind: "listening", port: frontend.port, url: frontend.url, operatorUrl: frontend.operator.url });
   return frontend;
 }
 
