@@ -47,7 +47,11 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
   const metrics = createMetrics(sources);
   metrics.instrument(app, "terminal");
   if (store instanceof SqliteStore) metrics.watchJournal(store.journal);
-  if (inWorker()) AggregatorRegistry.setRegistries([metrics.registry]);
+  if (inWorker()) {
+    // The worker's side of the aggregation: its registry answers the primary's requests (the constructor adds the listener).
+    AggregatorRegistry.setRegistries([metrics.registry]);
+    new AggregatorRegistry();
+  }
   app.get("/openapi.json", { schema: { hide: true } }, async (_request, reply) => reply.type("application/json").send(openApiText(app)));
 
   let queries: ConsoleQueries | undefined;

@@ -85,12 +85,13 @@ export function createMetrics(sources: MetricSources = {}): FrontendMetrics {
       for (const r of await sources.waiting()) this.set({ terminal: r.terminalId }, r.waiting);
     },
   });
-  const watch = journalMetrics(registry);
+  // Registered only by a process that holds a journal: with --workers the primary's are the only ones.
+  let watch: ((journal: Journal) => void) | undefined;
 
   return {
     registry,
     noteError: (request, code) => { errors.set(request, code); },
-    watchJournal: watch,
+    watchJournal: (journal) => { (watch ??= journalMetrics(registry))(journal); },
     instrument(app, listener) {
       app.addHook("onRequest", async (request) => { started.set(request, process.hrtime.bigint()); });
       app.addHook("onResponse", async (request, reply) => {
