@@ -14,3 +14,7 @@ export {
 } from "./service";
 export { chinaDateTime } from "../../modules/china-time/china-time";
 export { FrontendClient, FrontendHttpError, type ClientTls, type RawResponse } from "./client";
+export {
+  STATUS_HISTORY_LIMIT, ConfigConflictError, ConfigInvalidError, ConfigScopeError, normalScope, terminalScope,
+  type FleetStore, type StatusRow, type ConfigScope, type ConfigAuditRow, type EffectiveConfig, type TerminalGroupRow,
+} from "./fleet";

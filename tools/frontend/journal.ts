@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { FrontendError } from "./errors";
+import { FLEET_MIGRATION } from "./fleet-schema";
 
 type Db = Database.Database;
 
@@ -85,6 +86,7 @@ export const MIGRATIONS: ((d: SqlDialect) => string)[] = [
      detail TEXT NOT NULL
    );
    CREATE INDEX events_purchase ON events (purchase_id);`,
+  FLEET_MIGRATION,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -14,12 +14,13 @@
 import cluster, { type Worker } from "node:cluster";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
+import { FLEET_METHODS, forwardFleet, type FleetStore } from "./fleet";
 import { startFrontend, type RunningFrontend } from "./server";
 import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
+const METHODS = ["spent", "reserveTsn", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS] as const;
 type Method = (typeof METHODS)[number];
 
 interface Call {
@@ -40,9 +41,12 @@ interface Reply {
 const CALL_TIMEOUT_MS = 10_000;
 
 /** The worker's side: a Store whose every call is answered by the primary's store. */
+export interface IpcStore extends FleetStore {}
 export class IpcStore implements Store {
   readonly engine = "sqlite" as const;
   readonly schemaVersion: number;
+  /** The fleet's methods, each one message to the primary (undefined answers travel as null). */
+  readonly fleet: FleetStore = Object.fromEntries(FLEET_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as FleetStore;
   commits = 0;
   committedWrites = 0;
   #next = 0;
@@ -100,6 +104,8 @@ export class IpcStore implements Store {
     }
   }
 }
+
+forwardFleet(IpcStore);
 
 export interface ClusterEvents {
   /** The first worker listens (the port all of them share). */
