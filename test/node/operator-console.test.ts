@@ -187,6 +187,51 @@ describeEngines("operator console: login, pages, metrics and OpenAPI", function 
     }
   });
 
+  it("shows the fleet's reports with online/offline and alerts, and charts from them", async () => {
+    const report = (terminalId: string, sequence: number, extra: Record<string, unknown> = {}) => ({
+      terminalId, firmware: "0.1.0", reason: "interval", sequence, sentAt: now, uptimeMs: 60_000 * sequence,
+      journal: { usedBlocks: 2, blocks: 16, liveRecords: 3, fillPercent: 12 }, pendingCompletions: 0, unresolved: 0,
+      counts: { approvals: 3, declines: { "amount-over-limit": 2 }, tears: 0, readerFaults: 0, frontendErrors: 0 },
+      tapToApprovedMs: { p50: 310 + sequence, p90: 420 + sequence, samples: 3 }, config: { version: 0, refused: [] }, ...extra,
+    }) as never;
+    await fe.store.recordStatus(report(T1, 1), now - 5 * 60_000);
+    await fe.store.recordStatus(report(T1, 2, { pendingCompletions: 2, journal: { usedBlocks: 14, blocks: 16, liveRecords: 30, fillPercent: 87 }, reason: "journal-fill" }), now - 1000);
+    await fe.store.recordStatus(report("AABBCCDDEEFF", 1), now - 3 * 60_000);
+    const r = await get("/", { accept: "text/html" });
+    assert.equal(r.status, 200);
+    const rowOf = (id: string) => r.text.split("<tr>").find((tr) => tr.includes(`>${id}<`)) ?? "";
+    assert.match(rowOf(T1), /pill online/);
+    assert.match(rowOf(T1), /journal 87% full/);
+    assert.match(rowOf(T1), /2 completion\(s\) waiting/);
+    assert.match(rowOf("AABBCCDDEEFF"), /pill offline/, "no report within two 60 s intervals");
+    const charts = await get("/charts", { accept: "text/html" });
+    assert.match(charts.text, /<title>amount-over-limit: 6<\/title>/, "declines summed over the reports");
+    assert.match(charts.text, /<polyline/);
+    const metrics = (await get("/metrics")).text;
+    assert.match(metrics, new RegExp(`^frontend_terminal_completions_waiting\{terminal="${T1}"\} 2$`, "m"));
+  });
+
+  it("edits configuration with validation errors shown, an optimistic version check, and the audit", async () => {
+    const post = (fields: Record<string, string>) => web.raw("POST", "/config", new URLSearchParams(fields).toString(),
+      { cookie, "content-type": "application/x-www-form-urlencoded", accept: "text/html" });
+    const bad = await post({ scope: `terminal:${T1}`, version: "0", maxAmount: "lots", statusEveryMs: "5" });
+    assert.equal(bad.status, 422);
+    assert.match(bad.text, /maxAmount: must be a whole number of fen \(CONFIG_TYPE\)/);
+    assert.match(bad.text, /statusEveryMs: must be 1000\.\.86400000 ms \(CONFIG_RANGE\)/);
+    assert.equal((await fe.store.getConfigScope(`terminal:${T1}`)).version, 0, "nothing saved");
+    const ok = await post({ scope: `terminal:${T1}`, version: "0", maxAmount: "300", group: "depot-7" });
+    assert.equal(ok.status, 303);
+    const effective = await fe.store.effectiveConfig(T1);
+    assert.equal(effective.settings.maxAmount, 300);
+    assert.equal(effective.group, "depot-7");
+    const stale = await post({ scope: `terminal:${T1}`, version: "0", maxAmount: "400" });
+    assert.equal(stale.status, 422);
+    assert.match(stale.text, /CONFIG_VERSION_CONFLICT/);
+    const page = await get(`/config?scope=terminal:${T1}`, { accept: "text/html" });
+    assert.match(page.text, /<td>alice<\/td><td>settings<\/td><td>1<\/td><td><code>null<\/code><\/td><td><code>\{&#34;maxAmount&#34;:300\}<\/code>/);
+    assert.match(page.text, /<td>alice<\/td><td>group<\/td>/);
+  });
+
   it("serves /openapi.json, the same document as docs/openapi.json and as the terminals' listener", async () => {
     const r = await get("/openapi.json");
     assert.equal(r.status, 200);

@@ -19,7 +19,7 @@ import { CLEAR_SESSION, readCookie, SESSION_COOKIE, sessionCookie, type Accounts
 import { barChart, esc, lineChart, page, table, time, yuan, type Bar } from "./html";
 import type { FrontendMetrics } from "./metrics";
 import type { ConsoleQueries, PurchaseQuery } from "./queries";
-import { fleetPage, configPage, saveConfig, telemetryOf, tapSeries, declinesFromReports } from "./fleet";
+import { configPage, declinesFromReports, fleetPage, saveConfig, tapSeries, terminalPage } from "./fleet-pages";
 
 export interface ConsoleOptions {
   name: string;
@@ -154,6 +154,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   app.get("/openapi.json", async (_request, reply) => reply.type("application/json").send(o.openApi()));
 
   app.get("/", async (request, reply) => html(reply, request, "Fleet", await fleetPage(o)));
+  app.get<{ Params: { id: string } }>("/fleet/:id", async (request, reply) =>
+    html(reply, request, `Terminal ${request.params.id.toUpperCase()}`, await terminalPage(o, request.params.id.toUpperCase())));
 
   app.get<{ Querystring: Record<string, string> }>("/purchases", {
     schema: {
@@ -236,17 +238,16 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     const byHour = new Map(hours.map((h) => [h.hour, h.count]));
     const bars: Bar[] = [];
     for (let h = since / 3600_000; h <= Math.floor(now / 3600_000); h++) bars.push({ label: `${String(new Date(h * 3600_000).getUTCHours()).padStart(2, "0")}:00`, value: byHour.get(h) ?? 0 });
-    const telemetry = telemetryOf(o.store);
-    const declines: Bar[] = await declinesFromReports(telemetry);
+    const declines: Bar[] = await declinesFromReports(o.store, since);
     // The front-end's own count of the declines it gave, when the terminals' reports hold none yet.
     const own = (await o.metrics.registry.getSingleMetric("frontend_authorizations_total")?.get())?.values ?? [];
     const fromFrontend: Bar[] = own.filter((v) => v.labels.outcome !== "approved").map((v) => ({ label: String(v.labels.outcome), value: v.value }));
-    const tap = await tapSeries(telemetry);
+    const tap = await tapSeries(o.store, since);
     const body = `<div class="charts">
 <figure><figcaption>Purchases per hour (completed, last 24 h, UTC)</figcaption>${barChart(bars, { label: "purchases per hour" })}</figure>
-<figure><figcaption>Declines by reason (terminals' reports)</figcaption>${barChart(declines, { label: "declines by reason", color: "#b3261e" })}</figure>
+<figure><figcaption>Declines by reason (terminals' reports, last 24 h)</figcaption>${barChart(declines, { label: "declines by reason", color: "#b3261e" })}</figure>
 <figure><figcaption>Declines by reason (this front-end since its start)</figcaption>${barChart(fromFrontend, { label: "front-end declines by reason", color: "#8a5a00" })}</figure>
-<figure><figcaption>Tap to approved over time (ms, terminals' reports)</figcaption>${lineChart(tap, { label: "tap to approved", unit: "" })}</figure>
+<figure><figcaption>Tap to approved over time (ms, terminals' reports, last 24 h)</figcaption>${lineChart(tap, { label: "tap to approved", unit: "" })}</figure>
 </div>`;
     return html(reply, request, "Charts", body);
   });

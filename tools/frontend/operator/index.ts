@@ -16,6 +16,7 @@ import { PostgresStore, SqliteStore, type Store } from "../store";
 import { Sessions } from "./auth";
 import { checkOperatorConfig, secretBytes } from "./config";
 import { startConsole } from "./console";
+import { waitingPerTerminal } from "./fleet-pages";
 import { createMetrics, journalMetrics, type FrontendMetrics, type MetricSources } from "./metrics";
 import { openApiText, registerOpenApi } from "./openapi";
 import { ConsoleQueries } from "./queries";
@@ -67,6 +68,7 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
         : store instanceof PostgresStore ? ConsoleQueries.postgres(store.pool) : ConsoleQueries.sqliteFile(config.database);
       const q = queries;
       sources.attention = async () => ({ ...(await q.attentionCounts()) });
+      sources.waiting = () => waitingPerTerminal(store);
       const secretText = config.operator.sessionSecret ?? process.env[SESSION_SECRET_ENV];
       const sessions = new Sessions(secretText ? secretBytes(secretText) : randomBytes(32), operator.sessionMs, config.clock ?? Date.now);
       const certificateOperators = config.operator.clientCertificates === false ? null : new Set(config.operators ?? []);

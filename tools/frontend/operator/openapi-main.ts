@@ -32,7 +32,8 @@ export async function generateOpenApi(): Promise<string> {
       await frontend.close();
     }
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    // The journal's checkpoint thread may still be letting go of its files.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
 
