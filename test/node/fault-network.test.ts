@@ -72,6 +72,7 @@ describe("fault injection: network drops and resets, front-end killed and restar
     for (const [level, layout] of [[1, "tunion"], [2, "cityunion"]] as const) {
       const exchanges = await probe(level, layout);
       assert.ok(exchanges.length >= 2, exchanges.join(", "));
+      tally.expect(exchanges.length * FAULTS.length);
       const proxy = rig.proxies[level]!;
       for (const [j, exchange] of exchanges.entries()) {
         for (const fault of FAULTS) {
