@@ -6,6 +6,7 @@ import type { TLSSocket } from "node:tls";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { checkConfig, readPem, type FrontendConfig } from "./config";
 import { ERROR_CODES, FrontendError } from "./errors";
+import { registerFleetRoutes } from "./fleet-routes";
 import { openStore, type Store } from "./store";
 import { FileKeyStore, type KeyStore } from "./keystore";
 import { prepareOperator, type OperatorSide } from "./operator/index";
@@ -209,6 +210,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     if (config.level !== 1) throw new FrontendError("ROUTES_NOT_SERVED", 404, "the routing table is served by the level-1 front-end");
     return { version: config.routesVersion ?? 1, routes: (config.routes ?? []).map((r) => ({ cityCode: r.cityCode, application: r.application, level: r.level, url: r.url, keyIndex: r.keyIndex })) };
   });
+
+  registerFleetRoutes(app, store, clientOf);
 
   app.get("/v1/health", async () => ({
     status: "ok", name: config.name ?? `level-${config.level}`, level: config.level, keySystem,
