@@ -22,6 +22,7 @@ describe("operator console in chromium", function () {
   let page: Page;
   let base = "";
   const order = `BROWSER-${Date.now().toString(36).toUpperCase()}`;
+  const terminalEvents: Record<string, unknown>[] = [];
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
@@ -29,7 +30,12 @@ describe("operator console in chromium", function () {
       this.skip();
     }
     mkdirSync(OUT, { recursive: true });
-    sim = await Simulation.start({ operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(PASSWORD) }], statusEveryMs: 60_000 } });
+    sim = await Simulation.start({
+      operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(PASSWORD) }], statusEveryMs: 60_000 },
+      // The terminal fetches its configuration with the routing table: every second here, so the edit arrives soon.
+      terminal: { routesRefreshMs: 1000, statusEveryMs: 1000 },
+      onEvent: (e) => terminalEvents.push(e as unknown as Record<string, unknown>),
+    });
     base = sim.level1.operator.url!;
     const { chromium } = await import("playwright-core");
     // Running as root in CI: chromium's sandbox needs a user namespace it may not get.
@@ -65,8 +71,15 @@ describe("operator console in chromium", function () {
     sim!.addCard(DEFAULT_CARDS[0]!);
     const events = await sim!.pay(DEFAULT_CARDS[0]!.name, 250, order);
     assert.ok(events.some((e) => e.event === "approved"), `the purchase was approved: ${JSON.stringify(events)}`);
+    // The terminal's live status reports: it shows as online, with the approval it just counted.
+    for (let i = 0; i < 100; i++) {
+      const latest = (await sim!.level1.store.latestStatus()).find((r) => r.terminalId === TERMINAL_ID);
+      if (latest && latest.report.sequence > 1) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await page.goto(`${base}/`);
-    await page.waitForSelector(`text=${TERMINAL_ID}`);
+    const row = page.locator("tbody tr", { hasText: TERMINAL_ID });
+    assert.match(await row.textContent() ?? "", /online/);
     await shot("fleet");
     await page.goto(`${base}/purchases`);
     await page.fill("input[name=order]", order);
@@ -88,7 +101,7 @@ describe("operator console in chromium", function () {
     await shot("charts");
   });
 
-  it("edits the terminal's maxAmount: a bad value is refused with its reason, a good one is saved and audited", async () => {
+  it("edits the terminal's maxAmount: a bad value is refused, a good one is saved, audited, and the running terminal declines over it", async () => {
     await page.goto(`${base}/config?scope=terminal:${TERMINAL_ID}`);
     await page.fill("#config-form input[name=maxAmount]", "twelve");
     await page.click("#config-form button.primary");
@@ -100,6 +113,19 @@ describe("operator console in chromium", function () {
     assert.match(await page.textContent("main") ?? "", /operator.*settings.*\{"maxAmount":200\}/s);
     assert.equal((await sim!.level1.store.effectiveConfig(TERMINAL_ID)).settings.maxAmount, 200);
     await shot("config");
+    const version = (await sim!.level1.store.effectiveConfig(TERMINAL_ID)).version;
+    let applied = false;
+    for (let i = 0; i < 300 && !applied; i++) {
+      applied = terminalEvents.some((e) => e.event === "config" && e.applied === true && Number(e.version) >= version);
+      if (!applied) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(applied, `the terminal applied configuration version ${version}: ${JSON.stringify(terminalEvents.filter((e) => e.event === "config"))}`);
+    const over = await sim!.pay(DEFAULT_CARDS[0]!.name, 300, `${order}-OVER`);
+    const final = over.at(-1)!;
+    assert.equal(final.event, "declined");
+    assert.equal(final.reason, "amount-over-limit");
+    const under = await sim!.pay(DEFAULT_CARDS[0]!.name, 150, `${order}-UNDER`);
+    assert.equal(under.at(-1)!.event, "approved");
   });
 
   it("downloads the business day's settlement as CSV", async () => {

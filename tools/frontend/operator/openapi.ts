@@ -12,6 +12,8 @@ const SUMMARIES: Record<string, string> = {
   "POST /v1/purchases/{purchaseId}/completion": "Report how the purchase ended on the card (debited with MAC2 and TAC, not debited, or unknown)",
   "GET /v1/purchases/{purchaseId}": "A purchase's status (its terminal, or an operator certificate)",
   "GET /v1/routes": "The routing table (level 1 only): which front-end serves which city and application",
+  "POST /v1/terminals/{terminalId}/status": "A terminal's status report (telemetry): the front-end keeps the latest and a bounded history",
+  "GET /v1/terminals/{terminalId}/config": "The terminal's effective configuration (defaults, then group, then terminal) and its version",
   "GET /v1/health": "Liveness, storage engine and commit counters",
   "GET /v1/settlement/{businessDay}": "The completed purchases of one business day, for clearing (operator certificates only)",
 };
