@@ -80,6 +80,10 @@ describeEngines("operator console: login, pages, metrics and OpenAPI", function 
     const post = (body: string) => web.raw("POST", "/login", body, { "content-type": "application/x-www-form-urlencoded", accept: "text/html" });
     assert.equal((await post(form("alice", "wrong password!"))).status, 401);
     assert.equal((await post(form("mallory", PASSWORD))).status, 401);
+    // A flood of logins: two are checked at a time, the rest are told to come back (scrypt must not starve the journal's fsyncs).
+    const flood = await Promise.all(Array.from({ length: 8 }, () => post(form("alice", "wrong password!"))));
+    assert.ok(flood.some((r) => r.status === 429), `statuses ${flood.map((r) => r.status)}`);
+    assert.ok(flood.every((r) => r.status === 429 || r.status === 401));
     const ok = await post(form("alice", PASSWORD));
     assert.equal(ok.status, 303);
     assert.equal(ok.headers.location, "/attention");

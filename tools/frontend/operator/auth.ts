@@ -3,7 +3,7 @@
  * and a session cookie that is an HMAC-signed token (operator, expiry), so that every process of `--workers N` checks
  * it with the same secret and no session table has to be shared between them.
  */
-import { createHmac, randomBytes, scryptSync, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 
 /** One operator: a name and `scrypt$N$r$p$salt$hash` (salt and hash in base64url). */
 export interface OperatorAccount {
@@ -44,14 +44,22 @@ export function parseHash(stored: string): { n: number; r: number; p: number; sa
   return { n, r, p, salt: Buffer.from(m[4]!, "base64url"), hash: Buffer.from(m[5]!, "base64url") };
 }
 
-export function verifyPassword(password: string, stored: string): boolean {
+/**
+ * On libuv's thread pool, not the event loop: one scrypt costs about a quarter of a second on a loaded 2-core machine,
+ * which would otherwise stall every terminal request the same process serves.
+ */
+export function verifyPassword(password: string, stored: string): Promise<boolean> {
   const h = parseHash(stored);
-  const candidate = scryptSync(password, h.salt, h.hash.length, { N: h.n, r: h.r, p: h.p, maxmem: 256 * h.n * h.r + MAX_MEMORY });
-  return candidate.length === h.hash.length && timingSafeEqual(candidate, h.hash);
+  return new Promise((resolve, reject) => {
+    scrypt(password, h.salt, h.hash.length, { N: h.n, r: h.r, p: h.p, maxmem: 256 * h.n * h.r + MAX_MEMORY }, (error, candidate) => {
+      if (error) reject(error);
+      else resolve(candidate.length === h.hash.length && timingSafeEqual(candidate, h.hash));
+    });
+  });
 }
 
-// A fixed hash checked when the user is unknown, so that a wrong name costs as long as a wrong password.
-const DUMMY = hashPassword("not-a-password", Buffer.alloc(16));
+// A hash checked when the user is unknown, so that a wrong name costs as long as a wrong password.
+const DUMMY = `scrypt$${N}$${R}$${P}$${Buffer.alloc(16).toString("base64url")}$${Buffer.alloc(KEY_LENGTH).toString("base64url")}`;
 
 export class Accounts {
   readonly #accounts = new Map<string, string>();
@@ -69,9 +77,9 @@ export class Accounts {
   }
 
   /** The operator's name when the password is right, else null. */
-  check(user: string, password: string): string | null {
+  async check(user: string, password: string): Promise<string | null> {
     const stored = this.#accounts.get(user);
-    const ok = verifyPassword(password, stored ?? DUMMY);
+    const ok = await verifyPassword(password, stored ?? DUMMY);
     return stored !== undefined && ok ? user : null;
   }
 }

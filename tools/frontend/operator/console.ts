@@ -44,6 +44,7 @@ export interface ConsoleOptions {
 
 const PUBLIC = new Set(["GET /login", "POST /login"]);
 const DAY = /^[0-9]{8}$/;
+const MAX_LOGIN_CHECKS = 2;
 
 const operatorOf = new WeakMap<FastifyRequest, string>();
 
@@ -131,6 +132,7 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: "NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0]}` } }));
 
+  let checking = 0;
   const html = (reply: FastifyReply, request: FastifyRequest, title: string, body: string) =>
     reply.type("text/html; charset=utf-8").send(page(title, body, { path: request.url.split("?")[0], user: user(request), name: o.name }));
 
@@ -139,7 +141,16 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   app.post<{ Body: { user?: string; password?: string; next?: string } }>("/login", {
     schema: { body: { type: "object", required: ["user", "password"], properties: { user: { type: "string", maxLength: 64 }, password: { type: "string", maxLength: 1024 }, next: { type: "string", maxLength: 2048 } } } },
   }, async (request, reply) => {
-    const who = o.accounts.check(request.body.user ?? "", request.body.password ?? "");
+    // scrypt runs on libuv's thread pool, which the SQLite journal's fsyncs share: a flood of logins must not delay
+    // the terminals' commits, so only two are checked at a time and the rest are told to retry.
+    if (checking >= MAX_LOGIN_CHECKS) return reply.code(429).header("retry-after", "1").type("text/html; charset=utf-8").send(loginForm(o.name, safeNext(request.body.next), "Busy: try again in a moment."));
+    checking++;
+    let who: string | null;
+    try {
+      who = await o.accounts.check(request.body.user ?? "", request.body.password ?? "");
+    } finally {
+      checking--;
+    }
     if (!who) {
       request.log.warn({ user: request.body.user }, "operator login refused");
       return reply.code(401).type("text/html; charset=utf-8").send(loginForm(o.name, safeNext(request.body.next), "Wrong operator name or password."));
