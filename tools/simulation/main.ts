@@ -8,6 +8,8 @@ import { runPcTerminal, StartupError } from "../../hosts/node/main";
 import { formatYuan } from "../../modules/purse/amount";
 import type { ControllerEvent } from "../harness/controller";
 import { DEFAULT_CARDS, Simulation } from "./index";
+import { randomBytes } from "node:crypto";
+import { hashPassword } from "../frontend/operator/index";
 
 /** `--opt -5` becomes `--opt=-5`, so parseArgs takes the number as the option's value. */
 function joinNegativeValues(args: string[]): string[] {
@@ -39,6 +41,8 @@ requests through its controller port. It prints each APDU decoded, each front-en
   --link pty|memory   how terminal, emulator and controller are linked (default: pty when socat is installed)
   --latency <ms>      one-way delay added to each front-end request and answer
   --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
+  --console           also serve the operator console (a one-time password is printed), report every 10 s, and keep
+                      running after the script until Ctrl-C
 
 A terminal on a PC (--pn532):
   --pn532 <port>      the PN532's serial port, in HSU mode at 115200 baud
@@ -66,6 +70,7 @@ function parse() {
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
+      console: { type: "boolean" },
     },
     strict: true,
   });
@@ -143,9 +148,12 @@ async function simulate(): Promise<void> {
     if (!json) console.log(line);
   };
   const started = performance.now();
+  // A password for this run only: the console's accounts live in the simulation's throwaway configuration.
+  const password = values.console ? randomBytes(12).toString("base64url") : "";
   const sim = await Simulation.start({
     link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
-    terminal: { strict: values.strict }, trace: say,
+    terminal: { strict: values.strict, ...(values.console ? { statusEveryMs: 10_000 } : {}) }, trace: say,
+    ...(values.console ? { operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(password) }], statusEveryMs: 10_000 } } : {}),
   });
   let ok = 0;
   const script: Scripted[] = [
@@ -177,6 +185,12 @@ async function simulate(): Promise<void> {
     // Completions are sent after approval; wait until the front-ends have them all before the summary.
     for (let i = 0; i < 100 && sim.node.terminal.pendingCompletions > 0; i++) await new Promise((r) => setTimeout(r, 20));
     say(`\nSummary: ${ok} of ${script.length} purchases ended as scripted; completions still pending: ${sim.node.terminal.pendingCompletions}.`);
+    if (values.console) {
+      // On stderr, so that --json keeps stdout to the transactions.
+      console.error(`\nOperator console: ${sim.level1.operator.url} (user operator, password ${password}; the development CA is not known to your browser).`);
+      console.error("The terminal reports every 10 s. Ctrl-C stops everything.");
+      await new Promise<void>((resolve) => { process.once("SIGINT", resolve); process.once("SIGTERM", resolve); });
+    }
   } finally {
     await sim.close();
   }
