@@ -39,6 +39,7 @@ requests through its controller port. It prints each APDU decoded, each front-en
   --link pty|memory   how terminal, emulator and controller are linked (default: pty when socat is installed)
   --latency <ms>      one-way delay added to each front-end request and answer
   --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
+  --status-every <ms> how often the terminal sends its status report (default 300000; at start and on alerts too)
 
 A terminal on a PC (--pn532):
   --pn532 <port>      the PN532's serial port, in HSU mode at 115200 baud
@@ -66,6 +67,7 @@ function parse() {
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
+      "status-every": { type: "string" },
     },
     strict: true,
   });
@@ -138,6 +140,11 @@ interface Scripted {
 }
 
 async function simulate(): Promise<void> {
+  const statusEveryMs = values["status-every"] === undefined ? undefined : Number(values["status-every"]);
+  if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEveryMs >= 1000 && statusEveryMs <= 86_400_000)) {
+    console.error(`--status-every takes milliseconds, 1000..86400000 (got ${values["status-every"]})\n\n${HELP}`);
+    process.exit(2);
+  }
   const json = !!values.json;
   const say = (line: string) => {
     if (!json) console.log(line);
@@ -145,7 +152,7 @@ async function simulate(): Promise<void> {
   const started = performance.now();
   const sim = await Simulation.start({
     link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
-    terminal: { strict: values.strict }, trace: say,
+    terminal: { strict: values.strict, ...(statusEveryMs ? { statusEveryMs } : {}) }, trace: say,
   });
   let ok = 0;
   const script: Scripted[] = [
@@ -177,6 +184,12 @@ async function simulate(): Promise<void> {
     // Completions are sent after approval; wait until the front-ends have them all before the summary.
     for (let i = 0; i < 100 && sim.node.terminal.pendingCompletions > 0; i++) await new Promise((r) => setTimeout(r, 20));
     say(`\nSummary: ${ok} of ${script.length} purchases ended as scripted; completions still pending: ${sim.node.terminal.pendingCompletions}.`);
+    const latest = (await sim.level1.store.latestStatus())[0];
+    if (latest) {
+      const r = latest.report;
+      say(`Status report at the level-1 front-end: terminal ${r.terminalId}, firmware ${r.firmware}, report ${r.sequence} (${r.reason}), ` +
+        `journal ${r.journal.fillPercent} % full, configuration version ${r.config.version}.`);
+    }
   } finally {
     await sim.close();
   }
