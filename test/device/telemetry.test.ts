@@ -98,10 +98,11 @@ describe("terminal status reports", () => {
     assert.deepEqual(reasons.map((r) => r ?? "-"), ["-", "-", "-", "-", "reader-faults", "-", "-"]);
     telemetry.observe({ event: "card-read", order: "x", asn: "1", cityCode: "1000", application: "tunion" });
     assert.equal(telemetry.report("interval", { pendingCompletions: 0, unresolved: 0, config: { version: 0, refused: [] } }).counts.readerFaults, 7);
-    for (let i = 0; i < 40; i++) telemetry.observe({ event: "declined", order: "x", reason: `r${i}` as "timeout" });
+    for (const reason of ["timeout", "card-expired", "card-expired", "not-a-reason", "other-stranger"]) {
+      telemetry.observe({ event: "declined", order: "x", reason: reason as "timeout" });
+    }
     const declines = telemetry.report("interval", { pendingCompletions: 0, unresolved: 0, config: { version: 0, refused: [] } }).counts.declines;
-    assert.equal(Object.keys(declines).length, 33, "32 reasons and the rest as other: the counters are fixed-size");
-    assert.equal(declines.other, 8);
+    assert.deepEqual(declines, { "timeout": 1, "card-expired": 2, "other": 2 }, "one fixed slot per known reason, the rest as other");
   });
 });
 
