@@ -99,7 +99,7 @@ export class Telemetry {
 
   /**
    * Compares the terminal's clock with the front-end's `Date` (whole seconds, so the server's time is somewhere in the
-   * second after it). Returns "clock-skew" when the clock has just gone out of bounds.
+   * second after it: docs/telemetry.md). Returns "clock-skew" when the clock has just gone out of bounds.
    */
   checkClock(serverDate: number | undefined, now: number): StatusReason | undefined {
     if (serverDate === undefined) return undefined;

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
 const SLOTS = Instrumentation.map("XS Slot Heap Used");
 const CHUNKS = Instrumentation.map("XS Chunk Heap Used");
 
-/** The XS heap for the status reports, from Moddable's instrumentation (the same figures xsbug shows). */
+/** The XS heap for the status reports, from Moddable's instrumentation (docs/telemetry.md). */
 function xsHeap(): { usedBytes?: number; slotBytes?: number; chunkBytes?: number } | undefined {
   const slotBytes = Instrumentation.get(SLOTS);
   const chunkBytes = Instrumentation.get(CHUNKS);

@@ -6,6 +6,7 @@ import * as assert from "../lib/assert";
 import type { ConfigAnswer, StatusReport } from "../../modules/frontend-client/status";
 import { Journal } from "../../modules/journal/journal";
 import { MemoryStorage } from "../../modules/journal/storage";
+import { Indicator } from "../../src/indicator";
 import { READER_FAULTS_IN_A_ROW, Telemetry } from "../../src/telemetry";
 import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { ScriptedFrontend, type SeenRequest } from "../lib/scripted-frontend";
@@ -163,5 +164,20 @@ describe("terminal remote configuration", () => {
     assert.deepEqual(s.running.terminal.settings.applicationOrder, ["cityunion", "tunion"]);
     assert.equal(s.running.terminal.configVersion, 3);
     s.running.close();
+  });
+
+  it("the indicator hands the operator's message to the host's display hook", () => {
+    const shown: string[] = [];
+    class Pin {
+      write(): void {}
+      close(): void {}
+    }
+    const indicator = new Indicator({ io: Pin, mode: 0, pins: { led: 2 }, timers: new VirtualClock(), display: (text) => shown.push(text) });
+    indicator.onEvent({ event: "message", text: "Exact change only" });
+    indicator.onEvent({ event: "message", text: "" });
+    assert.deepEqual(shown, ["Exact change only", ""]);
+    assert.equal(indicator.message, "");
+    assert.equal(indicator.state, "off", "a message is not a prompt");
+    indicator.close();
   });
 });

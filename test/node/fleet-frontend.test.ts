@@ -3,9 +3,12 @@
  * validated by the route's schema, kept as latest and in history, and the terminal reads its effective configuration.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import type { StatusReport } from "../../modules/frontend-client/status";
 import type { RunningFrontend } from "../../tools/frontend/index";
-import { clientFor, describeEngines, getFixture, level1Config, OPERATOR, start, stopAll, T1, T2, type Fixture } from "./frontend-support";
+import { clientFor, describeEngines, getFixture, killed, launchFrontend, level1Config, OPERATOR, start, stopAll, T1, T2, type Fixture } from "./frontend-support";
+import { ensureDatabase, readRows } from "./postgres-support";
 
 function report(terminalId: string, sequence: number): StatusReport {
   return {
@@ -82,6 +85,27 @@ describeEngines("fleet routes", function () {
       t1.close();
       t2.close();
       op.close();
+    }
+  });
+
+  it("works with --workers 2: reports from several terminals are kept, configurations are answered", async () => {
+    const config = level1Config(f, { log: { level: "warn", file: path.join(f.dir, `fleet-workers-${Date.now()}.log`) } });
+    const configPath = path.join(f.dir, `fleet-workers-${Date.now()}.json`);
+    writeFileSync(configPath, JSON.stringify(config));
+    await ensureDatabase(config.database);
+    const running = await launchFrontend(configPath, ["--workers", "2"]);
+    const clients = [T1, T2, T1, T2].map((t) => [t, clientFor(f, running.url, t)] as const);
+    try {
+      const answers = await Promise.all(clients.map(([t, c], i) => c.raw("POST", `/v1/terminals/${t}/status`, report(t, i + 1))));
+      assert.deepEqual(answers.map((a) => a.status), [204, 204, 204, 204]);
+      const configs = await Promise.all(clients.map(([t, c]) => c.raw("GET", `/v1/terminals/${t}/config`)));
+      assert.deepEqual(configs.map((c) => [c.status, (c.json as { version: number }).version]), [[200, 0], [200, 0], [200, 0], [200, 0]]);
+      const rows = await readRows<{ terminal_id: string; n: number }>(config.database,
+        "SELECT terminal_id, COUNT(*) AS n FROM terminal_status_history GROUP BY terminal_id ORDER BY terminal_id");
+      assert.deepEqual(rows.map((r) => [r.terminal_id, Number(r.n)]), [[T1, 2], [T2, 2]]);
+    } finally {
+      for (const [, c] of clients) c.close();
+      await killed(running.child);
     }
   });
 });
