@@ -4,6 +4,7 @@
  * what it does: a larger amount is then declined with amount-over-limit and nothing is charged.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { INSTANT_TIMING } from "../../tools/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../tools/simulation/index";
 
@@ -50,5 +51,10 @@ describe("fleet end to end: reports and remote configuration", function () {
     assert.deepEqual([final?.event, final?.reason], ["declined", "amount-over-limit"]);
     assert.equal(card.state.applications[0]!.balance, before, "nothing charged");
     assert.equal((await sim.pay("fleet", 150, "FLEET-3")).at(-1)?.event, "approved");
+  });
+
+  it("the ESP32 manifest names the same firmware version as package.json (the reports carry it)", () => {
+    const read = (file: string) => JSON.parse(readFileSync(new URL(`../../${file}`, import.meta.url), "utf8"));
+    assert.equal(read("manifest.json").config.firmware, read("package.json").version);
   });
 });

@@ -50,7 +50,7 @@ A terminal on a PC (--pn532):
   --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
   --city-code <code>  the terminal's own city: its level-2 route is kept warm with level 1
-  --strict, --esp32-tls as above
+  --strict, --esp32-tls, --status-every as above
   --recovery-window <ms>  how long to keep looking for a torn card within its payment (default 20000)
   --die-at-write <k>  test hook: SIGKILL this process just before the k-th journal write or erase lands (a power
                       cut at a chosen write, for the fault-injection suite)
@@ -91,6 +91,11 @@ if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
   console.error(`--latency takes a one-way delay in milliseconds, 0..10000 (got ${values.latency})`);
   process.exit(2);
 }
+const statusEveryMs = values["status-every"] === undefined ? undefined : Number(values["status-every"]);
+if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEveryMs >= 1000 && statusEveryMs <= 86_400_000)) {
+  console.error(`--status-every takes milliseconds, 1000..86400000 (got ${values["status-every"]})\n\n${HELP}`);
+  process.exit(2);
+}
 
 if (values.pn532) await realTerminal();
 else if (values.mdb) process.exit(await (await import("../vmc/demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined }));
@@ -114,7 +119,7 @@ async function realTerminal(): Promise<void> {
     stop = await runPcTerminal({
       pn532: values.pn532!, frontend: values.frontend!, cert: values.cert!, key: values.key!, ca: values.ca!, terminalId: values["terminal-id"]!,
       controller: values.controller, journal: values.journal, strict: values.strict, esp32Tls: values["esp32-tls"], recoveryWindowMs,
-      cityCode: values["city-code"], dieAtWrite: dieAt,
+      cityCode: values["city-code"], dieAtWrite: dieAt, statusEveryMs,
     }, log);
   } catch (error) {
     if (error instanceof StartupError) {
@@ -140,11 +145,6 @@ interface Scripted {
 }
 
 async function simulate(): Promise<void> {
-  const statusEveryMs = values["status-every"] === undefined ? undefined : Number(values["status-every"]);
-  if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEveryMs >= 1000 && statusEveryMs <= 86_400_000)) {
-    console.error(`--status-every takes milliseconds, 1000..86400000 (got ${values["status-every"]})\n\n${HELP}`);
-    process.exit(2);
-  }
   const json = !!values.json;
   const say = (line: string) => {
     if (!json) console.log(line);
