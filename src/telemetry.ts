@@ -1,5 +1,6 @@
 import type { StatusCounts, StatusReason, StatusReport } from "../modules/frontend-client/status";
 import type { Journal } from "../modules/journal/journal";
+import { DECLINE_REASONS } from "./declines";
 import type { TerminalEvent } from "./terminal";
 
 /**
@@ -16,8 +17,6 @@ export const JOURNAL_ALERT_PERCENT = 80;
 export const CLOCK_ALERT_MS = 2000;
 /** Tap times kept per report: the percentiles are of the latest this many approvals. */
 const TAP_SAMPLES = 128;
-/** Decline reasons kept apart; past this many distinct ones (there are fewer), the rest count as "other". */
-const DECLINE_SLOTS = 32;
 
 export interface HeapInfo {
   usedBytes?: number;
@@ -45,8 +44,8 @@ export class Telemetry {
   #readerFaults = 0;
   #frontendErrors = 0;
   #faultsInARow = 0;
-  readonly #declineNames: string[] = [];
-  readonly #declineCounts = new Uint32Array(DECLINE_SLOTS + 1);
+  /** One slot per reason of DECLINE_REASONS, and a last one for a reason not in it ("other"). */
+  readonly #declineCounts = new Uint32Array(DECLINE_REASONS.length + 1);
   readonly #taps = new Float64Array(TAP_SAMPLES);
   #tapCount = 0;
   #journalAlerted = false;
@@ -100,7 +99,7 @@ export class Telemetry {
 
   /**
    * Compares the terminal's clock with the front-end's `Date` (whole seconds, so the server's time is somewhere in the
-   * second after it). Returns "clock-skew" when the clock has just gone out of bounds.
+   * second after it: docs/telemetry.md). Returns "clock-skew" when the clock has just gone out of bounds.
    */
   checkClock(serverDate: number | undefined, now: number): StatusReason | undefined {
     if (serverDate === undefined) return undefined;
@@ -113,9 +112,8 @@ export class Telemetry {
   }
 
   #decline(reason: string): void {
-    let slot = this.#declineNames.indexOf(reason);
-    if (slot < 0 && this.#declineNames.length < DECLINE_SLOTS) slot = this.#declineNames.push(reason) - 1;
-    this.#declineCounts[slot < 0 ? DECLINE_SLOTS : slot]!++;
+    const slot = DECLINE_REASONS.indexOf(reason as (typeof DECLINE_REASONS)[number]);
+    this.#declineCounts[slot < 0 ? DECLINE_REASONS.length : slot]!++;
   }
 
   #journalFill(): { usedBlocks: number; blocks: number; liveRecords: number; fillPercent: number } {
@@ -134,9 +132,9 @@ export class Telemetry {
   /** The report as of now; the counts since the last report start again from zero. */
   report(reason: StatusReason, snapshot: TerminalSnapshot): StatusReport {
     const declines: StatusCounts["declines"] = {};
-    for (let i = 0; i <= DECLINE_SLOTS; i++) {
+    for (let i = 0; i <= DECLINE_REASONS.length; i++) {
       const n = this.#declineCounts[i]!;
-      if (n) declines[i < this.#declineNames.length ? this.#declineNames[i]! : "other"] = n;
+      if (n) declines[i < DECLINE_REASONS.length ? DECLINE_REASONS[i]! : "other"] = n;
     }
     const samples = Math.min(this.#tapCount, TAP_SAMPLES);
     const report: StatusReport = {

@@ -9,6 +9,10 @@ import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "./https";
 import { nodeTimers } from "./serial";
 import { FileJournalStorage } from "./storage";
+import { readFileSync } from "node:fs";
+
+/** The firmware version the status reports name: package.json's. */
+export const FIRMWARE_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export interface NodeTerminalOptions {
   /** The PN532's serial line: `{io: NodeSerial, path: "/dev/ttyUSB0", baud: 115200}`, a pty, or an in-memory end. */
@@ -39,7 +43,9 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
       trace: options.trace,
       // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.
       wakeUpTimeout: 1000,
-    }, options.config, options.onEvent);
+      // V8's heap stands in for the XS heap a device reports.
+      heap: () => ({ usedBytes: process.memoryUsage().heapUsed }),
+    }, { firmware: FIRMWARE_VERSION, ...options.config }, options.onEvent);
   } catch (error) {
     storage.close();
     throw error;

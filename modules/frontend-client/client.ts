@@ -96,7 +96,7 @@ const HEX8 = /^[0-9A-Fa-f]{8}$/;
 
 const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
 
-/** An HTTP `Date` (IMF-fixdate, RFC 9110 section 5.6.7) as epoch ms; undefined for anything else. */
+/** An HTTP `Date` (the IMF-fixdate form, docs/telemetry.md) as epoch ms; undefined for anything else. */
 export function parseHttpDate(text: string): number | undefined {
   const m = /^[A-Z][a-z]{2}, ([0-9]{2}) ([A-Z][a-z]{2}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT$/.exec(text);
   if (!m) return undefined;

@@ -109,20 +109,6 @@ export function checkSettings(value: unknown): TerminalSettings {
   return copySettings(value as TerminalSettings);
 }
 
-/** The good settings of an object and the refused ones: a terminal applies the first and reports the second. */
-export function splitSettings(value: unknown): { settings: TerminalSettings; refused: SettingError[] } {
-  if (!value || typeof value !== "object" || Array.isArray(value)) return { settings: {}, refused: settingErrors(value) };
-  const settings: { [key: string]: unknown } = {};
-  const refused: SettingError[] = [];
-  for (const name of Object.keys(value)) {
-    const v = (value as { [key: string]: unknown })[name];
-    const error = checkOne(name, v);
-    if (error) refused.push(error);
-    else settings[name] = Array.isArray(v) ? v.slice() : v;
-  }
-  return { settings: settings as TerminalSettings, refused };
-}
-
 /** Layers settings, later ones winning key by key (defaults, then group, then terminal). */
 export function mergeSettings(...layers: TerminalSettings[]): TerminalSettings {
   const merged: { [key: string]: unknown } = {};
