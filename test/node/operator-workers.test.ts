@@ -73,6 +73,17 @@ describeEngines("operator console with --workers 2", function () {
         terminal.close();
       }
     }
+    // Every page in both workers: the fleet and configuration through the store, the rest through the console's queries.
+    for (const page of ["/", `/purchases?terminal=${T1}`, "/attention", "/settlement", "/charts", `/config?scope=terminal:${T1}`, `/fleet/${T1}`]) {
+      for (let i = 0; i < 2; i++) {
+        const r = await once("GET", page, undefined, { cookie, accept: "text/html" });
+        assert.equal(r.status, 200, `${page}: ${r.text.slice(0, 300)}`);
+        if (page === "/") assert.ok(r.text.includes(T1), "the terminal that bought is listed");
+      }
+    }
+    const edited = await once("POST", "/config", `scope=terminal%3A${T1}&version=0&maxAmount=777`, { cookie, "content-type": "application/x-www-form-urlencoded" });
+    assert.equal(edited.status, 303);
+    assert.match((await once("GET", `/config?scope=terminal:${T1}`, undefined, { cookie, accept: "text/html" })).text, /&#34;maxAmount&#34;: 777/);
     for (let i = 0; i < 2; i++) {
       const metrics = (await once("GET", "/metrics", undefined, { cookie })).text;
       assert.match(metrics, new RegExp(`^frontend_authorizations_total\\{outcome="approved"\\} ${PURCHASES}$`, "m"), "every worker's authorizations, summed");
