@@ -11,6 +11,7 @@ import { PN532 } from "../modules/pn532/driver";
 import { ControllerPort } from "./controller";
 import { Indicator, type IndicatorOptions } from "./indicator";
 import { pn532Reader } from "./reader";
+import type { HeapInfo } from "./telemetry";
 import { Terminal, type TerminalConfig, type TerminalEvent } from "./terminal";
 
 export interface TerminalDevice {
@@ -27,6 +28,8 @@ export interface TerminalDevice {
   wakeUpTimeout?: number;
   /** How long to wait for an ACK before resending a repeatable command (a loaded PC answers later than a chip). */
   ackTimeout?: number;
+  /** The XS heap for the status reports (the ESP32 reads Moddable's Instrumentation); none where the host cannot tell. */
+  heap?: () => HeapInfo | undefined;
 }
 
 export interface RunningTerminal {
@@ -56,7 +59,7 @@ export async function assembleTerminal(device: TerminalDevice, config: TerminalC
     trace?.(`indicator: ${(error as Error).message}`);
   }
   const terminal = new Terminal({
-    reader: pn532Reader(pn532), client, journal, timers: device.timers, clock: device.clock, config, trace,
+    reader: pn532Reader(pn532), client, journal, timers: device.timers, clock: device.clock, config, trace, heap: device.heap,
     onEvent: (event) => {
       controller.send(event);
       indicator?.onEvent(event);

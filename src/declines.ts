@@ -14,6 +14,14 @@ export type DeclineReason =
   | "frontend-unavailable" | "card-hotlisted" | "card-type-not-accepted" | "card-data-invalid" | "amount-over-limit"
   | "replay" | "terminal-mismatch" | "key-not-found" | "algorithm-not-supported" | "tsn-exhausted" | "frontend-refused";
 
+/** Every decline reason, once: the status report's counters have one fixed slot each. */
+export const DECLINE_REASONS: readonly DeclineReason[] = Object.freeze([
+  "timeout", "cancelled", "journal-full", "no-application", "card-not-enabled", "card-expired", "card-not-yet-valid",
+  "insufficient-balance", "card-error", "card-refused", "mac2-mismatch", "no-route", "frontend-unavailable", "card-hotlisted",
+  "card-type-not-accepted", "card-data-invalid", "amount-over-limit", "replay", "terminal-mismatch", "key-not-found",
+  "algorithm-not-supported", "tsn-exhausted", "frontend-refused",
+] as DeclineReason[]);
+
 /**
  * The front-end's refusal codes (its 4xx `error.code`) and what the terminal tells the controller. A code not in this
  * table is a refusal all the same: "frontend-refused", with the code in the detail.

@@ -26,6 +26,8 @@ export interface IndicatorOptions {
   timers: Timers;
   /** LEDs wired from 3.3 V to the pin light on 0 (common-anode RGB LEDs are). The buzzer is always active high. */
   activeLow?: boolean;
+  /** Shows the operator's message (remote configuration) where the host has a display; "" clears it. */
+  display?: (text: string) => void;
 }
 
 export type IndicatorState = "off" | "idle" | "tap-card" | "hold-card" | "remove-card" | "failure" | "tap-again";
@@ -70,6 +72,7 @@ export function promptFor(event: TerminalEvent): IndicatorState | undefined {
 export class Indicator {
   readonly #timers: Timers;
   readonly #activeLow: boolean;
+  readonly #display: ((text: string) => void) | undefined;
   readonly #light: { out: DigitalOutput; bit: number }[] = [];
   readonly #buzzer: DigitalOutput | undefined;
   #state: IndicatorState = "off";
@@ -80,6 +83,7 @@ export class Indicator {
 
   constructor(options: IndicatorOptions) {
     this.#timers = options.timers;
+    this.#display = options.display;
     this.#activeLow = options.activeLow ?? false;
     const open = (pin: number) => new options.io({ pin, mode: options.mode });
     const pins = options.pins;
@@ -101,8 +105,20 @@ export class Indicator {
     return this.#state;
   }
 
+  /** The operator's message last shown ("" for none). */
+  message = "";
+
   /** Follows the terminal: pass every event the controller port is sent. */
   onEvent(event: TerminalEvent): void {
+    if (event.event === "message") {
+      this.message = event.text;
+      try {
+        this.#display?.(event.text);
+      } catch {
+        // A display that fails must not stop the prompts.
+      }
+      return;
+    }
     const state = promptFor(event);
     if (state) this.show(state);
   }

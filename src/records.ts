@@ -1,6 +1,7 @@
 import type { Journal, JournalRecord } from "../modules/journal/journal";
 import { decodeUtf8, encodeUtf8 } from "../modules/bytes/bytes";
 import type { Application, Completion, RoutingTable } from "../modules/frontend-client/client";
+import type { TerminalSettings } from "../modules/terminal-config/config";
 
 /**
  * What the terminal writes to its journal. Each record is one JSON object; a purchase's intent goes down before
@@ -38,7 +39,14 @@ export interface RoutesRecord {
   table: RoutingTable;
 }
 
-export type TerminalRecord = IntentRecord | OutcomeRecord | RoutesRecord;
+/** The remote configuration accepted last (already validated), so a restart without network keeps it. */
+export interface ConfigRecord {
+  k: "config";
+  version: number;
+  settings: TerminalSettings;
+}
+
+export type TerminalRecord = IntentRecord | OutcomeRecord | RoutesRecord | ConfigRecord;
 
 export function writeRecord(journal: Journal, record: TerminalRecord): number {
   return journal.append(encodeUtf8(JSON.stringify(record)));
@@ -78,6 +86,11 @@ export function readRecord(record: JournalRecord): TerminalRecord | undefined {
         Number.isInteger(route.level) && (route.application === "tunion" || route.application === "cityunion");
     });
     return ok ? (value as RoutesRecord) : undefined;
+  }
+  if (r.k === "config") {
+    // The settings themselves are checked by the terminal with the same validator the front-end uses.
+    const s = r.settings;
+    return int("version") && !!s && typeof s === "object" && !Array.isArray(s) ? (value as ConfigRecord) : undefined;
   }
   return undefined;
 }

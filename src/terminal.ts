@@ -17,8 +17,11 @@ import { frontendRefusal, type DeclineReason } from "./declines";
 import { CompletionForwarder } from "./forwarder";
 import { debitInDoubt, type PurchasePhase } from "./phases";
 import type { CardReader } from "./reader";
-import { PURCHASE_RECORD_BYTES, readRecord, writeRecord, type IntentRecord, type OutcomeRecord, type RoutesRecord } from "./records";
+import { PURCHASE_RECORD_BYTES, readRecord, writeRecord, type ConfigRecord, type IntentRecord, type OutcomeRecord, type RoutesRecord } from "./records";
 import { Routes } from "./routing";
+import { Telemetry, type HeapInfo } from "./telemetry";
+import { checkSettings, settingErrors, type SettingError, type TerminalSettings } from "../modules/terminal-config/config";
+import type { StatusReason } from "../modules/frontend-client/status";
 
 export type { DeclineReason } from "./declines";
 export { PURCHASE_PHASES, type PurchasePhase } from "./phases";
@@ -57,8 +60,14 @@ export interface TerminalConfig {
   /** More city codes whose routes are kept warm from the start (a terminal near a city boundary, say). */
   warmCityCodes?: string[];
   detectIntervalMs?: number;
-  /** The largest amount a controller may ask for, fen. */
+  /** The largest amount a controller may ask for, fen; a larger one is declined with `amount-over-limit`. */
   maxAmount?: number;
+  /** How often a status report goes to the level-1 front-end (default 5 minutes). */
+  statusEveryMs?: number;
+  /** Text for the indicator or the controller's display (usually set remotely). */
+  message?: string;
+  /** The firmware version the status reports name (package.json's, or the manifest's). */
+  firmware?: string;
 }
 
 export interface PayRequest {
@@ -88,6 +97,8 @@ export type TerminalEvent =
   | { event: "unknown-outcome"; order: string; purchaseId: string; asn: string; detail?: string }
   | { event: "resolved"; order: string; purchaseId: string; result: "approved" | "declined" | "unresolvable"; tac?: string }
   | { event: "error"; code: string; message: string; order?: string }
+  | { event: "message"; text: string }
+  | { event: "config"; version: number; applied: boolean; refused?: string[] }
   | { event: "status"; state: TerminalState; phase?: PurchasePhase; order?: string; unresolved: number; pendingCompletions: number;
       journal: ReturnType<Journal["stats"]>; routesVersion?: number | string };
 
@@ -109,7 +120,12 @@ export interface TerminalOptions {
   onEvent: (event: TerminalEvent) => void;
   /** A readable line per APDU and front-end call (the simulation's trace). */
   trace?: (line: string) => void;
+  /** The XS heap and slots for the status report, where the host can tell (Moddable's Instrumentation). */
+  heap?: () => HeapInfo | undefined;
 }
+
+type ResolvedConfig = Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes">> &
+  { applicationOrder: Application[]; warmCityCodes: string[] };
 
 const APPLICATIONS: { readonly [name: string]: PurseApplication } = Object.freeze({ tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION });
 
@@ -147,8 +163,18 @@ interface Tap {
 
 export class Terminal {
   readonly #o: TerminalOptions;
-  readonly #config: Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes">> &
-    { applicationOrder: Application[]; warmCityCodes: string[] };
+  /** The settings in force: the local ones (#base) with the accepted remote ones over them. */
+  #config: ResolvedConfig;
+  readonly #base: ResolvedConfig;
+  readonly #telemetry: Telemetry;
+  /** The remote configuration in force (0: none), one accepted but waiting for the end of a purchase, and refusals. */
+  #configVersion = 0;
+  #configSeq: number | undefined;
+  #pendingConfig: { version: number; settings: TerminalSettings } | undefined;
+  #refused: { version: number; errors: SettingError[] } | undefined;
+  /** A report in flight, and the reason of the next one to send (a trigger while busy or during a purchase). */
+  #reporting = false;
+  #reportDue: StatusReason | undefined;
   readonly #routes = new Routes();
   readonly #forwarder: CompletionForwarder;
   readonly #unresolved = new Map<string, Unresolved>();
@@ -182,8 +208,14 @@ export class Terminal {
       keepWarmMs: c.keepWarmMs ?? 30_000,
       detectIntervalMs: c.detectIntervalMs ?? 50,
       maxAmount: c.maxAmount ?? 100_000,
+      statusEveryMs: c.statusEveryMs ?? 5 * 60_000,
+      message: c.message ?? "",
+      firmware: c.firmware ?? "unknown",
       warmCityCodes: warm,
     };
+    this.#base = this.#config;
+    this.#telemetry = new Telemetry({ terminalId: this.#config.terminalId, firmware: this.#config.firmware, journal: options.journal,
+      now: () => options.clock.now(), heap: options.heap });
     this.#forwarder = new CompletionForwarder({
       client: options.client,
       timers: options.timers,
@@ -233,6 +265,11 @@ export class Terminal {
         if (this.#routesSeq !== undefined) this.#retire(this.#routesSeq);
         this.#routesSeq = raw.seq;
         this.#routes.table = record.table;
+      } else if (record.k === "config") {
+        if (this.#configSeq !== undefined) this.#retire(this.#configSeq);
+        this.#configSeq = raw.seq;
+        // Checked again: a record written by another firmware version may hold what this one refuses.
+        if (settingErrors(record.settings).length === 0) this.#pendingConfig = { version: record.version, settings: checkSettings(record.settings) };
       } else if (record.k === "intent") {
         // An intent without an outcome: DEBIT may have been sent. Only the card can say what happened.
         this.#unresolved.set(record.purchaseId, { seq: raw.seq, intent: record, reported: false });
@@ -247,6 +284,8 @@ export class Terminal {
     }
     if (skipped) this.#emit({ event: "error", code: "JOURNAL_UNREADABLE", message: `${skipped} journal records could not be read` });
     for (const u of this.#unresolved.values()) this.#scheduleReport(u);
+    // The journaled configuration holds from the first purchase on, with or without a network.
+    this.#applyPending();
     try {
       await this.refreshRoutes();
     } catch (error) {
@@ -256,15 +295,46 @@ export class Terminal {
     if (this.#isClosed()) return;
     await this.#warmAll();
     if (this.#isClosed()) return;
-    this.#every(this.#config.routesRefreshMs, () => this.refreshRoutes().catch(() => undefined));
-    this.#every(this.#config.keepWarmMs, () => void this.#warmAll());
+    this.#startPeriodic();
     this.#state = "idle";
     this.#emit({ event: "ready", terminalId: this.#config.terminalId, routes: this.#routes.table?.routes.length ?? 0,
       unresolved: this.#unresolved.size, pendingCompletions: this.#forwarder.pending });
+    if (this.#config.message) this.#emit({ event: "message", text: this.#config.message });
+    this.#applyPending();
+    this.#report("start");
   }
 
+  /** The periodic jobs, each one repeating timer; started again when a new configuration changes an interval. */
+  #startPeriodic(): void {
+    for (const t of this.#periodic) this.#o.timers.clear(t);
+    this.#periodic.length = 0;
+    this.#every(this.#config.routesRefreshMs, () => this.refreshRoutes().catch(() => undefined));
+    this.#every(this.#config.keepWarmMs, () => void this.#warmAll());
+    this.#every(this.#config.statusEveryMs, () => this.#report("interval"));
+  }
+
+  /** The configuration version in force (0: the local settings only). */
+  get configVersion(): number {
+    return this.#configVersion;
+  }
+
+  /** The settings in force now. */
+  get settings(): Readonly<ResolvedConfig> {
+    return this.#config;
+  }
+
+  /** Fetches the routing table and, at the same moment, the terminal's configuration (which may fail on its own). */
   async refreshRoutes(): Promise<void> {
-    const table = await this.#o.client.routes(this.#config.level1Url);
+    const client = this.#o.client;
+    const [routes, config] = await Promise.allSettled([client.routes(this.#config.level1Url), client.config(this.#config.level1Url, this.#config.terminalId)]);
+    if (config.status === "fulfilled") this.#receiveConfig(config.value.version, config.value.settings);
+    else this.#telemetry.frontendError();
+    this.#checkClock();
+    if (routes.status === "rejected") {
+      this.#telemetry.frontendError();
+      throw routes.reason;
+    }
+    const table = routes.value;
     if (JSON.stringify(table) === JSON.stringify(this.#routes.table)) return;
     const record: RoutesRecord = { k: "routes", table };
     const seq = writeRecord(this.#o.journal, record);
@@ -273,6 +343,90 @@ export class Terminal {
     this.#routes.table = table;
     // The routes this terminal expects may have moved: open them now, not on the next tap.
     if (this.#state !== "starting" && this.#state !== "closed") void this.#warmAll();
+  }
+
+  // ---- remote configuration and status reports ----
+
+  /** A configuration from the front-end: refused whole if any field is bad, else journaled and applied between purchases. */
+  #receiveConfig(version: number, settings: TerminalSettings): void {
+    if (version === (this.#pendingConfig?.version ?? this.#configVersion)) return;
+    const errors = settingErrors(settings);
+    if (errors.length) {
+      if (this.#refused?.version === version) return;
+      this.#refused = { version, errors };
+      this.#emit({ event: "config", version, applied: false, refused: errors.map((e) => e.message) });
+      this.#report("config-refused");
+      return;
+    }
+    const record: ConfigRecord = { k: "config", version, settings: checkSettings(settings) };
+    try {
+      const seq = writeRecord(this.#o.journal, record);
+      if (this.#configSeq !== undefined) this.#retire(this.#configSeq);
+      this.#configSeq = seq;
+    } catch (error) {
+      // Applied all the same; without its record a restart without network runs the previous one until the next fetch.
+      this.#emit({ event: "error", code: "JOURNAL_WRITE", message: `configuration ${version} not journaled: ${(error as Error).message}` });
+    }
+    this.#pendingConfig = { version, settings: record.settings };
+    if (this.#state === "idle") this.#applyPending();
+  }
+
+  /** Puts a waiting configuration in force; called only when no purchase runs. */
+  #applyPending(): void {
+    const pending = this.#pendingConfig;
+    if (!pending || this.#isClosed()) return;
+    this.#pendingConfig = undefined;
+    const before = this.#config;
+    const next: ResolvedConfig = { ...this.#base };
+    const s = pending.settings;
+    if (s.maxAmount !== undefined) next.maxAmount = s.maxAmount;
+    if (s.applicationOrder !== undefined) next.applicationOrder = s.applicationOrder.slice();
+    if (s.strict !== undefined) next.strict = s.strict;
+    if (s.strictTimeoutMs !== undefined) next.strictTimeoutMs = s.strictTimeoutMs;
+    if (s.recoveryWindowMs !== undefined) next.recoveryWindowMs = s.recoveryWindowMs;
+    if (s.reportUnresolvedAfterMs !== undefined) next.reportUnresolvedAfterMs = s.reportUnresolvedAfterMs;
+    if (s.routesRefreshMs !== undefined) next.routesRefreshMs = s.routesRefreshMs;
+    if (s.keepWarmMs !== undefined) next.keepWarmMs = s.keepWarmMs;
+    if (s.statusEveryMs !== undefined) next.statusEveryMs = s.statusEveryMs;
+    if (s.message !== undefined) next.message = s.message;
+    this.#config = next;
+    this.#configVersion = pending.version;
+    if (this.#refused && this.#refused.version <= pending.version) this.#refused = undefined;
+    if (this.#state !== "starting" && (next.routesRefreshMs !== before.routesRefreshMs || next.keepWarmMs !== before.keepWarmMs ||
+        next.statusEveryMs !== before.statusEveryMs)) this.#startPeriodic();
+    this.#emit({ event: "config", version: pending.version, applied: true });
+    if (next.message !== before.message && this.#state !== "starting") this.#emit({ event: "message", text: next.message });
+  }
+
+  /**
+   * Sends a status report, or keeps its reason for later: while a purchase runs (a report never takes time from
+   * one) or while another report is in flight. A report that fails is counted and not retried; the next one carries on.
+   */
+  #report(reason: StatusReason): void {
+    if (this.#isClosed()) return;
+    if (this.#reporting || this.#state !== "idle") {
+      this.#reportDue ??= reason;
+      return;
+    }
+    this.#reporting = true;
+    this.#reportDue = undefined;
+    const report = this.#telemetry.report(reason, {
+      pendingCompletions: this.#forwarder.pending, unresolved: this.#unresolved.size,
+      config: { version: this.#configVersion, refused: (this.#refused?.errors ?? []).slice(0, 16).map((e) => ({ field: e.field.slice(0, 64), code: e.code, message: e.message.slice(0, 200) })) },
+    });
+    this.#o.client.status(this.#config.level1Url, report).then(() => this.#checkClock(), () => this.#telemetry.frontendError()).then(() => {
+      this.#reporting = false;
+      const due = this.#reportDue;
+      if (due) {
+        this.#reportDue = undefined;
+        this.#report(due);
+      }
+    });
+  }
+
+  #checkClock(): void {
+    const alert = this.#telemetry.checkClock(this.#o.client.serverDate, this.#o.clock.now());
+    if (alert) this.#report(alert);
   }
 
   status(): TerminalEvent {
@@ -289,10 +443,13 @@ export class Terminal {
         `cannot take a payment while ${this.#state}`);
     }
     const { amount, order } = request;
-    if (!Number.isInteger(amount) || amount <= 0 || amount > this.#config.maxAmount) {
-      throw new TerminalError("BAD_AMOUNT", `amount must be whole fen in 1..${this.#config.maxAmount}`);
-    }
+    if (!Number.isInteger(amount) || amount <= 0) throw new TerminalError("BAD_AMOUNT", "amount must be whole fen, 1 or more");
     if (typeof order !== "string" || !/^[\x21-\x7e]{1,32}$/.test(order)) throw new TerminalError("BAD_ORDER", "order must be 1..32 printable characters");
+    if (amount > this.#config.maxAmount) {
+      // A well-formed request over this terminal's limit (which an operator may change): declined, nothing at stake.
+      this.#emit({ event: "declined", order, reason: "amount-over-limit", amount, detail: `the limit is ${this.#config.maxAmount} fen` });
+      return Promise.resolve();
+    }
     const timeout = request.timeoutMs ?? 30_000;
     if (!Number.isInteger(timeout) || timeout < 100 || timeout > 600_000) throw new TerminalError("BAD_TIMEOUT", "timeoutMs must be 100..600000");
     this.#state = "waiting-for-card";
@@ -302,6 +459,13 @@ export class Terminal {
       if (this.#state !== "closed") this.#state = "idle";
       this.#order = undefined;
       this.#tap = undefined;
+      // Between purchases: a configuration that arrived meanwhile, then any report that waited for the end.
+      this.#applyPending();
+      const due = this.#reportDue;
+      if (due && !this.#reporting) {
+        this.#reportDue = undefined;
+        this.#report(due);
+      }
     });
   }
 
@@ -696,6 +860,7 @@ export class Terminal {
       if (!this.#unresolved.has(id) || pending.reported) return;
       pending.reported = true;
       this.#deliver({ k: "outcome", purchaseId: id, url: pending.intent.url, order: pending.intent.order, completion: { outcome: "unknown" } });
+      this.#report("unresolved-reported");
     }, wait));
   }
 
@@ -759,6 +924,8 @@ export class Terminal {
   }
 
   #emit(event: TerminalEvent): void {
+    const alert = this.#telemetry.observe(event);
+    if (alert) this.#report(alert);
     try {
       this.#o.onEvent(event);
     } catch {

@@ -76,7 +76,7 @@ export function readSettings(raw: Raw): Esp32Settings {
   const controller = uart(raw, "controller");
   if (pn532.port === controller.port) throw new ConfigError("the PN532 and the controller port need different UARTs");
   return {
-    terminal: { terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict") },
+    terminal: { terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict"), firmware: text(raw, "firmware", "unknown") },
     pn532,
     controller,
     indicator,

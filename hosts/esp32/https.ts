@@ -20,7 +20,8 @@ export interface HTTPRequestOptions {
   path: string;
   headers: Map<string, string>;
   onWritable?(this: HTTPRequest, count: number): void;
-  onHeaders?(this: HTTPRequest, status: number): void;
+  /** Moddable's client passes the response headers (lower-case names) as a Map after the status. */
+  onHeaders?(this: HTTPRequest, status: number, headers: Map<String, string>): void;
   onReadable?(this: HTTPRequest, count: number): void;
   onDone?(this: HTTPRequest, error: Error | null): void;
 }
@@ -139,6 +140,7 @@ class EspHttpsConnection implements HttpsConnection {
       const timers = this.#options.timers;
       let settled = false;
       let status = 0;
+      let date: string | undefined;
       const chunks: Uint8Array[] = [];
       const finish = (error: Error | undefined) => {
         if (settled) return;
@@ -151,7 +153,7 @@ class EspHttpsConnection implements HttpsConnection {
           reject(error);
           return;
         }
-        resolve({ status, body: concatBytes(...chunks) });
+        resolve({ status, body: concatBytes(...chunks), ...(date ? { date } : {}) });
       };
       const fail = (error: Error) => finish(error);
       const timer = timers.set(() => finish(new NetworkError(`${request.method} ${this.origin}${request.path}: no answer in ${request.timeout} ms`)), request.timeout);
@@ -181,8 +183,9 @@ class EspHttpsConnection implements HttpsConnection {
           this.write(body.subarray(sent, sent + n));
           sent += n;
         },
-        onHeaders(this: HTTPRequest, code: number) {
+        onHeaders(this: HTTPRequest, code: number, headers: Map<String, string>) {
           status = code;
+          date = headers?.get?.("date");
         },
         onReadable(this: HTTPRequest, count: number) {
           const bytes = this.read(count);

@@ -11,6 +11,7 @@ import TLSSocket from "embedded:io/socket/tcp/tls";
 import HTTPClient from "embedded:network/http/client";
 import Resolver from "embedded:network/dns/resolver/udp";
 import config from "mc/config";
+import Instrumentation from "instrumentation";
 import Resource from "Resource";
 import SNTP from "sntp";
 import Time from "time";
@@ -87,8 +88,20 @@ async function main(): Promise<void> {
     clock: { now: () => Date.now() },
     indicator: settings.indicator && { io: digital as unknown as DigitalClass, mode: digital.Output, ...settings.indicator },
     trace: (line) => trace(`${line}\n`),
+    heap: xsHeap,
   }, settings.terminal);
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
+}
+
+const SLOTS = Instrumentation.map("XS Slot Heap Used");
+const CHUNKS = Instrumentation.map("XS Chunk Heap Used");
+
+/** The XS heap for the status reports, from Moddable's instrumentation (docs/telemetry.md). */
+function xsHeap(): { usedBytes?: number; slotBytes?: number; chunkBytes?: number } | undefined {
+  const slotBytes = Instrumentation.get(SLOTS);
+  const chunkBytes = Instrumentation.get(CHUNKS);
+  if (slotBytes === undefined && chunkBytes === undefined) return undefined;
+  return { usedBytes: (slotBytes ?? 0) + (chunkBytes ?? 0), ...(slotBytes === undefined ? {} : { slotBytes }), ...(chunkBytes === undefined ? {} : { chunkBytes }) };
 }
 
 function start(): void {

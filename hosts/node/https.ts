@@ -91,7 +91,7 @@ class NodeHttpsConnection implements HttpsConnection {
             body.set(c, offset);
             offset += c.length;
           }
-          resolve({ status: res.statusCode ?? 0, body });
+          resolve({ status: res.statusCode ?? 0, body, ...(typeof res.headers.date === "string" ? { date: res.headers.date } : {}) });
         });
       });
       const timer = setTimeout(() => {

@@ -25,6 +25,8 @@ export interface PcTerminalOptions {
   strict?: boolean;
   esp32Tls?: boolean;
   recoveryWindowMs?: number;
+  /** How often the status report goes (default 5 minutes). */
+  statusEveryMs?: number;
   cityCode?: string;
   dieAtWrite?: number;
 }
@@ -74,7 +76,8 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
       controller: o.controller ? { io: NodeSerial, path: o.controller, baud: 115200 } : { io: StdioSerial, baud: 115200 },
       tls,
       journalPath,
-      config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode },
+      config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode,
+        ...(o.statusEveryMs ? { statusEveryMs: o.statusEveryMs } : {}) },
       trace: log,
       wrapStorage: o.dieAtWrite === undefined ? undefined : (storage) => dyingStorage(storage, o.dieAtWrite!),
     });

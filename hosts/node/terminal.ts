@@ -9,6 +9,10 @@ import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "./https";
 import { nodeTimers } from "./serial";
 import { FileJournalStorage } from "./storage";
+import { readFileSync } from "node:fs";
+
+/** The firmware version the status reports name: package.json's. */
+export const FIRMWARE_VERSION = (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 
 export interface NodeTerminalOptions {
   /** The PN532's serial line: `{io: NodeSerial, path: "/dev/ttyUSB0", baud: 115200}`, a pty, or an in-memory end. */
@@ -42,7 +46,9 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
       // The same busy PC can deliver any ACK late; a resend costs nothing but a lost frame is rare, so wait longer than
       // the chip's 15 ms (docs/pn532.md) before resending.
       ackTimeout: 250,
-    }, options.config, options.onEvent);
+      // V8's heap stands in for the XS heap a device reports.
+      heap: () => ({ usedBytes: process.memoryUsage().heapUsed }),
+    }, { firmware: FIRMWARE_VERSION, ...options.config }, options.onEvent);
   } catch (error) {
     storage.close();
     throw error;

@@ -26,7 +26,7 @@ export type Outgoing =
 
 export type Incoming =
   | { k: "serial"; port: string; hex: string }
-  | { k: "http"; id: number; status?: number; hex?: string; error?: string; handshakes: number; connected: boolean };
+  | { k: "http"; id: number; status?: number; hex?: string; date?: string; error?: string; handshakes: number; connected: boolean };
 
 export function send(message: Outgoing): void {
   issueCommand(encodeUtf8(JSON.stringify(message)).buffer as ArrayBuffer);
@@ -245,5 +245,5 @@ export function deliver(message: Incoming, timers: Timers): void {
   w.connection.handshakes = message.handshakes;
   w.connection.connected = message.connected;
   if (message.error !== undefined) w.reject(new NetworkError(message.error));
-  else w.resolve({ status: message.status ?? 0, body: fromHex(message.hex ?? "") });
+  else w.resolve({ status: message.status ?? 0, body: fromHex(message.hex ?? ""), ...(message.date ? { date: message.date } : {}) });
 }

@@ -11,7 +11,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { NetworkError, type HttpsConnection, type SerialPort, type SerialSpec } from "../../modules/device/types";
+import { NetworkError, type HttpResponse, type HttpsConnection, type SerialPort, type SerialSpec } from "../../modules/device/types";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
 import type { TerminalConfig } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "../node/https";
@@ -350,12 +350,12 @@ export class XsTerminalHost {
         this.exchanges.set(key, (this.exchanges.get(key) ?? 0) + 1);
         const connection = this.#connection(out.origin);
         const exchange = out.k === "warm"
-          ? connection.warm(out.timeout).then(() => ({ status: 200, body: new Uint8Array(0) }))
+          ? connection.warm(out.timeout).then((): HttpResponse => ({ status: 200, body: new Uint8Array(0) }))
           : connection.request({ method: out.method as "GET" | "POST", path: out.path, body: out.hex ? fromHex(out.hex) : undefined, timeout: out.timeout });
         this.#inFlight++;
         void exchange.finally(() => this.#inFlight--).catch(() => undefined);
         exchange.then(
-          (r) => this.#input({ k: "http", id: out.id, status: r.status, hex: toHex(r.body), handshakes: connection.handshakes, connected: connection.connected }),
+          (r) => this.#input({ k: "http", id: out.id, status: r.status, hex: toHex(r.body), ...(r.date ? { date: r.date } : {}), handshakes: connection.handshakes, connected: connection.connected }),
           (e: Error) => this.#input({ k: "http", id: out.id, error: e instanceof NetworkError ? e.message : `${e.name}: ${e.message}`,
             handshakes: connection.handshakes, connected: connection.connected }),
         );

@@ -59,6 +59,8 @@ export interface HttpRequest {
 export interface HttpResponse {
   status: number;
   body: Uint8Array;
+  /** The answer's `Date` header, where the host hands headers on (the terminal compares its clock with it). */
+  date?: string;
 }
 
 /**

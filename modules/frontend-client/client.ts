@@ -1,6 +1,7 @@
 import { NetworkError, type HttpsConnection, type HttpsConnector } from "../device/types";
 import { decodeUtf8, encodeUtf8 } from "../bytes/bytes";
 import { CodedError } from "../errors/errors";
+import type { ConfigAnswer, StatusReport } from "./status";
 
 /**
  * The terminal's side of the front-end protocol (JSON over HTTPS with a client certificate): authorize, complete,
@@ -93,9 +94,22 @@ function originOf(url: string): string {
 
 const HEX8 = /^[0-9A-Fa-f]{8}$/;
 
+const MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec";
+
+/** An HTTP `Date` (the IMF-fixdate form, docs/telemetry.md) as epoch ms; undefined for anything else. */
+export function parseHttpDate(text: string): number | undefined {
+  const m = /^[A-Z][a-z]{2}, ([0-9]{2}) ([A-Z][a-z]{2}) ([0-9]{4}) ([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT$/.exec(text);
+  if (!m) return undefined;
+  const month = MONTHS.indexOf(m[2]!);
+  if (month < 0 || month % 3) return undefined;
+  return Date.UTC(Number(m[3]), month / 3, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+}
+
 export class FrontendClient {
   readonly #connector: HttpsConnector;
   readonly #connections = new Map<string, HttpsConnection>();
+  /** Status reports go on connections of their own: a report being sent never queues a tap's request behind it. */
+  readonly #reportConnections = new Map<string, HttpsConnection>();
   readonly #authorizeTimeout: number;
   readonly #requestTimeout: number;
 
@@ -114,6 +128,9 @@ export class FrontendClient {
     }
     return connection;
   }
+
+  /** The front-end's clock from the `Date` header of the latest answer that had one, epoch ms (1 s resolution). */
+  serverDate: number | undefined;
 
   /** Opens the TLS connection to a front-end ahead of the tap that will need it. */
   async warm(url: string, timeout = this.#requestTimeout): Promise<void> {
@@ -162,21 +179,46 @@ export class FrontendClient {
     return table as RoutingTable;
   }
 
+  /** The terminal's effective configuration (fetched with the routing table). */
+  async config(url: string, terminalId: string): Promise<ConfigAnswer> {
+    const body = await this.#call(url, "GET", `/v1/terminals/${terminalId}/config`, undefined, this.#requestTimeout);
+    const c = body as Partial<ConfigAnswer>;
+    if (!Number.isInteger(c.version) || (c.version as number) < 0 || !c.settings || typeof c.settings !== "object" || Array.isArray(c.settings)) {
+      throw new FrontendProtocolError("configuration answer has no version or settings");
+    }
+    return { terminalId, version: c.version as number, settings: c.settings };
+  }
+
+  /** Sends a status report on the origin's report connection. */
+  async status(url: string, report: StatusReport): Promise<void> {
+    const origin = originOf(url);
+    let connection = this.#reportConnections.get(origin);
+    if (!connection) {
+      connection = this.#connector.connect(origin);
+      this.#reportConnections.set(origin, connection);
+    }
+    await this.#call(url, "POST", `/v1/terminals/${report.terminalId}/status`, report, this.#requestTimeout, connection);
+  }
+
   close(): void {
     for (const c of this.#connections.values()) c.close();
     this.#connections.clear();
+    for (const c of this.#reportConnections.values()) c.close();
+    this.#reportConnections.clear();
   }
 
-  async #call(url: string, method: "GET" | "POST", path: string, payload: unknown, timeout: number): Promise<unknown> {
+  async #call(url: string, method: "GET" | "POST", path: string, payload: unknown, timeout: number, on?: HttpsConnection): Promise<unknown> {
     let response;
     try {
-      response = await this.connection(url).request({
+      response = await (on ?? this.connection(url)).request({
         method, path, timeout, body: payload === undefined ? undefined : encodeUtf8(JSON.stringify(payload)),
       });
     } catch (error) {
       if (error instanceof NetworkError) throw new FrontendUnavailableError(`${method} ${path}: ${error.message}`);
       throw error;
     }
+    const date = response.date === undefined ? undefined : parseHttpDate(response.date);
+    if (date !== undefined) this.serverDate = date;
     let body: unknown;
     try {
       body = response.body.length ? JSON.parse(decodeUtf8(response.body)) : undefined;

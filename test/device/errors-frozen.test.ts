@@ -13,6 +13,7 @@ import { PurseFormatError } from "../../modules/purse/errors";
 import { ApduError, ApduFormatError, ApduProtocolError } from "../../modules/iso7816/errors";
 import { TerminalError } from "../../src/terminal";
 import { ConfigError } from "../../hosts/esp32/config";
+import { SettingError } from "../../modules/terminal-config/config";
 
 declare const issueCommand: unknown;
 const insideXs = typeof issueCommand === "function";
@@ -38,6 +39,7 @@ describe("error classes on frozen primordials (Moddable)", () => {
     ["JournalError", () => new JournalError("bad block")],
     ["JournalFullError", () => new JournalFullError()],
     ["FrontendDeclineError", () => new FrontendDeclineError(402, "INSUFFICIENT_FUNDS", "declined")],
+    ["SettingError", () => new SettingError("CONFIG_RANGE", "maxAmount", "too large")],
     ["FrontendUnavailableError", () => new FrontendUnavailableError("down")],
     ["FrontendProtocolError", () => new FrontendProtocolError("bad json")],
     ["PurseFormatError", () => new PurseFormatError("short")],

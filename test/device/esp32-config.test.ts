@@ -3,7 +3,7 @@ import { ConfigError, readSettings } from "../../hosts/esp32/config";
 
 // mc/config as the manifest gives it, and as the mcconfig command line overrides it (every override is a string).
 const MANIFEST = {
-  terminalId: "310001029313", level1Url: "https://frontend.example:8443", strict: "false", sntp: "pool.ntp.org,time.google.com",
+  terminalId: "310001029313", level1Url: "https://frontend.example:8443", strict: "false", firmware: "0.1.0", sntp: "pool.ntp.org,time.google.com",
   dns: "1.1.1.1,8.8.8.8", pn532_port: 2, pn532_rx: 16, pn532_tx: 17, pn532_baud: 115200, controller_port: 1, controller_rx: 26,
   controller_tx: 27, controller_baud: 115200, indicator: "led", led_pin: 2, buzzer_pin: 4, red_pin: "", green_pin: "", blue_pin: "",
   indicator_active_low: "false", journal_partition: "journal", ca_der: "ca.der", client_der: "terminal.der", key_der: "terminalkey.der",
@@ -15,7 +15,7 @@ describe("ESP32 settings from mc/config", () => {
     assert.deepEqual(s.pn532, { port: 2, receive: 16, transmit: 17, baud: 115200 });
     assert.deepEqual(s.controller, { port: 1, receive: 26, transmit: 27, baud: 115200 });
     assert.deepEqual(s.indicator, { pins: { led: 2, buzzer: 4 }, activeLow: false });
-    assert.deepEqual(s.terminal, { terminalId: "310001029313", level1Url: "https://frontend.example:8443", strict: false });
+    assert.deepEqual(s.terminal, { terminalId: "310001029313", level1Url: "https://frontend.example:8443", strict: false, firmware: "0.1.0" });
     assert.deepEqual(s.sntpHosts, ["pool.ntp.org", "time.google.com"]);
     assert.equal(s.journalPartition, "journal");
     assert.deepEqual(s.certificates, { ca: "ca.der", client: "terminal.der", key: "terminalkey.der" });

@@ -1,122 +1,17 @@
 import * as assert from "../lib/assert";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
-import type { SerialOptions, SerialPort } from "../../modules/device/types";
 import { Journal } from "../../modules/journal/journal";
-import { MemoryStorage } from "../../modules/journal/storage";
 import { Command } from "../../modules/pn532/commands";
-import { assembleTerminal, type RunningTerminal } from "../../src/assemble";
 import { readRecord } from "../../src/records";
 import { PURCHASE_PHASES, type PurchasePhase, type TerminalEvent } from "../../src/terminal";
-import { ScriptedFrontend } from "../lib/scripted-frontend";
-import { ScriptedPeer } from "../lib/pn532-peer";
-import { settle, VirtualClock } from "../lib/virtual-clock";
+import { ControllerLine, start, TAC } from "../lib/terminal-rig";
+import { settle } from "../lib/virtual-clock";
 
 // The terminal as a unit, on the device interfaces only, so it runs under mocha and inside XS: the real PN532
 // driver, journal, front-end client, forwarder and controller port, on a virtual clock, with the far ends played
 // by scripts: the chip and its card (ScriptedPeer answering InDataExchange), the front-end (ScriptedFrontend), and
 // the controller's serial line. The end-to-end suites run the same purchase against the real emulator, cards and
 // front-end on Node.
-
-const TARGET = fromHex("01 01 0344 20 07 04A1B2C3D4E5F6 06 7577810280");
-const FCI = "6F318408A000000632010105A5259F0801029F0C1E01011000FFFFFFFF02010310517007010479138120190718204012310000";
-const BASIC_0x15 = "01011000FFFFFFFF02010310517007010479138120190718204012310000";
-const MAC2 = "AABBCCDD";
-const TAC = "11223344";
-
-/** One electronic-purse card as the terminal sees it through the PN532: its counter moves on each DEBIT it runs. */
-class ScriptedCard {
-  balance = 5000;
-  serial = 7;
-  debits = 0;
-  answer(apdu: Uint8Array): string {
-    switch (apdu[1]) {
-      case 0xa4: return FCI + "9000";
-      case 0xb0: return BASIC_0x15 + "9000";
-      case 0x50: {
-        const b = this.balance.toString(16).padStart(8, "0");
-        return `${b}${this.serial.toString(16).padStart(4, "0")}000000` + "0100" + "9AC87503" + "9000";
-      }
-      case 0x54:
-        this.debits++;
-        this.balance -= 300;
-        this.serial++;
-        return TAC + MAC2 + "9000";
-      case 0x5a: return MAC2 + TAC + "9000";
-      default: return "6D00";
-    }
-  }
-}
-
-/** The controller's end of the controller port: what the terminal sends, as parsed lines. */
-class ControllerLine implements SerialPort {
-  static last: ControllerLine | undefined;
-  readonly lines: string[] = [];
-  #text = "";
-  constructor(readonly options: SerialOptions) {
-    ControllerLine.last = this;
-  }
-  read(): ArrayBuffer | undefined {
-    return undefined;
-  }
-  write(data: ArrayBuffer | Uint8Array): void {
-    const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-    for (const b of bytes) this.#text += String.fromCharCode(b);
-    for (let nl = this.#text.indexOf("\n"); nl >= 0; nl = this.#text.indexOf("\n")) {
-      this.lines.push(this.#text.slice(0, nl));
-      this.#text = this.#text.slice(nl + 1);
-    }
-  }
-  close(): void {}
-}
-
-interface System {
-  clock: VirtualClock;
-  peer: ScriptedPeer;
-  card: ScriptedCard;
-  fe: ScriptedFrontend;
-  storage: MemoryStorage;
-  running: RunningTerminal;
-  events: TerminalEvent[];
-  /** Called with each phase the trace reports. */
-  onPhase: (phase: PurchasePhase) => void;
-}
-
-async function start(cardPresent = true): Promise<System> {
-  const clock = new VirtualClock();
-  const peer = new ScriptedPeer(clock);
-  const card = new ScriptedCard();
-  let present = cardPresent;
-  peer.onCommand = (c, p) => {
-    if (c.code === Command.GetFirmwareVersion) p.answer(c.code, fromHex("32010607"));
-    else if (c.code === Command.InListPassiveTarget) p.answer(c.code, present ? TARGET : fromHex("00"));
-    else if (c.code === Command.InDataExchange) p.answer(c.code, fromHex("00" + card.answer(c.params.subarray(1))));
-    else p.answer(c.code, c.code === Command.InRelease || c.code === Command.InDeselect ? fromHex("00") : new Uint8Array(0));
-  };
-  void present;
-  const fe = new ScriptedFrontend(clock);
-  let tsn = 0;
-  fe.script = (r) => {
-    if (r.path === "/v1/routes") return { status: 200, body: { version: 1, routes: [{ cityCode: "*", application: "tunion", level: 1, url: "https://fe.test", keyIndex: 1 }] } };
-    if (r.path === "/v1/purchases") {
-      tsn++;
-      return { status: 200, body: { purchaseId: `P-${tsn}`, tsn, date: "20261201", time: "120000", mac1: "01020304", mac2: MAC2 } };
-    }
-    return { status: 200, body: { status: "completed" } };
-  };
-  const storage = new MemoryStorage(16 * 1024, 1024);
-  const events: TerminalEvent[] = [];
-  const system = { clock, peer, card, fe, storage, events, onPhase: (_p: PurchasePhase) => {} } as System;
-  const running = await clock.run(assembleTerminal({
-    pn532: { io: peer.io }, controller: { io: ControllerLine }, connector: fe, storage, timers: clock,
-    clock: { now: () => Date.UTC(2026, 11, 1, 4) },
-    trace: (line) => {
-      const m = /^ {2}phase: (.+)$/.exec(line);
-      if (m) system.onPhase(m[1] as PurchasePhase);
-    },
-  }, { terminalId: "310001029313", level1Url: "https://fe.test", recoveryWindowMs: 2000, keepWarmMs: 30_000 }, (e) => events.push(e)));
-  system.running = running;
-  return system;
-}
 
 function finalOf(events: TerminalEvent[]): TerminalEvent | undefined {
   return events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome");

@@ -14,6 +14,8 @@ export class ScriptedFrontend implements HttpsConnector {
   readonly requests: SeenRequest[] = [];
   script: (request: SeenRequest) => Reply = () => ({ status: 200, body: { status: "completed" } });
   handshakes = 0;
+  /** The front-end's own clock, epoch ms: with it every answer carries a `Date` header. */
+  serverTime: (() => number) | undefined;
   constructor(readonly clock: VirtualClock) {}
 
   connect(origin: string): HttpsConnection {
@@ -41,7 +43,8 @@ export class ScriptedFrontend implements HttpsConnector {
           if (reply === "never") return;
           fe.clock.set(() => {
             fe.clock.clear(deadline);
-            resolve({ status: reply.status, body: encodeUtf8(JSON.stringify(reply.body)) });
+            const date = fe.serverTime ? { date: new Date(fe.serverTime()).toUTCString() } : {};
+            resolve({ status: reply.status, body: encodeUtf8(JSON.stringify(reply.body)), ...date });
           }, reply.delay ?? 1);
         });
       },

@@ -87,6 +87,7 @@ describeEngines("fault injection: network drops and resets, front-end killed and
     for (const [level, layout] of both) {
       const exchanges = await probe(level, layout);
       assert.ok(exchanges.length >= 2, exchanges.join(", "));
+      tally.expect(exchanges.length * FAULTS.length);
       const proxy = rig.proxies[level]!;
       for (const [j, exchange] of exchanges.entries()) {
         for (const fault of FAULTS) {

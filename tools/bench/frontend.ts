@@ -29,6 +29,7 @@ import { openStore, readDevelopmentMasterKeys, writeDevelopmentKeyStore, type Fr
 import { postgresCluster, postgresSkipReason } from "../frontend/pg-cluster";
 import { purchaseIdentifier } from "../frontend/service";
 import { generateDevelopmentPki, type DevelopmentPki } from "../pki/index";
+import { Progress } from "../progress";
 
 const root = path.resolve(import.meta.dirname, "../..");
 
@@ -317,12 +318,16 @@ async function main(): Promise<void> {
     };
     console.error(`durability ${durability}; ${seconds} s per run; TLS max ${tlsMax}${ciphers ? `, ciphers ${ciphers}` : ""}; ${cpus().length} cores`);
     const table: string[] = [];
+    // Each point: the engine's ceiling at a concurrency, then one run per worker count.
+    const progress = new Progress("front-end benchmark runs", { total: engines.length * levels.length * (1 + workerCounts.length) });
+    const report = (line: string) => progress.around(() => console.log(line));
     for (const engine of engines) {
       const ceilingDb = await databaseFor(engine);
       if (!ceilingDb) continue;
       for (const concurrency of levels) {
         const ref = await ceiling(ceilingDb, concurrency);
-        console.log(JSON.stringify({ engine, kind: "ceiling", concurrency, ...ref }));
+        progress.tick(1, `${engine}, ${concurrency} connections`);
+        report(JSON.stringify({ engine, kind: "ceiling", concurrency, ...ref }));
         for (const workers of workerCounts) {
           const database = (await databaseFor(engine))!;
           const { child, port } = await launch(setup, database, workers);
@@ -331,13 +336,15 @@ async function main(): Promise<void> {
           child.kill("SIGTERM");
           await new Promise((r) => child.once("exit", r));
           const ratio = round(result.pairsPerSecond! / Math.max(1, ref.pairsPerSecond!));
-          console.log(JSON.stringify({ engine, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
+          progress.tick(1, `${engine}, ${workers} worker(s), ${concurrency} connections`);
+          report(JSON.stringify({ engine, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
           // The load average at the end of the run: on a shared machine the figures are only as good as this is low.
           const load = loadavg()[0]!.toFixed(1);
           table.push(`| ${engine} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${Math.round(result.pairsPerSecond! / Math.max(0.01, result.serverCpu!))} | ${result.errors} | ${load} |`);
         }
       }
     }
+    progress.finish();
     // Pairs per CPU-second of the server's processes: what a pair costs, which other load on the machine changes less
     // than it changes pairs/s.
     console.error(["| engine | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | pairs per server CPU-second | errors | load avg (1 min) |",

@@ -16,6 +16,7 @@ import type { VirtualCard } from "../cardsim/card";
 import type { ControllerEvent } from "../harness/controller";
 import { INSTANT_TIMING } from "../pn532sim/index";
 import { LEVEL1_CITY, LEVEL2_CITY, Simulation, TERMINAL_ID } from "../simulation/index";
+import { Progress } from "../progress";
 
 const DAY_MS = 86_400_000;
 
@@ -156,6 +157,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       return final;
     };
 
+    const progress = new Progress("soak purchases", { total: options.days * options.perDay });
     for (let d = 1; d <= options.days; d++) {
       const dayStart = performance.now();
       const tally: SoakDay = {
@@ -204,12 +206,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
           // Ten minutes of outage: the forwarder's retries and keep-warm meet a closed port.
           await xs.advanceIdle(10 * 60_000);
           await sim.startFrontendAgain(outageLevel);
+          progress.tick(1, `day ${d}/${options.days}, outage`);
           continue;
         }
         const kind = MIX[i % MIX.length]!;
         const list = pool[kind];
         const c = list[order % list.length]!;
         await pay(c, amount, tally, kind === "tear");
+        progress.tick(1, `day ${d}/${options.days}`);
       }
       await xs.advanceIdle(Math.max(0, dayEnd - xs.now()));
       const s = await status();
@@ -227,8 +231,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakResult> {
       tally.routeRequests = (xs.exchanges.get("GET /v1/routes") ?? 0) - routesAtStart;
       tally.realSeconds = Math.round((performance.now() - dayStart) / 100) / 10;
       days.push(tally);
-      options.onDay?.(tally);
+      progress.around(() => options.onDay?.(tally));
     }
+    progress.finish();
 
     // ---- the money check: every card against both front-ends' journals, and the terminal has nothing open ----
     const violations: string[] = [];

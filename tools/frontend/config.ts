@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { KeyStore } from "./keystore";
 import type { Durability } from "./journal";
+import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
 
 export type Application = "tunion" | "cityunion";
 
@@ -71,6 +72,8 @@ export interface FrontendConfig {
   reconciliationSweepMs?: number;
   /** Milliseconds since the epoch; tests replace it to move the server's clock. */
   clock?: () => number;
+  /** The operator console's listener (tools/frontend/operator): its port, the operator accounts. Absent: no console. */
+  operator?: OperatorConfig;
   /** Pino log level ("info" default; "silent" for none) and an optional log file (default stdout). */
   log?: { level?: string; file?: string; requests?: boolean };
 }
@@ -127,6 +130,13 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
   }
   const timeout = c.reconciliationTimeoutMs;
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new ConfigError("reconciliationTimeoutMs must be a positive integer");
+  if (c.operator !== undefined) {
+    try {
+      checkOperatorConfig(c.operator);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
   if (c.durability !== undefined && c.durability !== "full" && c.durability !== "normal") throw new ConfigError('durability must be "full" or "normal"');
   return c;
 }

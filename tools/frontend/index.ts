@@ -15,3 +15,7 @@ export {
 export { chinaDateTime } from "../../modules/china-time/china-time";
 export { FrontendClient, FrontendHttpError, type ClientTls, type RawResponse } from "./client";
 export { DatabaseReader, readRows } from "./reader";
+export {
+  STATUS_HISTORY_LIMIT, ConfigConflictError, ConfigInvalidError, ConfigScopeError, normalScope, terminalScope,
+  type FleetStore, type StatusRow, type ConfigScope, type ConfigAuditRow, type EffectiveConfig, type TerminalGroupRow,
+} from "./fleet";

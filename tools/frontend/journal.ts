@@ -14,6 +14,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { FrontendError } from "./errors";
+import { FLEET_MIGRATION } from "./fleet-schema";
 
 type Db = Database.Database;
 
@@ -85,6 +86,7 @@ export const MIGRATIONS: ((d: SqlDialect) => string)[] = [
      detail TEXT NOT NULL
    );
    CREATE INDEX events_purchase ON events (purchase_id);`,
+  FLEET_MIGRATION,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -125,6 +127,12 @@ export function migrate(db: Db): number {
   return SCHEMA_VERSION;
 }
 
+/** Told about each commit (the metrics: batch sizes, fsync time). */
+export interface JournalObserver {
+  committed(writes: number): void;
+  synced(seconds: number): void;
+}
+
 interface Waiter {
   resolve: () => void;
   reject: (e: Error) => void;
@@ -138,6 +146,7 @@ export class Journal {
   #closed = false;
   /** Batches committed and their sizes, for health and the benchmark. */
   commits = 0;
+  observer: JournalObserver | undefined;
   committedWrites = 0;
   #writesInBatch = 0;
 
@@ -230,6 +239,7 @@ export class Journal {
       this.#open = false;
       this.commits++;
       this.committedWrites += this.#writesInBatch;
+      this.observer?.committed(this.#writesInBatch);
       this.#writesInBatch = 0;
       if (this.#walFd === undefined) {
         for (const w of waiters) w.resolve();
@@ -241,8 +251,10 @@ export class Journal {
         return;
       }
       // Each fsync covers everything committed before it started, so waiting for the latest one is enough.
+      const syncStarted = process.hrtime.bigint();
       const syncing = new Promise<void>((resolve, reject) => {
         fsync(this.#walFd!, (error) => {
+          this.observer?.synced(Number(process.hrtime.bigint() - syncStarted) / 1e9);
           if (this.#syncing === syncing) this.#syncing = undefined;
           if (!error) {
             for (const w of waiters) w.resolve();

@@ -3,6 +3,8 @@
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
  * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
+ * npm run frontend -- operator-add --config <file> --user NAME   adds (or replaces) an operator console account; the
+ *                                                          password is read from stdin (or OPERATOR_PASSWORD)
  */
 import { writeFileSync } from "node:fs";
 import path from "node:path";
@@ -14,12 +16,14 @@ import { startFrontend } from "./server";
 import { isWorker, runPrimary, runWorker } from "./workers";
 import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./service";
 import { isPostgresUrl, PostgresStore } from "./store";
+import { addOperator } from "./operator/accounts-cli";
 
 const USAGE = `Usage:
   npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
   npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
-  npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]`;
+  npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]
+  npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)`;
 
 class UsageError extends Error {}
 
@@ -61,7 +65,7 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   }
   if (workers > 0) {
     const primary = await runPrimary(config, workers, {
-      listening: (port, url) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers })}\n`),
+      listening: (port, url, operatorUrl) => process.stdout.write(`${JSON.stringify({ event: "listening", url, port, level: config.level, pid: process.pid, workers, ...(operatorUrl ? { operatorUrl } : {}) })}\n`),
       replaced: (pid, code, signal) => process.stdout.write(`${JSON.stringify({ event: "worker-replaced", pid, code, signal })}\n`),
     });
     const stop = () => { primary.close().then(() => process.exit(0), () => process.exit(1)); };
@@ -71,7 +75,7 @@ async function serve(options: Map<string, string[]>): Promise<void> {
   }
   const frontend = await startFrontend(config);
   // One machine-readable line for whoever started the process (the crash test and the simulation read it).
-  process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid })}\n`);
+  process.stdout.write(`${JSON.stringify({ event: "listening", url: frontend.url, port: frontend.port, level: config.level, pid: process.pid, ...(frontend.operator.url ? { operatorUrl: frontend.operator.url } : {}) })}\n`);
   const stop = () => {
     frontend.close().then(() => process.exit(0), () => process.exit(1));
   };
@@ -131,6 +135,7 @@ async function init(options: Map<string, string[]>): Promise<void> {
     name: "level-1", level: 1, listen: { host: "127.0.0.1", port: 8443 }, tls, database: "level1.sqlite", keyStore: "keys-level1.json",
     cities: [{ cityCode: "*", applications: ["tunion"] }], operators: ["clearing"], limits: { maxAmount: 100000 },
     routesVersion: 1,
+    operator: { port: 8445, accounts: [] },
     routes: [
       { cityCode: "*", application: "tunion", level: 1, url: "https://127.0.0.1:8443", keyIndex: 1 },
       { cityCode: "4100", application: "cityunion", level: 2, url: "https://127.0.0.1:8444", keyIndex: 1 },
@@ -142,7 +147,7 @@ async function init(options: Map<string, string[]>): Promise<void> {
   };
   writeFileSync(path.join(dir, "level1.json"), `${JSON.stringify(level1, null, 2)}\n`);
   writeFileSync(path.join(dir, "level2.json"), `${JSON.stringify(level2, null, 2)}\n`);
-  console.log(`development setup in ${dir}: PKI (${Object.keys(pki.terminals).join(", ")}, operator clearing), keys-level1.json (3DES), keys-level2.json (SM4), level1.json, level2.json`);
+  console.log(`development setup in ${dir}: PKI (${Object.keys(pki.terminals).join(", ")}, operator clearing), keys-level1.json (3DES), keys-level2.json (SM4), level1.json, level2.json; add a console operator with: npm run frontend -- operator-add --config ${path.join(dir, "level1.json")} --user NAME`);
 }
 
 async function main(): Promise<void> {
@@ -156,6 +161,7 @@ async function main(): Promise<void> {
     case "settle": return settle(options);
     case "keys": return keys(options);
     case "init": return init(options);
+    case "operator-add": return addOperator(one(options, "config")!, one(options, "user")!);
     default: throw new UsageError(`unknown command ${command}`);
   }
 }

@@ -6,9 +6,11 @@ import type { TLSSocket } from "node:tls";
 import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { checkConfig, readPem, type FrontendConfig } from "./config";
 import { ERROR_CODES, FrontendError } from "./errors";
+import { registerFleetRoutes } from "./fleet-routes";
 import { openStore, type Store } from "./store";
 import { FileKeyStore, type KeyStore } from "./keystore";
 import { installTestHold } from "./test-hold";
+import { prepareOperator, type OperatorSide } from "./operator/index";
 import { formatSettlement, PurchaseService, type AuthorizeRequest, type Client, type CompletionRequest } from "./service";
 
 /**
@@ -109,6 +111,8 @@ export interface RunningFrontend {
   service: PurchaseService;
   /** The storage engine (SQLite journal or PostgreSQL pool). */
   store: Store;
+  /** The operator side: metrics, and the console's URL when `operator` is configured. */
+  operator: OperatorSide;
   /** Runs the reconciliation sweep now (it also runs on a timer). */
   sweepReconciliation(): Promise<number>;
   close(): Promise<void>;
@@ -153,6 +157,14 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   }
   app.log.info({ engine: store.engine, schemaVersion: store.schemaVersion }, `storage: ${store.engine}, schema version ${store.schemaVersion}`);
   const service = new PurchaseService(config, store, keyStore, (event, message) => app.log.info(event, message));
+  let operator: OperatorSide;
+  try {
+    operator = await prepareOperator(app, config, store);
+  } catch (e) {
+    if (!options.store) await store.close();
+    await app.close();
+    throw e;
+  }
 
   const identities = new WeakMap<object, Client>();
   function clientOf(request: FastifyRequest): Client {
@@ -179,6 +191,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
 
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const mapped = mapError(err);
+    operator.noteError(request, mapped.code);
     if (mapped.status >= 500 && !(err instanceof FrontendError)) request.log.error({ err }, "unexpected error");
     else request.log.info({ code: mapped.code }, "request refused");
     return reply.code(mapped.status).type("application/json").send(errorBody(mapped.code, mapped.message));
@@ -200,6 +213,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     if (config.level !== 1) throw new FrontendError("ROUTES_NOT_SERVED", 404, "the routing table is served by the level-1 front-end");
     return { version: config.routesVersion ?? 1, routes: (config.routes ?? []).map((r) => ({ cityCode: r.cityCode, application: r.application, level: r.level, url: r.url, keyIndex: r.keyIndex })) };
   });
+
+  registerFleetRoutes(app, store, clientOf);
 
   app.get("/v1/health", async () => ({
     status: "ok", name: config.name ?? `level-${config.level}`, level: config.level, keySystem,
@@ -229,8 +244,10 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const host = config.listen?.host ?? "127.0.0.1";
   try {
     await app.listen({ host, port: config.listen?.port ?? 8443 });
+    await operator.start(service);
   } catch (e) {
     clearInterval(sweeper);
+    await operator.close();
     await store.close();
     await app.close();
     throw e;
@@ -241,11 +258,12 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   let closed: Promise<void> | undefined;
   return {
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
-    port, host, app, service, store,
+    port, host, app, service, store, operator,
     sweepReconciliation: () => service.sweepReconciliation(),
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
+        await operator.close();
         await app.close();
         await store.close();
       })();

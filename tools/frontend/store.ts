@@ -16,6 +16,7 @@ import type { Statement } from "better-sqlite3";
 import pg from "pg";
 import type { Application } from "./config";
 import { FrontendError } from "./errors";
+import { forwardFleet, PostgresFleet, SqliteFleet, type FleetStore } from "./fleet";
 import { Journal, MIGRATIONS, POSTGRES_DIALECT, SCHEMA_VERSION, type Durability } from "./journal";
 import type { Outcome, PurchaseStatus } from "./service";
 import type { PurseAlgorithm } from "../purse-crypto/index";
@@ -86,7 +87,8 @@ export interface SettleValues {
 
 export type Engine = "sqlite" | "postgres";
 
-export interface Store {
+/** Purchases (below) and the fleet's status reports and configuration (fleet.ts). */
+export interface Store extends FleetStore {
   readonly engine: Engine;
   /** The schema version the database runs (after migrations). */
   readonly schemaVersion: number;
@@ -146,14 +148,17 @@ function settleParams(id: string, v: SettleValues): unknown[] {
 }
 
 /** SQLite through the group-committing journal; every call runs synchronously on this thread and waits for the fsync. */
+export interface SqliteStore extends FleetStore {}
 export class SqliteStore implements Store {
   readonly engine = "sqlite" as const;
   readonly schemaVersion = SCHEMA_VERSION;
   readonly journal: Journal;
+  readonly fleet: SqliteFleet;
   readonly #sql: Record<"reserve" | "insert" | "get" | "spent" | "settle" | "review" | "event" | "overdue" | "settlement", Statement<unknown[]>>;
 
   constructor(journal: Journal) {
     this.journal = journal;
+    this.fleet = new SqliteFleet(journal);
     const db = journal.db;
     this.#sql = {
       reserve: db.prepare(RESERVE_SQL),
@@ -268,16 +273,22 @@ function unavailable(e: unknown): FrontendError {
   return new FrontendError("JOURNAL_UNAVAILABLE", 503, `database: ${err.code ? `${err.code} ` : ""}${err.message ?? String(e)}`);
 }
 
+export interface PostgresStore extends FleetStore {}
 export class PostgresStore implements Store {
   readonly engine = "postgres" as const;
   readonly schemaVersion: number;
   readonly pool: pg.Pool;
+  readonly fleet: PostgresFleet;
   commits = 0;
   committedWrites = 0;
 
   private constructor(pool: pg.Pool, schemaVersion: number) {
     this.pool = pool;
     this.schemaVersion = schemaVersion;
+    this.fleet = new PostgresFleet(pool, unavailable, (writes) => {
+      this.commits++;
+      this.committedWrites += writes;
+    });
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<PostgresStore> {
@@ -409,3 +420,6 @@ export class PostgresStore implements Store {
     await this.pool.end();
   }
 }
+
+forwardFleet(SqliteStore);
+forwardFleet(PostgresStore);

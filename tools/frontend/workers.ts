@@ -15,11 +15,13 @@ import cluster, { type Worker } from "node:cluster";
 import { createServer } from "node:net";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
+import { FLEET_METHODS, forwardFleet, type FleetStore } from "./fleet";
 import { startFrontend, type RunningFrontend } from "./server";
+import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement"] as const;
+const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS] as const;
 type Method = (typeof METHODS)[number];
 
 interface Call {
@@ -55,9 +57,12 @@ interface ReplyBatch {
 const CALL_TIMEOUT_MS = 10_000;
 
 /** The worker's side: a Store whose every call is answered by the primary's store. */
+export interface IpcStore extends FleetStore {}
 export class IpcStore implements Store {
   readonly engine = "sqlite" as const;
   readonly schemaVersion: number;
+  /** The fleet's methods, each one message to the primary (undefined answers travel as null). */
+  readonly fleet: FleetStore = Object.fromEntries(FLEET_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as FleetStore;
   commits = 0;
   committedWrites = 0;
   #next = 0;
@@ -132,9 +137,11 @@ export class IpcStore implements Store {
   }
 }
 
+forwardFleet(IpcStore);
+
 export interface ClusterEvents {
   /** The first worker listens (the port all of them share). */
-  listening(port: number, url: string): void;
+  listening(port: number, url: string, operatorUrl?: string): void;
   /** A worker died and a new one is starting in its place. */
   replaced?(pid: number, code: number | null, signal: string | null): void;
 }
@@ -161,12 +168,16 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   // port only while one of them lives, and a replacement started after all of them died would get a port of its own.
   const port = config.listen?.port || await freePort(config.listen?.host ?? "127.0.0.1");
   const outboxes = new Map<Worker, Reply[]>();
+  const metrics = primaryMetrics(store);
+  // One signing key for the operator console's session cookies, so a login is valid in every worker.
+  const sessionSecret = config.operator?.sessionSecret ?? newSessionSecret();
   const serve = (worker: Worker) => {
-    worker.on("message", (m: CallBatch | { kind: "listening"; port: number; url: string }) => {
+    worker.on("message", (m: CallBatch | { kind: "listening"; port: number; url: string; operatorUrl?: string }) => {
+      if (metrics.answer(m, (r) => { if (worker.isConnected()) worker.send(r, undefined, () => {}); })) return;
       if (m?.kind === "listening") {
         if (!announced) {
           announced = true;
-          events.listening(m.port, m.url);
+          events.listening(m.port, m.url, m.operatorUrl);
         }
         return;
       }
@@ -194,7 +205,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     }
     outbox.push(r);
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port) }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port), [SESSION_SECRET_ENV]: sessionSecret }));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
@@ -223,7 +234,7 @@ export async function runWorker(config: FrontendConfig): Promise<RunningFrontend
   const port = Number(process.env.FRONTEND_PORT);
   const listen = { ...config.listen, port: Number.isInteger(port) && port > 0 ? port : config.listen?.port ?? 0 };
   const frontend = await startFrontend({ ...config, listen }, store ? { store } : {});
-  process.send!({ kind: "listening", port: frontend.port, url: frontend.url });
+  process.send!({ kind: "listening", port: frontend.port, url: frontend.url, operatorUrl: frontend.operator.url });
   return frontend;
 }
 

@@ -6,6 +6,7 @@ import type { VirtualCard } from "../cardsim/card";
 import type { ControllerEvent } from "./controller";
 import { moneyViolations, openAuthorizations } from "./consistency";
 import type { Rig } from "./rig";
+import { Progress } from "../progress";
 
 /** FAULTS=exhaustive runs every point the default mode samples. */
 export const EXHAUSTIVE = process.env.FAULTS === "exhaustive";
@@ -17,19 +18,31 @@ export class FaultTally {
   readonly violations: string[] = [];
   readonly started = performance.now();
 
-  constructor(readonly name: string) {}
+  /** Points done / expected, elapsed and time left on a TTY's stderr; silent in CI. */
+  readonly progress: Progress;
+
+  constructor(readonly name: string, expected = 0) {
+    this.progress = new Progress(name, { total: expected });
+  }
 
   readonly tried: string[] = [];
+
+  /** More points to come (a suite that learns its points as it probes them). */
+  expect(points: number): void {
+    this.progress.expect(points);
+  }
 
   add(point: string, violations: string[]): void {
     this.points++;
     this.tried.push(point);
+    this.progress.tick(1, violations.length ? `${this.violations.length + violations.length} violation(s)` : undefined);
     if (process.env.FAULTS_VERBOSE) console.log(`        ${point}: ${violations.length ? violations.join("; ") : "ok"}`);
     for (const v of violations) this.violations.push(`${point}: ${v}`);
   }
 
   /** The line the suite prints for each kind of fault. */
   line(): string {
+    this.progress.finish();
     return `${this.name}: fault points tried: ${this.points}, violations: ${this.violations.length} (${((performance.now() - this.started) / 1000).toFixed(1)} s${EXHAUSTIVE ? ", exhaustive" : ""})`;
   }
 }

@@ -14,6 +14,7 @@ import { startNodeTerminal, type NodeTerminal } from "../../hosts/node/terminal"
 import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import type { ApplicationProfile, VirtualCard } from "../cardsim/index";
 import { openDatabase, startFrontend, type RunningFrontend } from "../frontend/index";
+import type { OperatorConfig } from "../frontend/operator/index";
 import type { JournalStorage } from "../../modules/journal/storage";
 import { ControllerLink, type ControllerEvent } from "../harness/controller";
 import type { DevelopmentPki } from "../pki/index";
@@ -39,6 +40,8 @@ export interface SimulationOptions {
   frontendLog?: string;
   /** Leave the terminal's ends of the lines free for another terminal (the XS purchase runs one inside XS). */
   noTerminal?: boolean;
+  /** An operator console on the level-1 front-end (tools/frontend/operator): its port and accounts. */
+  operator?: OperatorConfig;
   /** The terminal's events as it emits them (the MDB cashless adapter listens here). */
   onEvent?: (event: TerminalEvent) => void;
 }
@@ -102,6 +105,7 @@ export class Simulation {
     const ports = { 1: await freePort(), 2: await freePort() };
     const urls = { 1: `https://127.0.0.1:${ports[1]}`, 2: `https://127.0.0.1:${ports[2]}` };
     this.#frontendConfigs = frontendConfigs(this.#world, { dir: this.dir, ports, urls, tls: "pem", log: { level: o.frontendLog ?? "silent" } });
+    if (o.operator) this.#frontendConfigs[1] = { ...this.#frontendConfigs[1], operator: o.operator };
     this.level2 = await startFrontend(this.#frontendConfigs[2]);
     this.level1 = await startFrontend(this.#frontendConfigs[1]);
     if (this.linkKind === "pty") {

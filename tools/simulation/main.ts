@@ -8,6 +8,8 @@ import { runPcTerminal, StartupError } from "../../hosts/node/main";
 import { formatYuan } from "../../modules/purse/amount";
 import type { ControllerEvent } from "../harness/controller";
 import { DEFAULT_CARDS, Simulation } from "./index";
+import { randomBytes } from "node:crypto";
+import { hashPassword } from "../frontend/operator/index";
 
 /** `--opt -5` becomes `--opt=-5`, so parseArgs takes the number as the option's value. */
 function joinNegativeValues(args: string[]): string[] {
@@ -39,6 +41,9 @@ requests through its controller port. It prints each APDU decoded, each front-en
   --link pty|memory   how terminal, emulator and controller are linked (default: pty when socat is installed)
   --latency <ms>      one-way delay added to each front-end request and answer
   --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
+  --status-every <ms> how often the terminal sends its status report (default 300000; at start and on alerts too)
+  --console           also serve the operator console (a one-time password is printed), report every 10 s unless
+                      --status-every says otherwise, and keep running after the script until Ctrl-C
 
 A terminal on a PC (--pn532):
   --pn532 <port>      the PN532's serial port, in HSU mode at 115200 baud
@@ -49,7 +54,7 @@ A terminal on a PC (--pn532):
   --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
   --city-code <code>  the terminal's own city: its level-2 route is kept warm with level 1
-  --strict, --esp32-tls as above
+  --strict, --esp32-tls, --status-every as above
   --recovery-window <ms>  how long to keep looking for a torn card within its payment (default 20000)
   --die-at-write <k>  test hook: SIGKILL this process just before the k-th journal write or erase lands (a power
                       cut at a chosen write, for the fault-injection suite)
@@ -66,6 +71,8 @@ function parse() {
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
+      "status-every": { type: "string" },
+      console: { type: "boolean" },
     },
     strict: true,
   });
@@ -87,6 +94,11 @@ if (values.link && values.link !== "pty" && values.link !== "memory") {
 const latency = values.latency === undefined ? undefined : Number(values.latency);
 if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
   console.error(`--latency takes a one-way delay in milliseconds, 0..10000 (got ${values.latency})`);
+  process.exit(2);
+}
+const statusEveryMs = values["status-every"] === undefined ? undefined : Number(values["status-every"]);
+if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEveryMs >= 1000 && statusEveryMs <= 86_400_000)) {
+  console.error(`--status-every takes milliseconds, 1000..86400000 (got ${values["status-every"]})\n\n${HELP}`);
   process.exit(2);
 }
 
@@ -112,7 +124,7 @@ async function realTerminal(): Promise<void> {
     stop = await runPcTerminal({
       pn532: values.pn532!, frontend: values.frontend!, cert: values.cert!, key: values.key!, ca: values.ca!, terminalId: values["terminal-id"]!,
       controller: values.controller, journal: values.journal, strict: values.strict, esp32Tls: values["esp32-tls"], recoveryWindowMs,
-      cityCode: values["city-code"], dieAtWrite: dieAt,
+      cityCode: values["city-code"], dieAtWrite: dieAt, statusEveryMs,
     }, log);
   } catch (error) {
     if (error instanceof StartupError) {
@@ -143,9 +155,13 @@ async function simulate(): Promise<void> {
     if (!json) console.log(line);
   };
   const started = performance.now();
+  // A password for this run only: the console's accounts live in the simulation's throwaway configuration.
+  const password = values.console ? randomBytes(12).toString("base64url") : "";
+  const reportEveryMs = statusEveryMs ?? (values.console ? 10_000 : undefined);
   const sim = await Simulation.start({
     link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
-    terminal: { strict: values.strict }, trace: say,
+    terminal: { strict: values.strict, ...(reportEveryMs ? { statusEveryMs: reportEveryMs } : {}) }, trace: say,
+    ...(values.console ? { operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(password) }], statusEveryMs: reportEveryMs } } : {}),
   });
   let ok = 0;
   const script: Scripted[] = [
@@ -177,6 +193,18 @@ async function simulate(): Promise<void> {
     // Completions are sent after approval; wait until the front-ends have them all before the summary.
     for (let i = 0; i < 100 && sim.node.terminal.pendingCompletions > 0; i++) await new Promise((r) => setTimeout(r, 20));
     say(`\nSummary: ${ok} of ${script.length} purchases ended as scripted; completions still pending: ${sim.node.terminal.pendingCompletions}.`);
+    const latest = (await sim.level1.store.latestStatus())[0];
+    if (latest) {
+      const r = latest.report;
+      say(`Status report at the level-1 front-end: terminal ${r.terminalId}, firmware ${r.firmware}, report ${r.sequence} (${r.reason}), ` +
+        `journal ${r.journal.fillPercent} % full, configuration version ${r.config.version}.`);
+    }
+    if (values.console) {
+      // On stderr, so that --json keeps stdout to the transactions.
+      console.error(`\nOperator console: ${sim.level1.operator.url} (user operator, password ${password}; the development CA is not known to your browser).`);
+      console.error(`The terminal reports every ${Math.round(reportEveryMs! / 1000)} s. Ctrl-C stops everything.`);
+      await new Promise<void>((resolve) => { process.once("SIGINT", resolve); process.once("SIGTERM", resolve); });
+    }
   } finally {
     await sim.close();
   }
