@@ -129,7 +129,7 @@ describeEngines("front-end: refunds loaded back onto the card", function () {
     await refused(call(c1, "POST", "/v1/refunds", body(p.answer.purchaseId, p.session, forged, 200)), 422, "MAC1_INVALID");
     await refused(call(c1, "POST", "/v1/refunds", body("no-such-purchase", p.session, init, 200)), 404, "PURCHASE_NOT_FOUND");
     await refused(call(c1, "POST", "/v1/refunds", { ...body(p.answer.purchaseId, p.session, init, 200), extra: 1 }), 400, "VALIDATION");
-    await refused(call(c1, "POST", "/v1/refunds", body(p.answer.purchaseId, p.session, init, "200")), 400, "VALIDATION");
+    await refused(call(c1, "POST", "/v1/refunds", body(p.answer.purchaseId, p.session, init, "200" as never)), 400, "VALIDATION");
     await refused(call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "credited" }), 400, "VALIDATION");
     await refused(call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "credited", tac: "00000000" }), 404, "REFUND_NOT_FOUND");
     // None of these refusals left a refund behind.
