@@ -19,8 +19,10 @@ import { debitInDoubt, type PurchasePhase } from "./phases";
 import type { CardReader } from "./reader";
 import { PURCHASE_RECORD_BYTES, readRecord, writeRecord, type IntentRecord, type OutcomeRecord, type RoutesRecord } from "./records";
 import { Routes } from "./routing";
+import { Refunds, type RefundEvent, type RefundRequest, type RefundResult } from "./refund";
 
 export type { DeclineReason } from "./declines";
+export type { RefundEvent, RefundRequest, RefundResult } from "./refund";
 export { PURCHASE_PHASES, type PurchasePhase } from "./phases";
 
 /**
@@ -59,6 +61,8 @@ export interface TerminalConfig {
   detectIntervalMs?: number;
   /** The largest amount a controller may ask for, fen. */
   maxAmount?: number;
+  /** How long a refund waits for the card to be (back) in the field, ms (src/refund.ts). */
+  refundCardWaitMs?: number;
 }
 
 export interface PayRequest {
@@ -88,6 +92,7 @@ export type TerminalEvent =
   | { event: "unknown-outcome"; order: string; purchaseId: string; asn: string; detail?: string }
   | { event: "resolved"; order: string; purchaseId: string; result: "approved" | "declined" | "unresolvable"; tac?: string }
   | { event: "error"; code: string; message: string; order?: string }
+  | RefundEvent
   | { event: "status"; state: TerminalState; phase?: PurchasePhase; order?: string; unresolved: number; pendingCompletions: number;
       journal: ReturnType<Journal["stats"]>; routesVersion?: number | string };
 
@@ -147,10 +152,11 @@ interface Tap {
 
 export class Terminal {
   readonly #o: TerminalOptions;
-  readonly #config: Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes">> &
+  readonly #config: Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes" | "refundCardWaitMs">> &
     { applicationOrder: Application[]; warmCityCodes: string[] };
   readonly #routes = new Routes();
   readonly #forwarder: CompletionForwarder;
+  readonly #refunds: Refunds;
   readonly #unresolved = new Map<string, Unresolved>();
   /** One handle per periodic job, one per report of an unresolved purchase, one per sleep: all cleared by close(). */
   readonly #periodic: unknown[] = [];
@@ -192,6 +198,12 @@ export class Terminal {
         if (error) this.#emit({ event: "error", code: "COMPLETION_REFUSED", message: `${record.purchaseId}: ${error.message}`, order: record.order });
       },
     });
+    this.#refunds = new Refunds({
+      reader: options.reader, client: options.client, journal: options.journal, timers: options.timers, clock: options.clock,
+      terminalId: this.#config.terminalId, purse: () => this.#purse({ apdus: 0, apduBytes: 0 }), read: (purse) => this.#readForRecovery(purse),
+      onEvent: (e) => this.#emit(e), onError: (code, message) => this.#emit({ event: "error", code, message }), trace: options.trace,
+      cardWaitMs: c.refundCardWaitMs, detectIntervalMs: this.#config.detectIntervalMs,
+    });
   }
 
   get state(): TerminalState {
@@ -204,7 +216,12 @@ export class Terminal {
   }
 
   get pendingCompletions(): number {
-    return this.#forwarder.pending;
+    return this.#forwarder.pending + this.#refunds.pendingCompletions;
+  }
+
+  /** Refunds whose CREDIT FOR LOAD was sent and whose outcome waits for the card. */
+  get refundsInDoubt(): number {
+    return this.#refunds.pending;
   }
 
   get unresolved(): number {
@@ -217,7 +234,7 @@ export class Terminal {
 
   /** Timers the terminal holds now: its periodic jobs, reports waiting to go out, and sleeps in progress. */
   get timersHeld(): number {
-    return this.#periodic.length + this.#reports.size + this.#sleeps.size + this.#forwarder.timersHeld;
+    return this.#periodic.length + this.#reports.size + this.#sleeps.size + this.#forwarder.timersHeld + this.#refunds.timersHeld;
   }
 
   /** Rebuilds what the journal holds (routes, unfinished purchases, undelivered completions), then gets ready. */
@@ -233,6 +250,8 @@ export class Terminal {
         if (this.#routesSeq !== undefined) this.#retire(this.#routesSeq);
         this.#routesSeq = raw.seq;
         this.#routes.table = record.table;
+      } else if (record.k === "refund-intent" || record.k === "refund-credit" || record.k === "refund-outcome") {
+        this.#refunds.recover(raw, record);
       } else if (record.k === "intent") {
         // An intent without an outcome: DEBIT may have been sent. Only the card can say what happened.
         this.#unresolved.set(record.purchaseId, { seq: raw.seq, intent: record, reported: false });
@@ -245,6 +264,7 @@ export class Terminal {
         void this.#forwarder.enqueue(raw.seq, record);
       }
     }
+    this.#refunds.finishRecovery();
     if (skipped) this.#emit({ event: "error", code: "JOURNAL_UNREADABLE", message: `${skipped} journal records could not be read` });
     for (const u of this.#unresolved.values()) this.#scheduleReport(u);
     try {
@@ -305,6 +325,29 @@ export class Terminal {
     });
   }
 
+  /**
+   * Loads a refund of one of this terminal's purchases back onto the card (after a failed vend): the card is
+   * expected in the field. Resolves with "refunded", "owed" (recorded at the front-end) or "in-doubt" (CREDIT was
+   * torn; settled when the card comes back).
+   */
+  async refund(request: RefundRequest & { cityCode: string }): Promise<RefundResult> {
+    if (this.#state !== "idle") {
+      throw new TerminalError(this.#state === "starting" ? "NOT_READY" : this.#state === "closed" ? "CLOSED" : "BUSY", `cannot refund while ${this.#state}`);
+    }
+    if (!Number.isInteger(request.amount) || request.amount <= 0 || request.amount > this.#config.maxAmount) {
+      throw new TerminalError("BAD_AMOUNT", `amount must be whole fen in 1..${this.#config.maxAmount}`);
+    }
+    this.#state = "processing";
+    this.#order = request.order;
+    try {
+      await this.#releasing;
+      return await this.#refunds.run(request, this.#routes.lookup(request.cityCode, request.application));
+    } finally {
+      if (!this.#isClosed()) this.#state = "idle";
+      this.#order = undefined;
+    }
+  }
+
   /** Stops waiting for a card. A purchase already past INIT finishes: a debit cannot be half-cancelled. */
   cancel(): boolean {
     if (this.#state !== "waiting-for-card" && this.#state !== "recovering") return false;
@@ -332,6 +375,7 @@ export class Terminal {
     }
     this.#sleeps.clear();
     this.#forwarder.close();
+    this.#refunds.close();
     this.#o.reader.abort();
   }
 
@@ -373,6 +417,8 @@ export class Terminal {
     const basic = await this.#selectAndRead(purse, tap);
     // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
     await this.#resolvePending(purse, basic);
+    // A refund torn during CREDIT FOR LOAD is settled by this card's next tap here.
+    if (this.#refunds.hasPendingFor(basic.asn)) await this.#refunds.settle(purse, basic);
     if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
     this.#emit({ event: "card-read", order: tap.order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
     this.#checkCard(basic);

@@ -28,7 +28,7 @@ export interface RefundAuthorization {
   mac2: string;
 }
 
-export type RefundReason = "card-gone" | "no-load-key" | "card-refused" | "frontend-refused";
+export type RefundReason = "card-gone" | "no-load-key" | "card-refused" | "frontend-refused" | "frontend-unavailable";
 
 export type RefundCompletion =
   | { outcome: "credited"; tac: string }

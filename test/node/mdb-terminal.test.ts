@@ -47,16 +47,28 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     await m.endSession();
   });
 
-  it("VEND FAILURE after approval: the debit is reported as owed and the VMC hears 0A C0", async () => {
+  it("VEND FAILURE with the card gone: the refund is owed at the front-end and the VMC hears 0A C0", async () => {
     const c = card(5000);
     const r = await m.vend(c, 200, 7);
     assert.equal(r.answer, "vend-approved");
-    await m.vmc.send({ kind: "vend-failure" });
-    const a = await m.vmc.send({ kind: "poll" });
-    assert.deepEqual(a.kind === "data" && a.replies, [{ kind: "malfunction", code: 0xc0 }]);
+    const f = await m.vendFailure(undefined);
+    assert.equal(f.answer, "refund-failed");
     assert.equal(m.owed.length, 1);
     assert.deepEqual({ ...(m.owed[0] as object), purchaseId: undefined }, { order: "MDB-3-7", amount: 200, purchaseId: undefined, reason: "vend-failure" });
+    assert.equal(c.state.applications[0]!.balance, 4800);
     await m.endSession();
+  });
+
+  it("VEND FAILURE with the card in the field: the price is loaded back onto it and the VMC hears ACK", async () => {
+    const c = card(5000);
+    const r = await m.vend(c, 250, 8);
+    assert.equal(r.answer, "vend-approved");
+    const f = await m.vendFailure(c);
+    assert.equal(f.answer, "refunded");
+    assert.equal(c.state.applications[0]!.balance, 5000);
+    assert.equal(c.state.applications[0]!.onlineSerial, 1);
+    await m.endSession();
+    console.log(`      VEND FAILURE -> refund ACK ${f.ms.toFixed(0)} ms (card in the field)`);
   });
 
   it("VEND CANCEL while waiting for a card: VEND DENIED, nothing charged", async () => {
@@ -82,10 +94,11 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     const status = await runMdbDemo({ link: "memory", log: (l) => lines.push(l) });
     assert.equal(status, 0, lines.filter((l) => l.startsWith("FAIL")).join("\n"));
     for (const want of ["  MDB -> VEND REQUEST price 3.50 item 12", "  MDB <- VEND APPROVED 3.50", "  MDB <- VEND DENIED",
-      "  MDB <- MALFUNCTION 0xC0 (refund failed)", "  MDB -> VEND CANCEL"]) {
+      "  MDB -> VEND CANCEL"]) {
       assert.ok(lines.includes(want), `missing: ${want}`);
     }
     assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
     assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 4);
+    assert.ok(lines.some((l) => l.includes("CREDIT FOR LOAD")), "the refund's CREDIT FOR LOAD in the trace");
   });
 });

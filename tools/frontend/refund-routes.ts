@@ -42,7 +42,7 @@ const completionSchema = {
         type: "object", additionalProperties: false, required: ["outcome", "amount", "reason"],
         properties: {
           outcome: { const: "not-credited" }, amount: { type: "integer", minimum: 1, maximum: 4294967295 },
-          reason: { type: "string", enum: ["card-gone", "no-load-key", "card-refused", "frontend-refused"] },
+          reason: { type: "string", enum: ["card-gone", "no-load-key", "card-refused", "frontend-refused", "frontend-unavailable"] },
         },
       },
       { type: "object", additionalProperties: false, required: ["outcome"], properties: { outcome: { const: "unknown" } } },
