@@ -56,6 +56,13 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     assert.equal(m.owed.length, 1);
     assert.deepEqual({ ...(m.owed[0] as object), purchaseId: undefined }, { order: "MDB-3-7", amount: 200, purchaseId: undefined, reason: "vend-failure" });
     assert.equal(c.state.applications[0]!.balance, 4800);
+    // Owed at the front-end, for settlement: the refund is recorded there, not only reported to the VMC.
+    const id = (m.owed[0] as { purchaseId?: string }).purchaseId;
+    for (let i = 0; i < 100 && !sim.refunds(1).some((x) => x.purchase_id === id); i++) await new Promise((res) => setTimeout(res, 20));
+    const row = sim.refunds(1).find((x) => x.purchase_id === id);
+    assert.equal(row?.status, "owed");
+    assert.equal(row?.owed_reason, "card-gone");
+    assert.equal(row?.amount, 200);
     await m.endSession();
   });
 
