@@ -331,6 +331,8 @@ export class Terminal {
    * torn; settled when the card comes back).
    */
   async refund(request: RefundRequest & { cityCode: string }): Promise<RefundResult> {
+    // VEND FAILURE may come while the purchase it follows is still letting go of the card: wait for it, bounded.
+    for (let waited = 0; this.#state === "processing" && waited < 5000; waited += 20) await this.#sleep(20);
     if (this.#state !== "idle") {
       throw new TerminalError(this.#state === "starting" ? "NOT_READY" : this.#state === "closed" ? "CLOSED" : "BUSY", `cannot refund while ${this.#state}`);
     }

@@ -164,6 +164,19 @@ describeEngines("front-end: refunds loaded back onto the card", function () {
     assert.equal(flagged.json.tacValid, false);
   });
 
+  it("unknown, then settled: a refund reported unknown is held for reconciliation until the card's proof comes", async () => {
+    const card = tunionCard(f, { balance: 700 });
+    const p = await purchase(c1, card, "tunion", 90);
+    const a = await call(c1, "POST", "/v1/refunds", body(p.answer.purchaseId, p.session, initLoad(card, 90), 90));
+    const credit = creditLoad(card, a.json);
+    const unknown = await call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "unknown" });
+    assert.equal(unknown.json.status, "reconciliation");
+    assert.deepEqual((await call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "unknown" })).json, unknown.json);
+    const done = await call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "credited", tac: credit.tac });
+    assert.equal(done.json.status, "completed");
+    assert.equal(done.json.tacValid, true);
+  });
+
   it("replay refusal: an INITIALIZE FOR LOAD answer already credited is refused for another refund", async () => {
     const card = tunionCard(f, { balance: 900 });
     const p1 = await purchase(c1, card, "tunion", 100);
