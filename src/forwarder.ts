@@ -7,24 +7,26 @@ import type { OutcomeRecord } from "./records";
  * first, retried with backoff until acknowledged, across restarts (the owner requeues what the journal recovered).
  */
 
-export interface ForwarderOptions {
+export interface ForwarderOptions<R extends { url: string; purchaseId: string } = OutcomeRecord, A = CompletionAnswer> {
   client: FrontendClient;
+  /** How one record is delivered (default: a purchase completion); a refund's outcome has its own call. */
+  deliver?: (record: R) => Promise<A>;
   timers: Timers;
   /** Called once a completion is acknowledged (or finally refused); the owner retires the record then. */
-  onDone: (seq: number, record: OutcomeRecord, answer: CompletionAnswer | undefined, error?: Error) => void;
+  onDone: (seq: number, record: R, answer: A | undefined, error?: Error) => void;
   firstRetryMs?: number;
   maxRetryMs?: number;
 }
 
-interface Item {
+interface Item<R, A> {
   seq: number;
-  record: OutcomeRecord;
-  waiters: ((answer: CompletionAnswer | undefined) => void)[];
+  record: R;
+  waiters: ((answer: A | undefined) => void)[];
 }
 
-export class CompletionForwarder {
-  readonly #options: ForwarderOptions;
-  readonly #queue: Item[] = [];
+export class CompletionForwarder<R extends { url: string; purchaseId: string } = OutcomeRecord, A = CompletionAnswer> {
+  readonly #options: ForwarderOptions<R, A>;
+  readonly #queue: Item<R, A>[] = [];
   #busy = false;
   #timer: unknown;
   #delay: number;
@@ -32,7 +34,7 @@ export class CompletionForwarder {
   /** Delivery attempts that failed and were retried. */
   retries = 0;
 
-  constructor(options: ForwarderOptions) {
+  constructor(options: ForwarderOptions<R, A>) {
     this.#options = options;
     this.#delay = options.firstRetryMs ?? 200;
   }
@@ -42,7 +44,7 @@ export class CompletionForwarder {
   }
 
   /** Queues a journaled outcome; the promise settles when the front-end has acknowledged it (strict mode waits). */
-  enqueue(seq: number, record: OutcomeRecord): Promise<CompletionAnswer | undefined> {
+  enqueue(seq: number, record: R): Promise<A | undefined> {
     if (this.#closed) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const known = this.#queue.find((i) => i.seq === seq);
@@ -82,7 +84,9 @@ export class CompletionForwarder {
     if (this.#busy || this.#closed || this.#timer !== undefined || !this.#queue.length) return;
     const item = this.#queue[0]!;
     this.#busy = true;
-    this.#options.client.complete(item.record.url, item.record.purchaseId, item.record.completion).then(
+    const sent = this.#options.deliver ? this.#options.deliver(item.record)
+      : (this.#options.client.complete(item.record.url, item.record.purchaseId, (item.record as unknown as OutcomeRecord).completion) as Promise<unknown> as Promise<A>);
+    sent.then(
       (answer) => this.#finish(item, answer),
       (error: Error) => {
         if (error instanceof FrontendDeclineError) {
@@ -104,7 +108,7 @@ export class CompletionForwarder {
     );
   }
 
-  #finish(item: Item, answer: CompletionAnswer | undefined, error?: Error): void {
+  #finish(item: Item<R, A>, answer: A | undefined, error?: Error): void {
     if (this.#closed) return;
     this.#queue.shift();
     this.#busy = false;

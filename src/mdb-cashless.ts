@@ -12,7 +12,7 @@
  *   the credit could not be restored (0A C0) and the amount is reported as owed.
  */
 import type { CashlessDevice, VendRequest } from "../modules/mdb/cashless";
-import type { PayRequest, TerminalEvent } from "./terminal";
+import type { PayRequest, RefundRequest, RefundResult, TerminalEvent } from "./terminal";
 
 export interface MdbCashlessOptions {
   device: CashlessDevice;
@@ -22,6 +22,11 @@ export interface MdbCashlessOptions {
   /** A debit the VMC did not take (failed or cancelled vend): for settlement by the front-end. */
   onRefundOwed?(owed: { order: string; amount: number; purchaseId?: string; reason: "vend-failure" | "vend-cancel" }): void;
   trace?(line: string): void;
+  /**
+   * Refunds onto the card after VEND FAILURE (the terminal's refund(), src/refund.ts): the VMC hears nothing while it
+   * runs (refund in progress), then an ACK if the card was credited, `0A C_` otherwise (owed at the front-end).
+   */
+  refunds?: { refund(request: RefundRequest & { cityCode: string }): Promise<RefundResult> };
 }
 
 export class MdbCashless {
@@ -31,7 +36,7 @@ export class MdbCashless {
   #vend: VendRequest | undefined;
   #cancelled = false;
   /** The approved purchase of the current vend, until VEND SUCCESS or FAILURE. */
-  #approved: { order: string; amount: number; purchaseId: string } | undefined;
+  #approved: { order: string; amount: number; purchaseId: string; card?: { asn: string; cityCode: string; application: "tunion" | "cityunion" } } | undefined;
 
   constructor(o: MdbCashlessOptions) {
     this.#o = o;
@@ -65,7 +70,22 @@ export class MdbCashless {
     const approved = this.#approved;
     this.#approved = undefined;
     if (success) return;
-    if (approved) this.#o.onRefundOwed?.({ ...approved, reason: byReset ? "vend-cancel" : "vend-failure" });
+    const refunds = this.#o.refunds;
+    if (approved?.card && refunds && !byReset) {
+      const { card, ...vend } = approved;
+      const settled = (result: RefundResult | "failed") => {
+        this.#o.trace?.(`MDB vend ${vend.order}: refund ${result}`);
+        if (result === "owed" || result === "failed") this.#o.onRefundOwed?.({ ...vend, reason: "vend-failure" });
+        this.#o.device.refunded(result === "refunded");
+      };
+      try {
+        refunds.refund({ purchaseId: vend.purchaseId, order: vend.order, amount: vend.amount, ...card }).then(settled, () => settled("failed"));
+      } catch {
+        settled("failed");
+      }
+      return;
+    }
+    if (approved) this.#o.onRefundOwed?.({ order: approved.order, amount: approved.amount, purchaseId: approved.purchaseId, reason: byReset ? "vend-cancel" : "vend-failure" });
     // Without a card refund the VMC is told the credit could not be restored (0A C0).
     if (!byReset) this.#o.device.refunded(false);
   }
@@ -81,7 +101,7 @@ export class MdbCashless {
           this.#o.onRefundOwed?.({ order: e.order, amount: e.amount, purchaseId: e.purchaseId, reason: "vend-cancel" });
           return;
         }
-        this.#approved = { order: e.order, amount: e.amount, purchaseId: e.purchaseId };
+        this.#approved = { order: e.order, amount: e.amount, purchaseId: e.purchaseId, card: { asn: e.asn, cityCode: e.cityCode, application: e.application } };
         return;
       case "declined":
         this.#order = undefined;

@@ -2,6 +2,7 @@ import type { Journal, JournalRecord } from "../modules/journal/journal";
 import { decodeUtf8, encodeUtf8 } from "../modules/bytes/bytes";
 import type { Application, Completion, RoutingTable } from "../modules/frontend-client/client";
 import type { TerminalSettings } from "../modules/terminal-config/config";
+import { readRefundRecord, type RefundRecord } from "./refund-records";
 
 /**
  * What the terminal writes to its journal. Each record is one JSON object; a purchase's intent goes down before
@@ -46,7 +47,7 @@ export interface ConfigRecord {
   settings: TerminalSettings;
 }
 
-export type TerminalRecord = IntentRecord | OutcomeRecord | RoutesRecord | ConfigRecord;
+export type TerminalRecord = IntentRecord | OutcomeRecord | RoutesRecord | ConfigRecord | RefundRecord;
 
 export function writeRecord(journal: Journal, record: TerminalRecord): number {
   return journal.append(encodeUtf8(JSON.stringify(record)));
@@ -78,6 +79,7 @@ export function readRecord(record: JournalRecord): TerminalRecord | undefined {
       (c.outcome === "debited" && typeof c.mac2 === "string" && typeof c.tac === "string"));
     return str("purchaseId") && str("url") && str("order") && completionOk ? (value as OutcomeRecord) : undefined;
   }
+  if (r.k === "refund-intent" || r.k === "refund-credit" || r.k === "refund-outcome") return readRefundRecord(r);
   if (r.k === "routes") {
     const t = r.table as { routes?: unknown } | null;
     const ok = !!t && typeof t === "object" && Array.isArray(t.routes) && t.routes.every((x: unknown) => {

@@ -22,8 +22,10 @@ import { Routes } from "./routing";
 import { Telemetry, type HeapInfo } from "./telemetry";
 import { checkSettings, settingErrors, type SettingError, type TerminalSettings } from "../modules/terminal-config/config";
 import type { StatusReason } from "../modules/frontend-client/status";
+import { Refunds, type RefundEvent, type RefundRequest, type RefundResult } from "./refund";
 
 export type { DeclineReason } from "./declines";
+export type { RefundEvent, RefundRequest, RefundResult } from "./refund";
 export { PURCHASE_PHASES, type PurchasePhase } from "./phases";
 
 /**
@@ -68,6 +70,8 @@ export interface TerminalConfig {
   message?: string;
   /** The firmware version the status reports name (package.json's, or the manifest's). */
   firmware?: string;
+  /** How long a refund waits for the card to be (back) in the field, ms (src/refund.ts). */
+  refundCardWaitMs?: number;
 }
 
 export interface PayRequest {
@@ -99,6 +103,7 @@ export type TerminalEvent =
   | { event: "error"; code: string; message: string; order?: string }
   | { event: "message"; text: string }
   | { event: "config"; version: number; applied: boolean; refused?: string[] }
+  | RefundEvent
   | { event: "status"; state: TerminalState; phase?: PurchasePhase; order?: string; unresolved: number; pendingCompletions: number;
       journal: ReturnType<Journal["stats"]>; routesVersion?: number | string };
 
@@ -124,7 +129,7 @@ export interface TerminalOptions {
   heap?: () => HeapInfo | undefined;
 }
 
-type ResolvedConfig = Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes">> &
+type ResolvedConfig = Required<Omit<TerminalConfig, "applicationOrder" | "cityCode" | "warmCityCodes" | "refundCardWaitMs">> &
   { applicationOrder: Application[]; warmCityCodes: string[] };
 
 const APPLICATIONS: { readonly [name: string]: PurseApplication } = Object.freeze({ tunion: TUNION_APPLICATION, cityunion: CITY_UNION_APPLICATION });
@@ -177,6 +182,7 @@ export class Terminal {
   #reportDue: StatusReason | undefined;
   readonly #routes = new Routes();
   readonly #forwarder: CompletionForwarder;
+  readonly #refunds: Refunds;
   readonly #unresolved = new Map<string, Unresolved>();
   /** One handle per periodic job, one per report of an unresolved purchase, one per sleep: all cleared by close(). */
   readonly #periodic: unknown[] = [];
@@ -224,6 +230,12 @@ export class Terminal {
         if (error) this.#emit({ event: "error", code: "COMPLETION_REFUSED", message: `${record.purchaseId}: ${error.message}`, order: record.order });
       },
     });
+    this.#refunds = new Refunds({
+      reader: options.reader, client: options.client, journal: options.journal, timers: options.timers, clock: options.clock,
+      terminalId: this.#config.terminalId, purse: () => this.#purse({ apdus: 0, apduBytes: 0 }), read: (purse) => this.#readForRecovery(purse),
+      onEvent: (e) => this.#emit(e), onError: (code, message) => this.#emit({ event: "error", code, message }), trace: options.trace,
+      cardWaitMs: c.refundCardWaitMs, detectIntervalMs: this.#config.detectIntervalMs,
+    });
   }
 
   get state(): TerminalState {
@@ -236,7 +248,12 @@ export class Terminal {
   }
 
   get pendingCompletions(): number {
-    return this.#forwarder.pending;
+    return this.#forwarder.pending + this.#refunds.pendingCompletions;
+  }
+
+  /** Refunds whose CREDIT FOR LOAD was sent and whose outcome waits for the card. */
+  get refundsInDoubt(): number {
+    return this.#refunds.pending;
   }
 
   get unresolved(): number {
@@ -249,7 +266,7 @@ export class Terminal {
 
   /** Timers the terminal holds now: its periodic jobs, reports waiting to go out, and sleeps in progress. */
   get timersHeld(): number {
-    return this.#periodic.length + this.#reports.size + this.#sleeps.size + this.#forwarder.timersHeld;
+    return this.#periodic.length + this.#reports.size + this.#sleeps.size + this.#forwarder.timersHeld + this.#refunds.timersHeld;
   }
 
   /** Rebuilds what the journal holds (routes, unfinished purchases, undelivered completions), then gets ready. */
@@ -270,6 +287,8 @@ export class Terminal {
         this.#configSeq = raw.seq;
         // Checked again: a record written by another firmware version may hold what this one refuses.
         if (settingErrors(record.settings).length === 0) this.#pendingConfig = { version: record.version, settings: checkSettings(record.settings) };
+      } else if (record.k === "refund-intent" || record.k === "refund-credit" || record.k === "refund-outcome") {
+        this.#refunds.recover(raw, record);
       } else if (record.k === "intent") {
         // An intent without an outcome: DEBIT may have been sent. Only the card can say what happened.
         this.#unresolved.set(record.purchaseId, { seq: raw.seq, intent: record, reported: false });
@@ -282,6 +301,7 @@ export class Terminal {
         void this.#forwarder.enqueue(raw.seq, record);
       }
     }
+    this.#refunds.finishRecovery();
     if (skipped) this.#emit({ event: "error", code: "JOURNAL_UNREADABLE", message: `${skipped} journal records could not be read` });
     for (const u of this.#unresolved.values()) this.#scheduleReport(u);
     // The journaled configuration holds from the first purchase on, with or without a network.
@@ -469,6 +489,31 @@ export class Terminal {
     });
   }
 
+  /**
+   * Loads a refund of one of this terminal's purchases back onto the card (after a failed vend): the card is
+   * expected in the field. Resolves with "refunded", "owed" (recorded at the front-end) or "in-doubt" (CREDIT was
+   * torn; settled when the card comes back).
+   */
+  async refund(request: RefundRequest & { cityCode: string }): Promise<RefundResult> {
+    // VEND FAILURE may come while the purchase it follows is still letting go of the card: wait for it, bounded.
+    for (let waited = 0; this.#state === "processing" && waited < 5000; waited += 20) await this.#sleep(20);
+    if (this.#state !== "idle") {
+      throw new TerminalError(this.#state === "starting" ? "NOT_READY" : this.#state === "closed" ? "CLOSED" : "BUSY", `cannot refund while ${this.#state}`);
+    }
+    if (!Number.isInteger(request.amount) || request.amount <= 0 || request.amount > this.#config.maxAmount) {
+      throw new TerminalError("BAD_AMOUNT", `amount must be whole fen in 1..${this.#config.maxAmount}`);
+    }
+    this.#state = "processing";
+    this.#order = request.order;
+    try {
+      await this.#releasing;
+      return await this.#refunds.run(request, this.#routes.lookup(request.cityCode, request.application));
+    } finally {
+      if (!this.#isClosed()) this.#state = "idle";
+      this.#order = undefined;
+    }
+  }
+
   /** Stops waiting for a card. A purchase already past INIT finishes: a debit cannot be half-cancelled. */
   cancel(): boolean {
     if (this.#state !== "waiting-for-card" && this.#state !== "recovering") return false;
@@ -496,6 +541,7 @@ export class Terminal {
     }
     this.#sleeps.clear();
     this.#forwarder.close();
+    this.#refunds.close();
     this.#o.reader.abort();
   }
 
@@ -537,6 +583,8 @@ export class Terminal {
     const basic = await this.#selectAndRead(purse, tap);
     // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
     await this.#resolvePending(purse, basic);
+    // A refund torn during CREDIT FOR LOAD is settled by this card's next tap here.
+    if (this.#refunds.hasPendingFor(basic.asn)) await this.#refunds.settle(purse, basic);
     if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
     this.#emit({ event: "card-read", order: tap.order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
     this.#checkCard(basic);

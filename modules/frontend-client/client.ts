@@ -200,6 +200,16 @@ export class FrontendClient {
     await this.#call(url, "POST", `/v1/terminals/${report.terminalId}/status`, report, this.#requestTimeout, connection);
   }
 
+  /** One JSON request of the protocol, for the protocol's other parts (refunds.ts): the same errors as the calls above. */
+  request(url: string, method: "GET" | "POST", path: string, payload?: unknown, timeout = this.#requestTimeout): Promise<unknown> {
+    return this.#call(url, method, path, payload, timeout);
+  }
+
+  /** The deadline of an authorization round trip, ms (a refund's authorization waits with the card in the field, too). */
+  get authorizeTimeout(): number {
+    return this.#authorizeTimeout;
+  }
+
   close(): void {
     for (const c of this.#connections.values()) c.close();
     this.#connections.clear();

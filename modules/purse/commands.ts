@@ -96,3 +96,32 @@ export function getTransactionProve(transactionType: number, serial: number): Co
   checkInteger("EP serial", serial, 0xffff);
   return { cla: 0x80, ins: 0x5a, p1: 0x00, p2: transactionType, data: new Uint8Array([serial >> 8, serial & 0xff]), le: 8 };
 }
+
+export interface InitializeForLoadRequest {
+  /** Index of the load key (DLK) on the card. */
+  keyIndex: number;
+  amount: number;
+  terminalId: Uint8Array;
+}
+
+/** INITIALIZE FOR LOAD (docs/purse.md §2.9): P1 = 00, EP; the card answers 16 bytes with its MAC1. */
+export function initializeForLoad(request: InitializeForLoadRequest): CommandApdu {
+  checkInteger("key index", request.keyIndex, 255);
+  checkLength("terminal ID", request.terminalId, 6);
+  const data = concatBytes(new Uint8Array([request.keyIndex]), encodeAmount(request.amount), request.terminalId);
+  return { cla: 0x80, ins: 0x50, p1: 0x00, p2: EP, data, le: 16 };
+}
+
+export interface CreditForLoadRequest {
+  date: string;
+  time: string;
+  /** MAC2 made by the front-end with the load session key. */
+  mac2: Uint8Array;
+}
+
+/** CREDIT FOR LOAD (docs/purse.md §2.11): `80 52 00 00 0B` date 4 || time 3 || MAC2 4; the card answers its TAC. */
+export function creditForLoad(request: CreditForLoadRequest): CommandApdu {
+  checkLength("MAC2", request.mac2, 4);
+  const data = concatBytes(encodeDate(request.date), encodeTime(request.time), request.mac2);
+  return { cla: 0x80, ins: 0x52, p1: 0x00, p2: 0x00, data, le: 4 };
+}

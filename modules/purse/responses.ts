@@ -120,3 +120,36 @@ export function parseFci(data: Uint8Array): FileControlInformation {
   }
   return fci;
 }
+
+export interface InitializeForLoadResponse {
+  /** Balance before the load, in fen. */
+  balance: number;
+  /** The online (load) transaction serial this load will use. */
+  onlineSerial: number;
+  keyVersion: number;
+  algorithmId: number;
+  random: Uint8Array;
+  /** The card's MAC1 over balance, amount, type and terminal: the front-end checks it before it makes MAC2. */
+  mac1: Uint8Array;
+  /** The 16 bytes as the card sent them, for the front-end. */
+  raw: Uint8Array;
+}
+
+export function parseInitializeForLoad(data: Uint8Array): InitializeForLoadResponse {
+  expectLength("INITIALIZE FOR LOAD", data, 16);
+  return {
+    balance: decodeBalance(data, 0),
+    onlineSerial: readUint(data, 4, 2),
+    keyVersion: data[6]!,
+    algorithmId: data[7]!,
+    random: data.slice(8, 12),
+    mac1: data.slice(12, 16),
+    raw: data.slice(),
+  };
+}
+
+/** CREDIT FOR LOAD answers the card's TAC (4 bytes). */
+export function parseCreditForLoad(data: Uint8Array): { tac: Uint8Array } {
+  expectLength("CREDIT FOR LOAD", data, 4);
+  return { tac: data.slice() };
+}

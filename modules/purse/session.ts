@@ -4,11 +4,13 @@ import { transmit, transmitOk, type Transceiver } from "../iso7816/transmit";
 import {
   AID_CITY_UNION, AID_TUNION, SFI_BASIC_DATA, SFI_TRANSACTION_LOG, debitForPurchase, getBalance, getTransactionProve,
   initializeForPurchase, readBinary, readRecord, selectByName, type DebitForPurchaseRequest, type InitializeForPurchaseRequest,
+  creditForLoad, initializeForLoad, type CreditForLoadRequest, type InitializeForLoadRequest,
 } from "./commands";
 import { parseBasicData, parseTransactionRecord, type BasicData, type BasicDataLayout, type TransactionRecord } from "./files";
 import {
   parseBalance, parseDebitForPurchase, parseFci, parseInitializeForPurchase, parseTransactionProve,
   type DebitForPurchaseResponse, type FileControlInformation, type InitializeForPurchaseResponse, type TransactionProveResponse,
+  parseCreditForLoad, parseInitializeForLoad, type InitializeForLoadResponse,
 } from "./responses";
 
 export interface PurseApplication {
@@ -60,6 +62,16 @@ export class PurseCard {
   async debitForPurchase(request: DebitForPurchaseRequest): Promise<DebitForPurchaseResponse> {
     const response = await transmitOk(this.#card, debitForPurchase(request), "DEBIT FOR PURCHASE");
     return parseDebitForPurchase(response.data);
+  }
+
+  async initializeForLoad(request: InitializeForLoadRequest): Promise<InitializeForLoadResponse> {
+    const response = await transmitOk(this.#card, initializeForLoad(request), "INITIALIZE FOR LOAD");
+    return parseInitializeForLoad(response.data);
+  }
+
+  async creditForLoad(request: CreditForLoadRequest): Promise<{ tac: Uint8Array }> {
+    const response = await transmitOk(this.#card, creditForLoad(request), "CREDIT FOR LOAD");
+    return parseCreditForLoad(response.data);
   }
 
   /** Returns undefined on 9406: the card has no MAC/TAC for that serial, so that transaction did not happen. */

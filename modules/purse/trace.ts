@@ -2,7 +2,7 @@ import { decodeCommand, decodeResponse } from "../iso7816/apdu";
 import { readUint, toHex } from "../bytes/bytes";
 import { statusName } from "../iso7816/status";
 import { formatYuan } from "./amount";
-import { parseBalance, parseDebitForPurchase, parseInitializeForPurchase, parseTransactionProve } from "./responses";
+import { parseBalance, parseDebitForPurchase, parseInitializeForLoad, parseInitializeForPurchase, parseTransactionProve } from "./responses";
 
 // Human-readable names and fields for the APDUs of a purchase, for traces and xsbug. Never throws: a trace of
 // garbage must still print.
@@ -36,6 +36,9 @@ export function describeCommand(bytes: Uint8Array): string {
           return `DEBIT FOR PURCHASE TSN ${readUint(data, 0, 4)} at ${toHex(data.slice(4, 8))} ${toHex(data.slice(8, 11))} MAC1 ${toHex(data.slice(11, 15))}`;
         }
         break;
+      case 0x8052:
+        if (data.length === 11) return `CREDIT FOR LOAD at ${toHex(data.slice(0, 4))} ${toHex(data.slice(4, 7))} MAC2 ${toHex(data.slice(7, 11))}`;
+        break;
       case 0x805a:
         if (data.length === 2) return `GET TRANSACTION PROVE type ${toHex(new Uint8Array([c.p2]))} serial ${readUint(data, 0, 2)}`;
         break;
@@ -56,6 +59,11 @@ export function describeResponse(command: Uint8Array, bytes: Uint8Array): string
       const i = parseInitializeForPurchase(r.data);
       return `9000 balance ${formatYuan(i.balance)} serial ${i.epSerial} overdraft ${formatYuan(i.overdraftLimit)} key version ${i.keyVersion} algorithm ${i.algorithmId} random ${toHex(i.random)}`;
     }
+    if (ins === 0x8050 && r.data.length === 16) {
+      const i = parseInitializeForLoad(r.data);
+      return `9000 balance ${formatYuan(i.balance)} online serial ${i.onlineSerial} key version ${i.keyVersion} algorithm ${i.algorithmId} random ${toHex(i.random)} MAC1 ${toHex(i.mac1)}`;
+    }
+    if (ins === 0x8052 && r.data.length === 4) return `9000 TAC ${toHex(r.data)}`;
     if (ins === 0x8054 && r.data.length === 8) {
       const d = parseDebitForPurchase(r.data);
       return `9000 TAC ${toHex(d.tac)} MAC2 ${toHex(d.mac2)}`;

@@ -47,16 +47,35 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     await m.endSession();
   });
 
-  it("VEND FAILURE after approval: the debit is reported as owed and the VMC hears 0A C0", async () => {
+  it("VEND FAILURE with the card gone: the refund is owed at the front-end and the VMC hears 0A C0", async () => {
     const c = card(5000);
     const r = await m.vend(c, 200, 7);
     assert.equal(r.answer, "vend-approved");
-    await m.vmc.send({ kind: "vend-failure" });
-    const a = await m.vmc.send({ kind: "poll" });
-    assert.deepEqual(a.kind === "data" && a.replies, [{ kind: "malfunction", code: 0xc0 }]);
+    const f = await m.vendFailure(undefined);
+    assert.equal(f.answer, "refund-failed");
     assert.equal(m.owed.length, 1);
     assert.deepEqual({ ...(m.owed[0] as object), purchaseId: undefined }, { order: "MDB-3-7", amount: 200, purchaseId: undefined, reason: "vend-failure" });
+    assert.equal(c.state.applications[0]!.balance, 4800);
+    // Owed at the front-end, for settlement: the refund is recorded there, not only reported to the VMC.
+    const id = (m.owed[0] as { purchaseId?: string }).purchaseId;
+    for (let i = 0; i < 100 && !sim.refunds(1).some((x) => x.purchase_id === id); i++) await new Promise((res) => setTimeout(res, 20));
+    const row = sim.refunds(1).find((x) => x.purchase_id === id);
+    assert.equal(row?.status, "owed");
+    assert.equal(row?.owed_reason, "card-gone");
+    assert.equal(row?.amount, 200);
     await m.endSession();
+  });
+
+  it("VEND FAILURE with the card in the field: the price is loaded back onto it and the VMC hears ACK", async () => {
+    const c = card(5000);
+    const r = await m.vend(c, 250, 8);
+    assert.equal(r.answer, "vend-approved");
+    const f = await m.vendFailure(c);
+    assert.equal(f.answer, "refunded");
+    assert.equal(c.state.applications[0]!.balance, 5000);
+    assert.equal(c.state.applications[0]!.onlineSerial, 1);
+    await m.endSession();
+    console.log(`      VEND FAILURE -> refund ACK ${f.ms.toFixed(0)} ms (card in the field)`);
   });
 
   it("VEND CANCEL while waiting for a card: VEND DENIED, nothing charged", async () => {
@@ -82,10 +101,11 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     const status = await runMdbDemo({ link: "memory", log: (l) => lines.push(l) });
     assert.equal(status, 0, lines.filter((l) => l.startsWith("FAIL")).join("\n"));
     for (const want of ["  MDB -> VEND REQUEST price 3.50 item 12", "  MDB <- VEND APPROVED 3.50", "  MDB <- VEND DENIED",
-      "  MDB <- MALFUNCTION 0xC0 (refund failed)", "  MDB -> VEND CANCEL"]) {
+      "  MDB -> VEND CANCEL"]) {
       assert.ok(lines.includes(want), `missing: ${want}`);
     }
     assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
     assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 4);
+    assert.ok(lines.some((l) => l.includes("CREDIT FOR LOAD")), "the refund's CREDIT FOR LOAD in the trace");
   });
 });

@@ -11,7 +11,8 @@ import { encodeBalance } from "../../modules/purse/amount";
 import { decodeBcd, isValidDate, isValidTime } from "../../modules/purse/bcd";
 import { AID_CITY_UNION, AID_TUNION, SFI_BASIC_DATA, SFI_HOLDER_DATA, SFI_MANAGEMENT_DATA, SFI_TRANSACTION_LOG } from "../../modules/purse/commands";
 import {
-  algorithmId, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac, type PurseAlgorithm,
+  algorithmId, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
+  type PurseAlgorithm,
 } from "../purse-crypto/index";
 
 /** The card left the field: thrown instead of an answer, the way a reader sees a missing response. */
@@ -28,13 +29,13 @@ export type TearWhen = "before" | "after";
 /** Where to pull the card: before it processes a command (nothing happens), or after it commits but before it answers. */
 export interface TearPoint {
   /** Instruction byte (0x54 = DEBIT) or a name. */
-  command: number | "select" | "read" | "balance" | "init" | "debit" | "prove";
+  command: number | "select" | "read" | "balance" | "init" | "debit" | "prove" | "credit";
   when: TearWhen;
   /** Pull on the n-th matching command (1 = the next one). */
   occurrence?: number;
 }
 
-const COMMAND_INS: { [name: string]: number } = { select: 0xa4, read: 0xb0, balance: 0x5c, init: 0x50, debit: 0x54, prove: 0x5a };
+const COMMAND_INS: { [name: string]: number } = { select: 0xa4, read: 0xb0, balance: 0x5c, init: 0x50, debit: 0x54, prove: 0x5a, credit: 0x52 };
 
 export interface ApplicationState {
   layout: "tunion" | "cityunion";
@@ -56,6 +57,14 @@ export interface ApplicationState {
   log: string[];
   /** What GET TRANSACTION PROVE can still give: the last purchase's serial, type, MAC2 and TAC. */
   lastTransaction: { epSerial: number; type: number; mac2: string; tac: string } | null;
+  /** The card's diversified load key (DLK), hex; a card without one refuses INITIALIZE FOR LOAD (9403). */
+  dlk?: string;
+  /** The next online (load) serial; INITIALIZE FOR LOAD returns it and a CREDIT FOR LOAD moves it on. */
+  onlineSerial?: number;
+  /** What GET TRANSACTION PROVE type 02 can still give: the last load's online serial, the MAC2 it took, its TAC. */
+  lastLoad?: { onlineSerial: number; mac2: string; tac: string } | null;
+  /** The largest balance the purse may hold, fen: a load past it is refused (6985). */
+  maxBalance?: number;
 }
 
 export interface CardState {
@@ -85,11 +94,21 @@ interface PurchaseSession {
   random: Uint8Array;
 }
 
+interface LoadSession {
+  app: ApplicationState;
+  amount: number;
+  terminalId: Uint8Array;
+  onlineSerial: number;
+  random: Uint8Array;
+  balance: number;
+}
+
 const LOG_DEPTH = 10;
+const DEFAULT_MAX_BALANCE = 100_000_000;
 
 /** Card processing times per command, from a real card's log (docs/purse.md §8). */
 export const CARD_PROCESSING_MS: { readonly [ins: number]: number } = Object.freeze({
-  0xa4: 15, 0xb0: 15, 0xb2: 15, 0x5c: 15, 0x50: 15, 0x54: 78, 0x5a: 15, 0xc0: 15,
+  0xa4: 15, 0xb0: 15, 0xb2: 15, 0x5c: 15, 0x50: 15, 0x54: 78, 0x52: 78, 0x5a: 15, 0xc0: 15,
 });
 
 export class VirtualCard {
@@ -98,6 +117,7 @@ export class VirtualCard {
   #present = true;
   #selected: ApplicationState | undefined;
   #session: PurchaseSession | undefined;
+  #load: LoadSession | undefined;
   #pendingResponse: Uint8Array | undefined;
   #tears: (TearPoint & { seen: number })[] = [];
   /** Every APDU and its answer, for tests that check what went over the air. */
@@ -131,6 +151,7 @@ export class VirtualCard {
     this.#present = true;
     this.#selected = undefined;
     this.#session = undefined;
+    this.#load = undefined;
     this.#pendingResponse = undefined;
   }
 
@@ -210,7 +231,8 @@ export class VirtualCard {
     if (c.cla === 0x80) {
       switch (c.ins) {
         case 0x5c: return this.#getBalance(c);
-        case 0x50: return this.#initialize(c);
+        case 0x50: return c.p1 === 0x00 ? this.#initializeLoad(c) : this.#initialize(c);
+        case 0x52: return this.#credit(c);
         case 0x54: return this.#debit(c);
         case 0x5a: return this.#prove(c);
         default: return encodeResponse(undefined, SW.INS_NOT_SUPPORTED);
@@ -229,6 +251,7 @@ export class VirtualCard {
 
   #select(c: CommandApdu): Uint8Array {
     this.#session = undefined;
+    this.#load = undefined;
     const data = c.data ?? new Uint8Array(0);
     if (c.p1 === 0x04) {
       const aid = toHex(data);
@@ -294,6 +317,7 @@ export class VirtualCard {
 
   #initialize(c: CommandApdu): Uint8Array {
     this.#session = undefined;
+    this.#load = undefined;
     const app = this.#selected;
     if (!app) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
     if ((c.p1 !== 0x01 && c.p1 !== 0x03) || c.p2 !== 0x02) return encodeResponse(undefined, SW.WRONG_P1P2);
@@ -322,6 +346,7 @@ export class VirtualCard {
   #debit(c: CommandApdu): Uint8Array {
     const session = this.#session;
     this.#session = undefined;
+    this.#load = undefined;
     if (!session || session.app !== this.#selected) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
     if (c.p1 !== 0x01 || c.p2 !== 0x00) return encodeResponse(undefined, SW.WRONG_P1P2);
     const data = c.data;
@@ -359,12 +384,80 @@ export class VirtualCard {
     return encodeResponse(concatBytes(tac, mac2), SW.OK);
   }
 
+  /** INITIALIZE FOR LOAD (P1 = 00): the card answers balance, online serial, key version, algorithm, random and its MAC1. */
+  #initializeLoad(c: CommandApdu): Uint8Array {
+    this.#session = undefined;
+    this.#load = undefined;
+    const app = this.#selected;
+    if (!app) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
+    if (c.p2 !== 0x02) return encodeResponse(undefined, SW.WRONG_P1P2);
+    const data = c.data;
+    if (!data || data.length !== 11) return encodeResponse(undefined, SW.WRONG_LENGTH);
+    if (!app.dlk || data[0] !== app.keyIndex) return encodeResponse(undefined, SW.KEY_INDEX_NOT_SUPPORTED);
+    const onlineSerial = app.onlineSerial ?? 0;
+    if (onlineSerial >= 0xffff) return encodeResponse(undefined, SW.COUNTER_AT_MAXIMUM);
+    const amount = readUint(data, 1, 4);
+    if (app.balance + amount > (app.maxBalance ?? DEFAULT_MAX_BALANCE)) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
+    const random = this.#options.random ? this.#options.random() : new Uint8Array(randomBytes(4));
+    const terminalId = data.slice(5, 11);
+    const sessionKey = loadSessionKey(app.algorithm, fromHex(app.dlk), random, onlineSerial);
+    const mac1 = loadMac1(app.algorithm, sessionKey, app.balance, { amount, type: 0x02, terminalId });
+    this.#load = { app, amount, terminalId, onlineSerial, random, balance: app.balance };
+    const body = concatBytes(encodeBalance(app.balance), new Uint8Array([onlineSerial >> 8, onlineSerial & 0xff, app.keyVersion, algorithmId(app.algorithm)]),
+      random, mac1);
+    return encodeResponse(body, SW.OK);
+  }
+
+  /** CREDIT FOR LOAD: checks the front-end's MAC2, then credits, moves the online serial on, logs, and answers the TAC. */
+  #credit(c: CommandApdu): Uint8Array {
+    const load = this.#load;
+    this.#load = undefined;
+    this.#session = undefined;
+    if (!load || load.app !== this.#selected) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
+    if (c.p1 !== 0x00 || c.p2 !== 0x00) return encodeResponse(undefined, SW.WRONG_P1P2);
+    const data = c.data;
+    if (!data || data.length !== 11) return encodeResponse(undefined, SW.WRONG_LENGTH);
+    let date: string;
+    let time: string;
+    try {
+      date = decodeBcd(data.slice(0, 4));
+      time = decodeBcd(data.slice(4, 7));
+    } catch {
+      return encodeResponse(undefined, 0x6a80);
+    }
+    if (!isValidDate(date) || !isValidTime(time)) return encodeResponse(undefined, 0x6a80);
+    const app = load.app;
+    const sessionKey = loadSessionKey(app.algorithm, fromHex(app.dlk!), load.random, load.onlineSerial);
+    const fields = { amount: load.amount, type: 0x02, terminalId: load.terminalId, date, time };
+    const mac2 = data.slice(7, 11);
+    if (!macEquals(loadMac2(app.algorithm, sessionKey, fields), mac2)) return encodeResponse(undefined, SW.MAC_INVALID);
+    const balanceAfter = load.balance + load.amount;
+    const tac = loadTac(app.algorithm, fromHex(app.dtk), { ...fields, balanceAfter, onlineSerial: load.onlineSerial });
+    // The commit: balance, online serial, log and the proof for GET TRANSACTION PROVE change together.
+    app.balance = balanceAfter;
+    app.onlineSerial = load.onlineSerial + 1;
+    const record = concatBytes(new Uint8Array([load.onlineSerial >> 8, load.onlineSerial & 0xff]),
+      new Uint8Array([(app.overdraftLimit >> 16) & 0xff, (app.overdraftLimit >> 8) & 0xff, app.overdraftLimit & 0xff]),
+      uint32Bytes(load.amount), new Uint8Array([0x02]), load.terminalId, data.slice(0, 7));
+    app.log.unshift(toHex(record));
+    app.log.length = Math.min(app.log.length, LOG_DEPTH);
+    app.lastLoad = { onlineSerial: load.onlineSerial, mac2: toHex(mac2), tac: toHex(tac) };
+    this.save();
+    return encodeResponse(tac, SW.OK);
+  }
+
   #prove(c: CommandApdu): Uint8Array {
     const app = this.#selected;
     if (!app) return encodeResponse(undefined, SW.CONDITIONS_NOT_SATISFIED);
     const data = c.data;
     if (!data || data.length !== 2) return encodeResponse(undefined, SW.WRONG_LENGTH);
     const serial = readUint(data, 0, 2);
+    if (c.p2 === 0x02) {
+      // A load is proven by the online serial: the MAC2 the card accepted and the TAC it made (docs/purse.md §2.7).
+      const load = app.lastLoad;
+      if (!load || load.onlineSerial + 1 !== serial || (app.onlineSerial ?? 0) !== serial) return encodeResponse(undefined, SW.MAC_TAC_NOT_AVAILABLE);
+      return encodeResponse(concatBytes(fromHex(load.mac2), fromHex(load.tac)), SW.OK);
+    }
     const last = app.lastTransaction;
     // Asked with the card's current counter: the proof belongs to the transaction that used serial - 1.
     if (!last || last.type !== c.p2 || last.epSerial + 1 !== serial || app.epSerial !== serial) {

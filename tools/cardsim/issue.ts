@@ -9,6 +9,8 @@ export interface MasterKeys {
   /** Master purchase key (MPK) and master TAC key (MTK), 16 bytes each. */
   purchase: Uint8Array;
   tac: Uint8Array;
+  /** Master load key (MLK); without it the card is issued without a load key and cannot be refunded onto. */
+  load?: Uint8Array;
 }
 
 export interface ApplicationProfile {
@@ -61,6 +63,7 @@ export function issueApplication(p: ApplicationProfile): ApplicationState {
     epSerial: p.epSerial ?? 0,
     log: [],
     lastTransaction: null,
+    ...(p.masterKeys.load ? { dlk: toHex(diversifyKey(p.algorithm, p.masterKeys.load, factor)), onlineSerial: 0, lastLoad: null } : {}),
   };
 }
 

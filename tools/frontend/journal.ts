@@ -87,6 +87,41 @@ export const MIGRATIONS: ((d: SqlDialect) => string)[] = [
    );
    CREATE INDEX events_purchase ON events (purchase_id);`,
   FLEET_MIGRATION,
+  // Refunds back onto the card (a PBOC load), tied to their purchase: the database itself keeps each refund to at most
+  // its purchase's amount, on the same card, and to one per purchase; and a card's online serial credits only once.
+  (d) => `CREATE UNIQUE INDEX purchases_refund_key ON purchases (id, amount, application, asn);
+   CREATE TABLE refunds (
+     purchase_id TEXT PRIMARY KEY,
+     purchase_amount ${d.int64} NOT NULL,
+     application TEXT NOT NULL,
+     asn TEXT NOT NULL,
+     terminal_id TEXT NOT NULL,
+     order_no TEXT NOT NULL,
+     amount ${d.int64} NOT NULL,
+     key_index INTEGER,
+     key_version INTEGER,
+     algorithm TEXT,
+     online_serial INTEGER,
+     balance ${d.int64},
+     basic_data TEXT,
+     init_response TEXT,
+     date TEXT NOT NULL,
+     time TEXT NOT NULL,
+     mac2 TEXT,
+     status TEXT NOT NULL,
+     tac TEXT,
+     tac_valid INTEGER,
+     completion TEXT,
+     answer TEXT,
+     owed_reason TEXT,
+     created_at ${d.int64} NOT NULL,
+     completed_at ${d.int64},
+     CHECK (amount > 0 AND amount <= purchase_amount),
+     CHECK (status IN ('authorized', 'completed', 'flagged', 'owed', 'reconciliation')),
+     FOREIGN KEY (purchase_id, purchase_amount, application, asn) REFERENCES purchases (id, amount, application, asn)
+   );
+   CREATE UNIQUE INDEX refunds_card_serial ON refunds (application, asn, online_serial) WHERE status IN ('completed', 'flagged');
+   CREATE INDEX refunds_day ON refunds (date, terminal_id) WHERE status IN ('completed', 'flagged', 'owed');`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -103,6 +138,8 @@ export function openDatabase(file: string, durability: Durability = "full", read
       // FULL: the WAL is fsynced at every commit (NORMAL would survive a crash of this process but not a power cut).
       db.pragma(`synchronous = ${durability === "full" ? "FULL" : "NORMAL"}`);
       db.pragma("cache_size = -65536");
+      // The refunds table's tie to its purchase is a foreign key: SQLite checks those only when asked to.
+      db.pragma("foreign_keys = ON");
       migrate(db);
     } else if ((db.pragma("user_version", { simple: true }) as number) > SCHEMA_VERSION) {
       throw new FrontendError("JOURNAL_UNAVAILABLE", 503, `${file} has a newer schema than this program`);

@@ -10,7 +10,8 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { fromHex, isHex, toHex } from "../../modules/bytes/bytes";
 import type { MasterKeys } from "../cardsim/index";
 import {
-  diversifyKey, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac, type PurchaseFields, type PurseAlgorithm,
+  diversifyKey, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
+  type LoadFields, type PurchaseFields, type PurseAlgorithm,
 } from "../purse-crypto/index";
 import { FrontendError } from "./errors";
 
@@ -36,6 +37,15 @@ export interface PurchaseSessionInput {
   fields: PurchaseFields;
 }
 
+/** A load (a refund onto the card): what INITIALIZE FOR LOAD gave and what CREDIT FOR LOAD will carry. */
+export interface LoadSessionInput {
+  random: Uint8Array;
+  onlineSerial: number;
+  /** Balance before the load, as the card's MAC1 covers it. */
+  balance: number;
+  fields: LoadFields & { date: string; time: string };
+}
+
 export interface KeyStore {
   /** Whether a master key exists for ref; checked before a TSN is spent. */
   has(ref: MasterKeyRef): boolean;
@@ -46,6 +56,13 @@ export interface KeyStore {
     Promise<{ mac2Valid: boolean; tacValid: boolean }> | { mac2Valid: boolean; tacValid: boolean };
   /** Which refs it holds, without keys (for health and logs). */
   describe(): MasterKeyRef[];
+  /** Whether the key system grants a load key for ref (refunds onto the card); absent = never. */
+  hasLoadKey?(ref: MasterKeyRef): boolean;
+  /** Checks the card's load MAC1 and, only if it is right, makes the load MAC2. */
+  authorizeLoad?(ref: MasterKeyRef, card: CardKeyFactors, input: LoadSessionInput, mac1: Uint8Array):
+    Promise<{ mac1Valid: boolean; mac2?: Uint8Array }> | { mac1Valid: boolean; mac2?: Uint8Array };
+  /** Checks the TAC of a load the card reports done. */
+  verifyLoad?(ref: MasterKeyRef, card: CardKeyFactors, input: LoadSessionInput, tac: Uint8Array): Promise<boolean> | boolean;
 }
 
 export type Derivation = "one-level" | "two-level";
@@ -57,6 +74,8 @@ export interface KeyStoreFileEntry {
   /** Master purchase key (MPK) and master TAC key (MTK), 32 hex digits each. */
   purchase: string;
   tac: string;
+  /** Master load key (MLK), 32 hex digits: without it no refund is loaded back onto a card (it is owed instead). */
+  load?: string;
   /** one-level (default): card key = Div(MK, ASN8). two-level: Div(Div(MK, issuer factor), ASN8). */
   derivation?: Derivation;
 }
@@ -84,6 +103,7 @@ interface HeldKeys {
   ref: MasterKeyRef;
   purchase: Uint8Array;
   tac: Uint8Array;
+  load?: Uint8Array;
   derivation: Derivation;
 }
 
@@ -95,6 +115,7 @@ function checkEntry(e: KeyStoreFileEntry, where: string): void {
   // The message never quotes the value: it may be a key.
   if (typeof e.purchase !== "string" || !isHex(e.purchase, 16)) throw new KeyStoreError(`${where}: purchase must be 32 hex digits`);
   if (typeof e.tac !== "string" || !isHex(e.tac, 16)) throw new KeyStoreError(`${where}: tac must be 32 hex digits`);
+  if (e.load !== undefined && (typeof e.load !== "string" || !isHex(e.load, 16))) throw new KeyStoreError(`${where}: load must be 32 hex digits`);
   if (e.derivation !== undefined && e.derivation !== "one-level" && e.derivation !== "two-level") throw new KeyStoreError(`${where}: derivation must be one-level or two-level`);
 }
 
@@ -111,7 +132,7 @@ export class FileKeyStore implements KeyStore {
       checkEntry(e, `key store entry ${i}`);
       const ref = { keyIndex: e.keyIndex, keyVersion: e.keyVersion, algorithm: e.algorithm };
       if (this.#keys.has(refKey(ref))) throw new KeyStoreError(`key store entry ${i}: duplicate ${refKey(ref)}`);
-      this.#keys.set(refKey(ref), { ref, purchase: fromHex(e.purchase), tac: fromHex(e.tac), derivation: e.derivation ?? "one-level" });
+      this.#keys.set(refKey(ref), { ref, purchase: fromHex(e.purchase), tac: fromHex(e.tac), ...(e.load ? { load: fromHex(e.load) } : {}), derivation: e.derivation ?? "one-level" });
     });
   }
 
@@ -166,6 +187,27 @@ export class FileKeyStore implements KeyStore {
     return { mac2Valid: macEquals(purchaseMac2(alg, sessionKey, input.fields.amount), proof.mac2), tacValid: macEquals(tac, proof.tac) };
   }
 
+  hasLoadKey(ref: MasterKeyRef): boolean {
+    return this.#keys.get(refKey(ref))?.load !== undefined;
+  }
+
+  authorizeLoad(ref: MasterKeyRef, card: CardKeyFactors, input: LoadSessionInput, mac1: Uint8Array): { mac1Valid: boolean; mac2?: Uint8Array } {
+    const held = this.#held(ref);
+    if (!held.load) throw new FrontendError("LOAD_KEY_NOT_GRANTED", 422, "the key system grants no load key for this card");
+    const alg = ref.algorithm;
+    const sessionKey = loadSessionKey(alg, this.#cardKey(held, held.load, card), input.random, input.onlineSerial);
+    // MAC2 is made only for a card whose MAC1 proves it holds the load key and reported this balance and amount.
+    if (!macEquals(loadMac1(alg, sessionKey, input.balance, input.fields), mac1)) return { mac1Valid: false };
+    return { mac1Valid: true, mac2: loadMac2(alg, sessionKey, input.fields) };
+  }
+
+  verifyLoad(ref: MasterKeyRef, card: CardKeyFactors, input: LoadSessionInput, tac: Uint8Array): boolean {
+    const held = this.#held(ref);
+    const expected = loadTac(ref.algorithm, this.#cardKey(held, held.tac, card),
+      { ...input.fields, balanceAfter: input.balance + input.fields.amount, onlineSerial: input.onlineSerial });
+    return macEquals(expected, tac);
+  }
+
   toJSON(): object {
     return { keySystem: this.keySystem, keys: this.describe() };
   }
@@ -184,11 +226,11 @@ export function writeDevelopmentKeyStore(path: string, options: { keySystem?: st
   const refs = options.refs ?? [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }, { keyIndex: 1, keyVersion: 1, algorithm: "sm4" }];
   const keySystem = options.keySystem ?? "DEV";
   const keys: DevelopmentKeyEntry[] = refs.map((r) => ({
-    ...r, derivation: "one-level", masterKeys: { purchase: new Uint8Array(randomBytes(16)), tac: new Uint8Array(randomBytes(16)) },
+    ...r, derivation: "one-level", masterKeys: { purchase: new Uint8Array(randomBytes(16)), tac: new Uint8Array(randomBytes(16)), load: new Uint8Array(randomBytes(16)) },
   }));
   const file: KeyStoreFile = {
     format: KEY_STORE_FORMAT, keySystem,
-    keys: keys.map((k) => ({ keyIndex: k.keyIndex, keyVersion: k.keyVersion, algorithm: k.algorithm, purchase: toHex(k.masterKeys.purchase), tac: toHex(k.masterKeys.tac) })),
+    keys: keys.map((k) => ({ keyIndex: k.keyIndex, keyVersion: k.keyVersion, algorithm: k.algorithm, purchase: toHex(k.masterKeys.purchase), tac: toHex(k.masterKeys.tac), load: toHex(k.masterKeys.load!) })),
   };
   new FileKeyStore(file); // refuses duplicates and bad refs before anything is written
   const tmp = `${path}.tmp`;
@@ -202,5 +244,5 @@ export function readDevelopmentMasterKeys(path: string, ref: MasterKeyRef): Mast
   const file = JSON.parse(readFileSync(path, "utf8")) as KeyStoreFile;
   const entry = file.keys.find((k) => k.keyIndex === ref.keyIndex && k.keyVersion === ref.keyVersion && k.algorithm === ref.algorithm);
   if (!entry) throw new KeyStoreError(`no entry ${refKey(ref)} in ${path}`);
-  return { purchase: fromHex(entry.purchase), tac: fromHex(entry.tac) };
+  return { purchase: fromHex(entry.purchase), tac: fromHex(entry.tac), ...(entry.load ? { load: fromHex(entry.load) } : {}) };
 }

@@ -12,6 +12,7 @@ import { FileKeyStore, type KeyStore } from "./keystore";
 import { installTestHold } from "./test-hold";
 import { prepareOperator, type OperatorSide } from "./operator/index";
 import { formatSettlement, PurchaseService, type AuthorizeRequest, type Client, type CompletionRequest } from "./service";
+import { registerRefunds } from "./refund-routes";
 
 /**
  * Modern suites first (the server's order wins), then the plain-RSA AES-CBC suites that Moddable's TLS on the ESP32
@@ -208,6 +209,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
 
   app.get<{ Params: { purchaseId: string } }>("/v1/purchases/:purchaseId", { schema: { params: idParams } },
     async (request) => service.view(request.params.purchaseId, clientOf(request)));
+
+  registerRefunds(app, { config, store, keyStore, clientOf, log: (event, message) => app.log.info(event, message) });
 
   app.get("/v1/routes", async () => {
     if (config.level !== 1) throw new FrontendError("ROUTES_NOT_SERVED", 404, "the routing table is served by the level-1 front-end");

@@ -15,8 +15,9 @@ import { MemoryStorage } from "../../modules/journal/storage";
 import { FrameParser } from "../../modules/pn532/frame";
 import {
   describeCommand, describeResponse, parseBalance, parseBasicData, parseDebitForPurchase, parseFci, parseInitializeForPurchase,
-  parseTransactionProve, parseTransactionRecord,
+  parseTransactionProve, parseTransactionRecord, parseCreditForLoad, parseInitializeForLoad,
 } from "../../modules/purse/index";
+import { authorizeRefund, completeRefund } from "../../modules/frontend-client/refunds";
 import { ControllerPort } from "../../src/controller";
 import { readRecord } from "../../src/records";
 
@@ -117,6 +118,8 @@ export function fuzzTargets(): FuzzTarget[] {
     { name: "INITIALIZE FOR PURCHASE answer", sample: hex("00001C3700000000000100" + "9AC87503"), maxLength: 32, run: parseInitializeForPurchase },
     { name: "DEBIT FOR PURCHASE answer", sample: hex("AABBCCDD11223344"), maxLength: 16, run: parseDebitForPurchase },
     { name: "GET TRANSACTION PROVE answer", sample: hex("11223344AABBCCDD"), maxLength: 16, run: parseTransactionProve },
+    { name: "INITIALIZE FOR LOAD answer", sample: hex("0000028A0000010011223344" + "2988AE5A"), maxLength: 32, run: parseInitializeForLoad },
+    { name: "CREDIT FOR LOAD answer", sample: hex("AABBCCDD"), maxLength: 16, run: parseCreditForLoad },
     { name: "GET BALANCE answer", sample: hex("00000F44"), maxLength: 8, run: parseBalance },
     { name: "FCI", sample: hex("6F318408A000000632010105A5259F0801029F0C1E" + TUNION_0x15), maxLength: 96, run: parseFci },
     { name: "card file 0x15 (T-Union)", sample: hex(TUNION_0x15), maxLength: 64, run: (b) => parseBasicData(b, "tunion") },
@@ -131,6 +134,14 @@ export function fuzzTargets(): FuzzTarget[] {
     },
     {
       name: "journal records", sample: utf8('{"k":"intent","purchaseId":"p","url":"https://x","order":"o","amount":1,"asn":"a","application":"tunion","epSerial":1,"balance":1,"tsn":1,"mac2":"AA","at":1}'),
+      maxLength: 300,
+      run(input) {
+        readRecord({ seq: 1, payload: input });
+      },
+    },
+    {
+      name: "refund journal records",
+      sample: utf8('{"k":"refund-credit","purchaseId":"p","url":"https://x","order":"o","amount":1,"asn":"a","application":"tunion","keyIndex":1,"at":1,"onlineSerial":0,"balance":1,"mac2":"AABBCCDD"}'),
       maxLength: 300,
       run(input) {
         readRecord({ seq: 1, payload: input });
@@ -155,6 +166,16 @@ export function fuzzTargets(): FuzzTarget[] {
         if (which === 0) await client.authorize(url, { terminalId: "310001029313", order: "o", amount: 1, keyIndex: 1, transactionType: 6, application: "tunion", basicData: "", initResponse: "" });
         else if (which === 1) await client.complete(url, "p", { outcome: "not-debited" });
         else await client.routes(url);
+      },
+    },
+    {
+      name: "front-end refund answers", sample: new Uint8Array([0, ...utf8('{"purchaseId":"p","onlineSerial":0,"date":"20261201","time":"120000","mac2":"44556677","status":"owed"}')]),
+      maxLength: 200,
+      async run(input) {
+        frontendAnswer(input);
+        if ((input[1] ?? 0) % 2 === 0) {
+          await authorizeRefund(client, url, { terminalId: "310001029313", purchaseId: "p", amount: 1, keyIndex: 1, application: "tunion", basicData: "", initResponse: "" });
+        } else await completeRefund(client, url, "p", { outcome: "not-credited", amount: 1, reason: "card-gone" });
       },
     },
   ];

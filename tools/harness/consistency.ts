@@ -38,15 +38,19 @@ export function moneyViolations(check: MoneyCheck): string[] {
   const app = check.card.state.applications[0]!;
   const asn = cardAsn(check.card);
   const rows = check.purchases.flatMap((p) => p.rows).filter((r) => r.asn === asn);
+  // The log holds loads (refunds, type 02) too: purchases are the other records. A load moves the online serial, not
+  // the EP (offline) serial, so the serial range counts purchases only.
+  const purchaseLog = app.log.filter((l) => l.slice(18, 20) !== "02");
   const debited = check.initialSerial === undefined
-    ? app.log.map((l) => parseInt(l.slice(0, 4), 16)).sort((a, b) => a - b)
+    ? purchaseLog.map((l) => parseInt(l.slice(0, 4), 16)).sort((a, b) => a - b)
     : Array.from({ length: app.epSerial - check.initialSerial }, (_, i) => check.initialSerial! + i);
   const completed = rows.filter((r) => r.status === "completed");
   const completedSerials = completed.map((r) => r.ep_serial).sort((a, b) => a - b);
   if (JSON.stringify(completedSerials) !== JSON.stringify(debited)) {
     out.push(`card ${asn}: debits at EP serials [${debited}] but completed purchases at [${completedSerials}]`);
   }
-  const moved = check.initialBalance - app.balance;
+  const loaded = app.log.filter((l) => l.slice(18, 20) === "02").reduce((n, l) => n + parseInt(l.slice(10, 18), 16), 0);
+  const moved = check.initialBalance - app.balance + loaded;
   const settled = completed.reduce((n, r) => n + r.amount, 0);
   if (moved !== settled) out.push(`card ${asn}: ${moved} fen left the card, ${settled} fen completed`);
   // A debit left authorized or in reconciliation shows above as a debit with no completed purchase: the card moves
@@ -57,6 +61,49 @@ export function moneyViolations(check: MoneyCheck): string[] {
     const tsns = p.rows.map((r) => `${r.terminal_id ?? ""}/${r.tsn}`);
     if (new Set(tsns).size !== tsns.length) out.push(`level ${p.level}: a TSN was handed out twice`);
   }
+  return out;
+}
+
+/** A refund as the front-end holds it (tools/frontend/refund-store.ts). */
+export interface RefundRowView {
+  purchase_id: string;
+  status: string;
+  amount: number;
+  purchase_amount: number;
+  online_serial: number | null;
+  tac: string | null;
+  tac_valid: number | null;
+}
+
+/**
+ * The money rule for refunds, once the terminal has settled everything: every load on the card is one completed
+ * refund with a valid TAC at the same online serial (nothing refunded twice, none lost), every completed refund is a
+ * load on the card, no refund is over its purchase or left open, and each refunded purchase was completed.
+ * `expected` names the purchases a refund was asked for: each must end completed or owed.
+ */
+export function refundViolations(card: VirtualCard, refunds: RefundRowView[], purchases: RigPurchase[], expected: string[]): string[] {
+  const out: string[] = [];
+  const app = card.state.applications[0]!;
+  const asn = cardAsn(card);
+  const loads = app.log.filter((l) => l.slice(18, 20) === "02").map((l) => ({ serial: parseInt(l.slice(0, 4), 16), amount: parseInt(l.slice(10, 18), 16) }));
+  const ours = refunds.filter((r) => purchases.some((p) => p.id === r.purchase_id && p.asn === asn));
+  const completed = ours.filter((r) => r.status === "completed");
+  const serials = (xs: { serial: number }[]) => JSON.stringify(xs.map((x) => x.serial).sort((a, b) => a - b));
+  if (serials(loads) !== serials(completed.map((r) => ({ serial: r.online_serial ?? -1 })))) {
+    out.push(`card ${asn}: loads at online serials ${serials(loads)} but completed refunds at ${serials(completed.map((r) => ({ serial: r.online_serial ?? -1 })))}`);
+  }
+  if ((app.onlineSerial ?? 0) !== loads.length) out.push(`card ${asn}: online serial ${app.onlineSerial} after ${loads.length} loads`);
+  const credited = loads.reduce((n, l) => n + l.amount, 0);
+  const refunded = completed.reduce((n, r) => n + r.amount, 0);
+  if (credited !== refunded) out.push(`card ${asn}: ${credited} fen loaded onto the card, ${refunded} fen in completed refunds`);
+  for (const r of ours) {
+    if (r.amount > r.purchase_amount) out.push(`refund ${r.purchase_id}: ${r.amount} fen for a purchase of ${r.purchase_amount}`);
+    if (r.status === "completed" && r.tac_valid !== 1) out.push(`refund ${r.purchase_id}: completed without a valid TAC`);
+    if (r.status !== "completed" && r.status !== "owed") out.push(`refund ${r.purchase_id}: left ${r.status}`);
+    const p = purchases.find((x) => x.id === r.purchase_id);
+    if (p && p.status !== "completed") out.push(`refund ${r.purchase_id}: its purchase is ${p.status}`);
+  }
+  for (const id of expected) if (!ours.some((r) => r.purchase_id === id)) out.push(`refund of ${id}: not at the front-end (neither completed nor owed)`);
   return out;
 }
 

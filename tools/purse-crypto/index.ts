@@ -217,3 +217,60 @@ export function purchaseTac(alg: PurseAlgorithm, dtk: Uint8Array, f: PurchaseFie
 export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
   return a instanceof Uint8Array && b instanceof Uint8Array && a.length === b.length && timingSafeEqual(a, b);
 }
+
+// ---- load (docs/purse.md §2.9, §4.8): a refund is put back onto the card as a PBOC EP load ----
+
+/**
+ * The load session key SESLK from the card's load key (DLK), the INITIALIZE FOR LOAD random and the online serial.
+ * 3DES: E(DLK, random 4 || online serial 2 || 80 00). SM4: the same 8 bytes padded with 80 00.. to one block.
+ */
+export function loadSessionKey(alg: PurseAlgorithm, dlk: Uint8Array, random: Uint8Array, onlineSerial: number): Uint8Array {
+  checkAlgorithm(alg);
+  checkBytes("load key", dlk, 16);
+  checkBytes("random", random, 4);
+  checkUint("online serial", onlineSerial, 0xffff);
+  const input = concat(random, new Uint8Array([onlineSerial >> 8, onlineSerial & 0xff, 0x80, 0x00]));
+  if (alg === "3des") return encrypt(alg, "ecb", dlk, input);
+  return encrypt(alg, "ecb", dlk, concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0])));
+}
+
+export interface LoadFields {
+  amount: number;
+  /** 02 EP load (01 ED load). */
+  type: number;
+  terminalId: Uint8Array;
+}
+
+function loadHead(f: LoadFields): Uint8Array {
+  if (typeof f !== "object" || f === null) throw new PurseCryptoError("load fields are required");
+  checkUint("amount", f.amount, 0xffffffff);
+  checkUint("transaction type", f.type, 0xff);
+  checkBytes("terminal ID", f.terminalId, 6);
+  return concat(uint32Bytes(f.amount), new Uint8Array([f.type]), f.terminalId);
+}
+
+/** MAC1 of a load (made by the card in INITIALIZE FOR LOAD): balance before 4 || amount 4 || type 1 || terminal 6. */
+export function loadMac1(alg: PurseAlgorithm, sessionKey: Uint8Array, balance: number, f: LoadFields): Uint8Array {
+  checkSessionKey(alg, sessionKey);
+  checkUint("balance", balance, 0xffffffff);
+  return pbocMac(alg, sessionKey, concat(uint32Bytes(balance), loadHead(f)));
+}
+
+/** MAC2 of a load (made by the front-end, checked by the card in CREDIT FOR LOAD): amount || type || terminal || date || time. */
+export function loadMac2(alg: PurseAlgorithm, sessionKey: Uint8Array, f: LoadFields & { date: string; time: string }): Uint8Array {
+  checkSessionKey(alg, sessionKey);
+  return pbocMac(alg, sessionKey, concat(loadHead(f), bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time)));
+}
+
+/**
+ * TAC of a load (made by the card when it credits): balance after 4 || online serial before 2 || amount 4 || type 1 ||
+ * terminal 6 || date 4 || time 3, with the TAC key as for a purchase. The layout is this project's choice
+ * (docs/purse.md §4.8): no public source gives it.
+ */
+export function loadTac(alg: PurseAlgorithm, dtk: Uint8Array, f: LoadFields & { balanceAfter: number; onlineSerial: number; date: string; time: string }): Uint8Array {
+  const key = tacKey(alg, dtk);
+  checkUint("balance", f.balanceAfter, 0xffffffff);
+  checkUint("online serial", f.onlineSerial, 0xffff);
+  return pbocMac(alg, key, concat(uint32Bytes(f.balanceAfter), new Uint8Array([f.onlineSerial >> 8, f.onlineSerial & 0xff]), loadHead(f),
+    bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time)));
+}

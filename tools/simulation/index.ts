@@ -158,6 +158,17 @@ export class Simulation {
     }
   }
 
+  /** The front-end's refunds as its SQLite journal holds them. */
+  refunds(level: 1 | 2): { purchase_id: string; status: string; amount: number; purchase_amount: number; online_serial: number | null; tac: string | null;
+    tac_valid: number | null; owed_reason: string | null }[] {
+    const db = openDatabase(this.#frontendConfigs[level]!.database, "full", true);
+    try {
+      return db.prepare("SELECT * FROM refunds ORDER BY purchase_id").all() as never;
+    } finally {
+      db.close();
+    }
+  }
+
   /** Starts (or, after stopTerminal, restarts) the terminal on the same journal, lines and front-ends. */
   async startTerminal(config: Partial<TerminalConfig> = {}, wrapStorage?: (storage: JournalStorage) => JournalStorage,
     journal: { file?: string; size?: number; blockSize?: number } = {}): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * `npm start -- --mdb`: a simulated vending machine end to end. The VMC simulator initialises the terminal as a
- * level-3 cashless device and runs the selection-first flows: a vend that succeeds, a vend that fails (the debit is
- * reported owed, the VMC hears refund failed), a declined card, a cancelled selection. Each MDB exchange is printed
+ * level-3 cashless device and runs the selection-first flows: a vend that succeeds, a vend that fails (the price is
+ * loaded back onto the card, the VMC hears the refund done), a declined card, a cancelled selection. Each MDB exchange is printed
  * decoded, next to the terminal's APDU trace. Exit status 0 when every flow ended as scripted.
  */
 import type { TerminalEvent } from "../../src/terminal";
@@ -34,15 +34,14 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
     expect(`approved in ${r1.ms.toFixed(0)} ms, card 50.00 -> ${(a.state.applications[0]!.balance / 100).toFixed(2)}`,
       r1.answer === "vend-approved" && a.state.applications[0]!.balance === 4650);
 
-    log("\n2. A vend that fails after payment (item 7, 2.00)");
+    log("\n2. A vend that fails after payment (item 7, 2.00): refunded onto the card");
     const b = card("mdb-fail", 5000, 2);
     const r2 = await vending.vend(b, 200, 7);
-    await vending.vmc.send({ kind: "vend-failure" });
-    const after = await vending.vmc.send({ kind: "poll" });
+    const refund = await vending.vendFailure(b);
     await vending.endSession();
-    const refundFailed = after.kind === "data" && after.replies.some((x) => x.kind === "malfunction" && x.code === 0xc0);
-    expect(`approved, then VEND FAILURE: 2.00 reported owed (${vending.owed.length}); refunds onto the card are not implemented yet, so the VMC hears refund failed`,
-      r2.answer === "vend-approved" && refundFailed && vending.owed.length === 1);
+    const balance = b.state.applications[0]!.balance;
+    expect(`approved, then VEND FAILURE: the 2.00 loaded back onto the card in ${refund.ms.toFixed(0)} ms (INITIALIZE FOR LOAD, CREDIT FOR LOAD), ` +
+      `card ${(balance / 100).toFixed(2)}, the VMC hears ACK (refunded)`, r2.answer === "vend-approved" && refund.answer === "refunded" && balance === 5000);
 
     log("\n3. A declined card (balance 1.00, item 4 at 3.50)");
     const c = card("mdb-poor", 100, 3);

@@ -23,6 +23,11 @@ export interface Vending {
   /** Selection first: VEND REQUEST, the card (if any) in the field, POLL every 25 ms until the answer. */
   vend(card: VirtualCard | undefined, price: number, item: number): Promise<{ answer: string; ms: number; amount?: number }>;
   endSession(): Promise<void>;
+  /**
+   * VEND FAILURE with the card (if any) in the field, then POLL every 25 ms: silence while the refund runs, then an
+   * ACK (refunded onto the card) or `0A C_` (refund failed: owed at the front-end).
+   */
+  vendFailure(card: VirtualCard | undefined): Promise<{ answer: "refunded" | "refund-failed"; ms: number }>;
 }
 
 const POLL_MS = 25;
@@ -51,7 +56,7 @@ export async function startVending(sim: Simulation, options: { level?: 1 | 2 | 3
       onVendResult: (_v, ok, byReset) => adapter.vendResult(ok, byReset),
     },
   });
-  adapter = new MdbCashless({ device, terminal: sim.node.terminal, tapTimeoutMs: 3000, onRefundOwed: (o) => owed.push(o), trace: log });
+  adapter = new MdbCashless({ device, terminal: sim.node.terminal, refunds: sim.node.terminal, tapTimeoutMs: 3000, onRefundOwed: (o) => owed.push(o), trace: log });
   await vmc.init(options.level ?? 3, 0x20);
 
   return {
@@ -73,6 +78,22 @@ export async function startVending(sim: Simulation, options: { level?: 1 | 2 | 3
           await new Promise((res) => setTimeout(res, POLL_MS));
         }
         throw new Error("no vend answer within 400 POLLs");
+      } finally {
+        if (card) sim.emulator.remove(card);
+      }
+    },
+    async vendFailure(card) {
+      if (card) sim.emulator.place(card);
+      const start = performance.now();
+      try {
+        if ((await vmc.send({ kind: "vend-failure" })).kind !== "ack") throw new Error("VEND FAILURE was not ACKed");
+        for (let i = 0; i < 800; i++) {
+          const a = await vmc.send({ kind: "poll" });
+          if (a.kind === "ack") return { answer: "refunded", ms: performance.now() - start };
+          if (a.kind === "data" && a.replies.some((r) => r.kind === "malfunction" && (r.code & 0xf0) === 0xc0)) return { answer: "refund-failed", ms: performance.now() - start };
+          await new Promise((res) => setTimeout(res, POLL_MS));
+        }
+        throw new Error("no refund answer within 800 POLLs");
       } finally {
         if (card) sim.emulator.remove(card);
       }
