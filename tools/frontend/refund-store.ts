@@ -1,6 +1,6 @@
 /**
  * Storage of refunds (a purchase's amount loaded back onto the card), on both engines. The rules that keep a refund to
- * at most its purchase's amount, on that purchase's card, once, live in the database (migration 2 of journal.ts):
+ * at most its purchase's amount, on that purchase's card, once, live in the database (migration 3 of journal.ts):
  * - the refund's primary key is its purchase's ID: a second refund of the same purchase cannot be inserted;
  * - a foreign key ties (purchase, amount, card) to the purchase row, and a CHECK keeps the amount within it;
  * - a unique index over the card's online serial among credited refunds: one load of a card is never counted twice.
