@@ -89,3 +89,146 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 4);
   });
 });
+
+describe("terminal as MDB cashless device (card first, multivend, level 3)", function () {
+  this.timeout(60_000);
+  let sim: Simulation;
+  let m: Vending;
+  let listen: (e: TerminalEvent) => void = () => undefined;
+
+  before(async () => {
+    sim = await Simulation.start({ link: "memory", timing: INSTANT_TIMING, onEvent: (e) => listen(e) });
+    m = await startVending(sim, { multivend: true });
+    listen = (e) => m.onTerminalEvent(e);
+  });
+  after(async () => {
+    m?.close();
+    await sim?.close();
+  });
+
+  let n = 0;
+  function card(balance: number): VirtualCard {
+    const asn = `031010000000008${String(++n).padStart(5, "0")}`;
+    return sim.addCard({ name: `mdb-cf-${n}`, profiles: [{ layout: "tunion", algorithm: "3des", asn, cityCode: LEVEL1_CITY, balance }] });
+  }
+  const balance = (c: VirtualCard) => c.state.applications[0]!.balance;
+
+  it("a tap begins the session with the balance; two vends in it, each its own purchase of that card", async () => {
+    const c = card(5000);
+    assert.equal(await m.tap(c), 5000);
+    assert.equal(m.device.state, "idle");
+    const r1 = await m.vendInSession(350, 12);
+    assert.deepEqual([r1.answer, r1.amount], ["vend-approved", 350]);
+    await m.vmc.send({ kind: "vend-success", item: 12 });
+    const r2 = await m.vendInSession(200, 3);
+    assert.deepEqual([r2.answer, r2.amount], ["vend-approved", 200]);
+    await m.vmc.send({ kind: "vend-success", item: 3 });
+    await m.endSession();
+    assert.equal(balance(c), 4450);
+    // Left in the field, the same card does not begin another session by itself.
+    await new Promise((res) => setTimeout(res, 700));
+    assert.equal(m.device.state, "enabled");
+    sim.emulator.remove(c);
+  });
+
+  it("a vend above the balance is denied and charges nothing; the session goes on", async () => {
+    const c = card(300);
+    assert.equal(await m.tap(c), 300);
+    assert.equal((await m.vendInSession(350, 4)).answer, "vend-denied");
+    assert.equal(balance(c), 300);
+    assert.equal(m.device.state, "idle");
+    await m.endSession();
+    sim.emulator.remove(c);
+  });
+
+  it("only the card that began the session pays: another card in the field is refused", async () => {
+    const a = card(5000);
+    await m.tap(a);
+    sim.emulator.remove(a);
+    const b = card(5000);
+    sim.emulator.place(b);
+    assert.equal((await m.vendInSession(100, 1)).answer, "vend-denied");
+    assert.equal(balance(b), 5000);
+    sim.emulator.remove(b);
+    await m.endSession();
+  });
+
+  it("a tear after DEBIT: no answer until the card comes back, then VEND APPROVED, charged once", async () => {
+    const c = card(5000);
+    await m.tap(c);
+    c.armTear({ command: "debit", when: "after" });
+    const ack = await m.vmc.send({ kind: "vend-request", price: 250, item: 5 });
+    assert.equal(ack.kind, "ack");
+    for (let i = 0; i < 20; i++) {
+      const a = await m.vmc.send({ kind: "poll" });
+      assert.notEqual(a.kind, "silence");
+      assert.ok(a.kind === "ack", "no answer while the outcome is unknown");
+      await new Promise((res) => setTimeout(res, 25));
+    }
+    sim.emulator.place(c);
+    const seen = await m.pollFor("vend-approved");
+    assert.ok(seen.some((r) => r.kind === "vend-approved" && r.amount === 250));
+    assert.equal(balance(c), 4750);
+    await m.vmc.send({ kind: "vend-success", item: 5 });
+    await m.endSession();
+    sim.emulator.remove(c);
+  });
+
+  it("a tear before DEBIT reached the card: VEND DENIED once the card shows nothing was charged", async () => {
+    const c = card(5000);
+    await m.tap(c);
+    c.armTear({ command: "debit", when: "before" });
+    await m.vmc.send({ kind: "vend-request", price: 250, item: 6 });
+    await new Promise((res) => setTimeout(res, 200));
+    sim.emulator.place(c);
+    const seen = await m.pollFor("vend-denied");
+    assert.ok(!seen.some((r) => r.kind === "vend-approved"));
+    assert.equal(balance(c), 5000);
+    await m.endSession();
+    sim.emulator.remove(c);
+  });
+
+  it("RESET after VEND APPROVED counts as success: the debit stays, nothing is owed", async () => {
+    const c = card(5000);
+    await m.tap(c);
+    const owedBefore = m.owed.length;
+    assert.equal((await m.vendInSession(300, 8)).answer, "vend-approved");
+    await m.vmc.init(3, 0x20);
+    assert.equal(balance(c), 4700);
+    assert.equal(m.owed.length, owedBefore);
+    sim.emulator.remove(c);
+  });
+
+  it("READER CANCEL while looking for a card answers CANCELLED; READER DISABLE in a session lets it finish", async () => {
+    await m.vmc.send({ kind: "reader-cancel" });
+    await m.pollFor("cancelled");
+    const c = card(1000);
+    await m.tap(c);
+    await m.vmc.send({ kind: "reader-disable" });
+    assert.equal(m.device.state, "idle");
+    await m.endSession();
+    assert.equal(m.device.state, "disabled");
+    sim.emulator.remove(c);
+    await m.vmc.send({ kind: "reader-enable" });
+    assert.equal(m.device.state, "enabled");
+  });
+});
+
+describe("terminal as MDB cashless device: the reader's own session timeout", function () {
+  this.timeout(30_000);
+  it("a session with no selection ends with SESSION CANCEL REQUEST", async () => {
+    let m: Vending | undefined;
+    const sim = await Simulation.start({ link: "memory", timing: INSTANT_TIMING, onEvent: (e) => m?.onTerminalEvent(e) });
+    try {
+      m = await startVending(sim, { level: 2, sessionTimeoutMs: 400 });
+      const c = sim.addCard({ name: "mdb-idle", profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000000900001", cityCode: LEVEL1_CITY, balance: 800 }] });
+      assert.equal(await m.tap(c), 800);
+      await m.pollFor("session-cancel-request");
+      await m.endSession();
+      assert.equal(m.device.state, "enabled");
+    } finally {
+      m?.close();
+      await sim.close();
+    }
+  });
+});
