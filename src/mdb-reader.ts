@@ -100,6 +100,8 @@ export class MdbReader {
         onReaderCancel: () => void this.#o.terminal.cancel(),
         onReset: () => {
           this.#clearSessionTimer();
+          // The session's card, still in the field after a RESET, waits to be taken away like one after END SESSION.
+          if (this.#session) this.#lastAsn = this.#session.asn;
           this.#session = undefined;
           void this.#stopSearch();
         },

@@ -44,6 +44,8 @@ const POLL_MS = 25;
 
 export async function startVending(sim: Simulation, options: {
   level?: 1 | 2 | 3; log?: (line: string) => void; multivend?: boolean; sessionTimeoutMs?: number; cardFirst?: boolean;
+  /** The VMC's strict timing checks (5 ms reply, 1 ms between bytes): a late reply throws. */
+  strict?: boolean;
 } = {}): Promise<Vending> {
   const log = options.log;
   let link!: PeripheralLink;
@@ -54,7 +56,8 @@ export async function startVending(sim: Simulation, options: {
     if (a.kind === "data") for (const r of a.replies) log(`  MDB <- ${describeReply(r)}`);
     else if (c.kind !== "poll") log(`  MDB <- ${a.kind.toUpperCase()}`);
   };
-  const vmc = new VmcMaster({ transmit: (words) => { for (const w of words) link.receive(w); }, onExchange: show, now: () => performance.now() });
+  const vmc = new VmcMaster({ transmit: (words) => { for (const w of words) link.receive(w); }, onExchange: show, now: () => performance.now(),
+    strict: options.strict });
   const reader = new MdbReader({
     link: (h) => (link = new PeripheralLink({ address: 0x10, send: (words) => { for (const w of words) vmc.receive(w); }, ...h })),
     terminal: sim.node.terminal, timers: nodeTimers, tapTimeoutMs: 3000, searchMs: 300, cardFirst: options.cardFirst,
