@@ -8,6 +8,7 @@ import path from "node:path";
 import { CodedError } from "../../modules/errors/errors";
 import type { JournalStorage } from "../../modules/journal/storage";
 import { Pn532Error } from "../../modules/pn532/errors";
+import { termiosMdb } from "./mdb-termios";
 import { NodeSerial } from "./serial";
 import { probePort } from "./serial-errors";
 import { StdioSerial } from "./serial-stdio";
@@ -27,6 +28,8 @@ export interface PcTerminalOptions {
   recoveryWindowMs?: number;
   cityCode?: string;
   dieAtWrite?: number;
+  /** controller "mdb": the MDB cashless device on this UART (docs/mdb.md §8), beside the JSON-lines port. */
+  mdb?: { tty: string; address?: number; level?: number };
 }
 
 /** Where the PC host keeps its journal unless told otherwise: a git-ignored folder, not the working tree's root. */
@@ -62,6 +65,7 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
   try {
     await probePort(o.pn532, 115200, "the PN532 port (--pn532)");
     if (o.controller) await probePort(o.controller, 115200, "the controller port (--controller)");
+    if (o.mdb) await probePort(o.mdb.tty, 9600, "the MDB port (--mdb-port)");
   } catch (error) {
     throw new StartupError((error as Error).message, 1);
   }
@@ -76,6 +80,10 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
       journalPath,
       config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode },
       trace: log,
+      mdb: o.mdb && {
+        ...termiosMdb({ tty: o.mdb.tty, address: o.mdb.address, onExit: (code, why) => log(`MDB helper ended (${code}): ${why}`) }),
+        reader: { device: { level: o.mdb.level, serial: o.terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },
+      },
       wrapStorage: o.dieAtWrite === undefined ? undefined : (storage) => dyingStorage(storage, o.dieAtWrite!),
     });
     return () => node.close();
