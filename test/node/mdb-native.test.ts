@@ -45,6 +45,10 @@ describe("native/mdb C code (host cc)", function () {
     buildAndRun(dir, "link_test", ["native/mdb/mdb_link.c", "native/mdb/test/link_test.c"], /all checks passed/);
   });
 
+  it("the bit framing the ESP32 hardware layer bit-bangs passes its unit tests", () => {
+    buildAndRun(dir, "bits_test", ["native/mdb/mdb_bits.c", "native/mdb/test/bits_test.c"], /bits: all checks passed/);
+  });
+
   it("the termios helper's decoder, flags and pty byte path pass their unit tests", () => {
     buildAndRun(dir, "termios_test", ["native/mdb/linux/mdb_termios.c", "native/mdb/test/termios_test.c"], /termios: all checks passed/);
   });
