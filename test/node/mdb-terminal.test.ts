@@ -86,7 +86,8 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
       assert.ok(lines.includes(want), `missing: ${want}`);
     }
     assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
-    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 4);
+    assert.ok(lines.some((l) => l.startsWith("  MDB <- BEGIN SESSION funds 30.00")), "card first: BEGIN SESSION with the balance");
+    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 5);
   });
 });
 
