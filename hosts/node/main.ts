@@ -8,7 +8,7 @@ import path from "node:path";
 import { CodedError } from "../../modules/errors/errors";
 import type { JournalStorage } from "../../modules/journal/storage";
 import { Pn532Error } from "../../modules/pn532/errors";
-import { termiosMdb } from "./mdb-termios";
+import { streamMdb, termiosMdb } from "./mdb-termios";
 import { NodeSerial } from "./serial";
 import { probePort } from "./serial-errors";
 import { StdioSerial } from "./serial-stdio";
@@ -29,7 +29,7 @@ export interface PcTerminalOptions {
   cityCode?: string;
   dieAtWrite?: number;
   /** controller "mdb": the MDB cashless device on this UART (docs/mdb.md §8), beside the JSON-lines port. */
-  mdb?: { tty: string; address?: number; level?: number };
+  mdb?: { tty: string; address?: number; level?: number; link?: "termios" | "stream" };
 }
 
 /** Where the PC host keeps its journal unless told otherwise: a git-ignored folder, not the working tree's root. */
@@ -81,7 +81,8 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
       config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode },
       trace: log,
       mdb: o.mdb && {
-        ...termiosMdb({ tty: o.mdb.tty, address: o.mdb.address, onExit: (code, why) => log(`MDB helper ended (${code}): ${why}`) }),
+        ...(o.mdb.link === "stream" ? streamMdb({ tty: o.mdb.tty, address: o.mdb.address })
+          : termiosMdb({ tty: o.mdb.tty, address: o.mdb.address, onExit: (code, why) => log(`MDB helper ended (${code}): ${why}`) })),
         reader: { device: { level: o.mdb.level, serial: o.terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },
       },
       wrapStorage: o.dieAtWrite === undefined ? undefined : (storage) => dyingStorage(storage, o.dieAtWrite!),

@@ -11,6 +11,7 @@ import { CodedError } from "../../modules/errors/errors";
 import { StreamLink } from "../../modules/mdb/stream";
 import type { TerminalMdb } from "../../src/assemble";
 import { hasCommand } from "./pty";
+import { NodeSerial } from "./serial";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const MDB_HELPER_SOURCES = ["native/mdb/linux/mdb_termios.c", "native/mdb/linux/mdb_termios_main.c"].map((f) => path.join(root, f));
@@ -67,5 +68,26 @@ export function termiosMdb(o: MdbTermiosOptions): TerminalMdb & { child(): Child
       child?.stdin?.end();
       child?.kill();
     },
+  };
+}
+
+/**
+ * The terminal's MDB link straight on a tty carrying the docs/mdb.md §5 encoding: a pty pair to the VMC simulator or
+ * the harness (which plays the VMC), not a real bus.
+ */
+export function streamMdb(o: { tty: string; address?: number }): TerminalMdb {
+  let serial: NodeSerial | undefined;
+  return {
+    link(handlers) {
+      let stream!: StreamLink;
+      const port: NodeSerial = new NodeSerial({ path: o.tty, baud: 9600, format: "buffer", onReadable() {
+        const d = port.read();
+        if (d) stream.push(new Uint8Array(d));
+      } });
+      serial = port;
+      stream = new StreamLink({ address: o.address ?? 0x10, write: (bytes) => port.write(bytes), ...handlers });
+      return stream.link;
+    },
+    close: () => serial?.close(),
   };
 }

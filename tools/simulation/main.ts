@@ -50,6 +50,7 @@ A terminal on a PC (--pn532):
   --mdb-port <tty>    controller "mdb": be the vending machine's MDB cashless device on this UART, through the
                       mark/space-parity helper (built with cc on first use; wiring: README "In a vending machine")
   --mdb-address 0x10|0x60  cashless device #1 (default) or #2;  --mdb-level 1|2|3  the reader's level (default 3)
+  --mdb-link stream   the MDB port is a pty carrying docs/mdb.md §5 bytes (a VMC simulator or the harness), no helper
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
   --city-code <code>  the terminal's own city: its level-2 route is kept warm with level 1
   --strict, --esp32-tls as above
@@ -68,7 +69,7 @@ function parse() {
       json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
-      "mdb-port": { type: "string" }, "mdb-address": { type: "string" }, "mdb-level": { type: "string" },
+      "mdb-port": { type: "string" }, "mdb-link": { type: "string" }, "mdb-address": { type: "string" }, "mdb-level": { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
     },
     strict: true,
@@ -123,7 +124,7 @@ async function realTerminal(): Promise<void> {
       pn532: values.pn532!, frontend: values.frontend!, cert: values.cert!, key: values.key!, ca: values.ca!, terminalId: values["terminal-id"]!,
       controller: values.controller, journal: values.journal, strict: values.strict, esp32Tls: values["esp32-tls"], recoveryWindowMs,
       cityCode: values["city-code"], dieAtWrite: dieAt,
-      mdb: values["mdb-port"] ? { tty: values["mdb-port"], address: mdbAddress, level: mdbLevel } : undefined,
+      mdb: values["mdb-port"] ? { tty: values["mdb-port"], address: mdbAddress, level: mdbLevel, link: values["mdb-link"] === "stream" ? "stream" : "termios" } : undefined,
     }, log);
   } catch (error) {
     if (error instanceof StartupError) {
