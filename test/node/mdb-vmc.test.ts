@@ -6,56 +6,40 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { BREAK, CashlessDevice, MODE, PeripheralLink } from "../../modules/mdb/index";
-import type { TerminalEvent } from "../../src/terminal";
-import type { VirtualCard } from "../../tools/cardsim/card";
-import { INSTANT_TIMING } from "../../tools/pn532sim/index";
-import { LEVEL1_CITY, Simulation } from "../../tools/simulation/index";
-import { VmcMaster } from "../../tools/vmc/master";
-import { startVending, type Vending } from "../../tools/vmc/vending";
 
-const balance = (c: VirtualCard) => c.state.applications[0]!.balance;
+import { LEVEL1_CITY } from "../../tools/simulation/index";
+import { VmcMaster } from "../../tools/vmc/master";
+import { balanceOf, useVending } from "./mdb-support";
+
+const balance = balanceOf;
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 for (const level of [1, 2, 3] as const) {
   describe(`VMC simulator, strict timing, level ${level}`, function () {
     this.timeout(60_000);
-    let sim: Simulation;
-    let m: Vending;
-    let n = 0;
-    const card = (b: number) => sim.addCard({
-      name: `strict-${level}-${++n}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `0310100000000${level}1${String(n).padStart(5, "0")}`, cityCode: LEVEL1_CITY, balance: b }],
-    });
-
-    before(async () => {
-      let vending: Vending | undefined;
-      sim = await Simulation.start({ link: "memory", timing: INSTANT_TIMING, onEvent: (e: TerminalEvent) => vending?.onTerminalEvent(e) });
-      m = vending = await startVending(sim, { level, strict: true, multivend: true });
-    });
-    after(async () => {
-      m?.close();
-      await sim?.close();
-    });
+    const w = useVending(`${level}1`, { level, strict: true, multivend: true });
+    const card = (b: number) => w.card(b);
 
     it("initialises with the level's formats and runs a card-first session", async () => {
-      assert.equal(m.device.vmcLevel, level);
-      assert.equal(m.device.expanded, false);
+      assert.equal(w.m.device.vmcLevel, level);
+      assert.equal(w.m.device.expanded, false);
       const c = card(2000);
-      assert.equal(await m.tap(c), 2000);
-      const r = await m.vendInSession(150, 2);
+      assert.equal(await w.m.tap(c), 2000);
+      const r = await w.m.vendInSession(150, 2);
       assert.deepEqual([r.answer, r.amount], ["vend-approved", 150]);
-      await m.vmc.send({ kind: "vend-success", item: 2 });
-      await m.endSession();
+      await w.m.vmc.send({ kind: "vend-success", item: 2 });
+      await w.m.endSession();
       assert.equal(balance(c), 1850);
-      sim.emulator.remove(c);
+      w.sim.emulator.remove(c);
     });
 
     it("faults: noise, a corrupted CHK, a lost ACK, RET, a repeated VEND REQUEST that runs once, a bus reset", async () => {
-      const vmc = m.vmc;
+      const vmc = w.m.vmc;
       await vmc.sendWords(Uint16Array.of(0x13, 0x55, MODE | 0x08, 0x42)); // stray data and another device's address
       assert.equal((await vmc.send({ kind: "poll" })).kind, "ack");
       assert.equal((await vmc.send({ kind: "poll" }, "bad-chk")).kind, "silence");
       const c = card(3000);
-      sim.emulator.place(c);
+      w.sim.emulator.place(c);
       let a = await vmc.send({ kind: "poll" }, "no-ack");
       for (let i = 0; a.kind !== "data" && i < 400; i++) {
         await sleep(25);
@@ -68,31 +52,31 @@ for (const level of [1, 2, 3] as const) {
       // The VMC missed the ACK of its VEND REQUEST and sends it again: one purchase only.
       assert.equal((await vmc.send({ kind: "vend-request", price: 100, item: 1 })).kind, "ack");
       assert.equal((await vmc.send({ kind: "vend-request", price: 100, item: 1 })).kind, "ack");
-      await m.pollFor("vend-approved");
+      await w.m.pollFor("vend-approved");
       await vmc.send({ kind: "vend-success", item: 1 });
-      await m.endSession();
+      await w.m.endSession();
       assert.equal(balance(c), 2900);
-      sim.emulator.remove(c);
+      w.sim.emulator.remove(c);
       await vmc.sendWords(Uint16Array.of(BREAK));
-      assert.equal(m.device.state, "inactive");
+      assert.equal(w.m.device.state, "inactive");
       await vmc.init(level, 0x20);
-      assert.equal(m.device.state, "enabled");
+      assert.equal(w.m.device.state, "enabled");
     });
 
     if (level === 3) {
       it("selection first (Always Idle), strict", async () => {
         const c = card(1000);
-        const r = await m.vend(c, 400, 9);
+        const r = await w.m.vend(c, 400, 9);
         assert.equal(r.answer, "vend-approved");
-        await m.vmc.send({ kind: "vend-success", item: 9 });
-        await m.endSession();
+        await w.m.vmc.send({ kind: "vend-success", item: 9 });
+        await w.m.endSession();
         assert.equal(balance(c), 600);
       });
     }
 
     it("every reply was within 5 ms and 1 ms between bytes", () => {
-      const worst = Math.max(...m.vmc.replyTimes);
-      assert.ok(m.vmc.replyTimes.length > 20);
+      const worst = Math.max(...w.m.vmc.replyTimes);
+      assert.ok(w.m.vmc.replyTimes.length > 20);
       assert.ok(worst <= 5, `worst reply ${worst} ms`);
     });
   });
@@ -100,55 +84,45 @@ for (const level of [1, 2, 3] as const) {
 
 describe("VMC simulator: a VMC reset at every step of a card-first session", function () {
   this.timeout(120_000);
-  let sim: Simulation;
-  let m: Vending;
-  before(async () => {
-    let vending: Vending | undefined;
-    sim = await Simulation.start({ link: "memory", timing: INSTANT_TIMING, onEvent: (e: TerminalEvent) => vending?.onTerminalEvent(e) });
-    m = vending = await startVending(sim, { level: 3 });
-  });
-  after(async () => {
-    m?.close();
-    await sim?.close();
-  });
+  const w = useVending("9", { level: 3 });
 
   const steps = ["begin-session", "vend-request", "vend-approved", "vend-success", "session-complete", "end-session"] as const;
   for (const [i, step] of steps.entries()) {
     it(`RESET right after ${step}: charged = approved-and-seen + owed, and the next session works`, async () => {
-      const c = sim.addCard({ name: `reset-${i}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `03101000000009${String(i).padStart(6, "0")}`, cityCode: LEVEL1_CITY, balance: 5000 }] });
-      const owedBefore = m.owed.length;
+      const c = w.sim.addCard({ name: `reset-${i}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `03101000000009${String(i).padStart(6, "0")}`, cityCode: LEVEL1_CITY, balance: 5000 }] });
+      const owedBefore = w.m.owed.length;
       let seen = false;
       run: {
-        await m.tap(c);
+        await w.m.tap(c);
         if (step === "begin-session") break run;
-        await m.vmc.send({ kind: "vend-request", price: 300, item: 4 });
+        await w.m.vmc.send({ kind: "vend-request", price: 300, item: 4 });
         if (step === "vend-request") break run;
-        await m.pollFor("vend-approved");
+        await w.m.pollFor("vend-approved");
         seen = true;
         if (step === "vend-approved") break run;
-        await m.vmc.send({ kind: "vend-success", item: 4 });
+        await w.m.vmc.send({ kind: "vend-success", item: 4 });
         if (step === "vend-success") break run;
-        await m.vmc.send({ kind: "session-complete" });
+        await w.m.vmc.send({ kind: "session-complete" });
         if (step === "session-complete") break run;
-        await m.pollFor("end-session");
+        await w.m.pollFor("end-session");
       }
-      await m.vmc.init(3, 0x20);
+      await w.m.vmc.init(3, 0x20);
       // A purchase the RESET overtook finishes; its debit, if any, is owed back.
-      for (let t = 0; t < 200 && sim.node.terminal.state !== "idle"; t++) await sleep(10);
+      for (let t = 0; t < 200 && w.sim.node.terminal.state !== "idle"; t++) await sleep(10);
       await sleep(50);
       const charged = 5000 - balance(c);
-      const owed = m.owed.slice(owedBefore).reduce((sum, o) => sum + o.amount, 0);
+      const owed = w.m.owed.slice(owedBefore).reduce((sum, o) => sum + o.amount, 0);
       assert.equal(charged, (seen ? 300 : 0) + owed, `charged ${charged}, owed ${owed}`);
       assert.ok(charged === 0 || charged === 300, "charged at most once");
-      sim.emulator.remove(c);
-      assert.equal(m.device.state, "enabled");
+      w.sim.emulator.remove(c);
+      assert.equal(w.m.device.state, "enabled");
       // The reader still works: a fresh card, a whole session.
-      const next = sim.addCard({ name: `reset-next-${i}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `03101000000008${String(i).padStart(6, "0")}`, cityCode: LEVEL1_CITY, balance: 1000 }] });
-      await m.tap(next);
-      assert.equal((await m.vendInSession(100, 1)).answer, "vend-approved");
-      await m.vmc.send({ kind: "vend-success", item: 1 });
-      await m.endSession();
-      sim.emulator.remove(next);
+      const next = w.sim.addCard({ name: `reset-next-${i}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `03101000000008${String(i).padStart(6, "0")}`, cityCode: LEVEL1_CITY, balance: 1000 }] });
+      await w.m.tap(next);
+      assert.equal((await w.m.vendInSession(100, 1)).answer, "vend-approved");
+      await w.m.vmc.send({ kind: "vend-success", item: 1 });
+      await w.m.endSession();
+      w.sim.emulator.remove(next);
       assert.equal(balance(next), 900);
     });
   }
