@@ -10,13 +10,17 @@ import type { JournalStorage } from "../modules/journal/storage";
 import { PN532 } from "../modules/pn532/driver";
 import { ControllerPort } from "./controller";
 import { Indicator, type IndicatorOptions } from "./indicator";
+import { MdbReader, type MdbReaderOptions } from "./mdb-reader";
 import { pn532Reader } from "./reader";
 import type { HeapInfo } from "./telemetry";
 import { Terminal, type TerminalConfig, type TerminalEvent } from "./terminal";
 
 export interface TerminalDevice {
   pn532: SerialSpec;
-  controller: SerialSpec;
+  /** The JSON-lines controller port; optional when the VMC asks for payments over MDB. */
+  controller?: SerialSpec;
+  /** controller "mdb": the terminal is the vending machine's MDB cashless device on this link (docs/mdb.md §9). */
+  mdb?: TerminalMdb;
   connector: HttpsConnector;
   storage: JournalStorage;
   timers: Timers;
@@ -32,10 +36,18 @@ export interface TerminalDevice {
   heap?: () => HeapInfo | undefined;
 }
 
+/** The MDB link a host opens (a byte stream in the docs/mdb.md §5 encoding, or the ESP32's native core). */
+export interface TerminalMdb {
+  link: MdbReaderOptions["link"];
+  close?(): void;
+  reader?: Omit<MdbReaderOptions, "link" | "terminal" | "timers">;
+}
+
 export interface RunningTerminal {
   terminal: Terminal;
   pn532: PN532;
-  controller: ControllerPort;
+  controller: ControllerPort | undefined;
+  mdb: MdbReader | undefined;
   client: FrontendClient;
   journal: Journal;
   indicator: Indicator | undefined;
@@ -49,7 +61,8 @@ export async function assembleTerminal(device: TerminalDevice, config: TerminalC
     // Which rate the line runs at, and why it fell back, is the first thing to look at when a reader is slow.
     onLine: (e) => trace?.(`PN532 line: ${e.kind}${"baud" in e ? ` ${e.baud} baud` : ` ${e.kbps} kbps`}${"tried" in e ? ` (tried ${e.tried})` : ""}${"reason" in e && e.reason ? `: ${e.reason}` : ""}`),
   });
-  const controller = new ControllerPort({ serial: device.controller, timers: device.timers });
+  const controller = device.controller ? new ControllerPort({ serial: device.controller, timers: device.timers }) : undefined;
+  let mdb: MdbReader | undefined;
   const client = new FrontendClient({ connector: device.connector });
   let indicator: Indicator | undefined;
   try {
@@ -61,7 +74,8 @@ export async function assembleTerminal(device: TerminalDevice, config: TerminalC
   const terminal = new Terminal({
     reader: pn532Reader(pn532), client, journal, timers: device.timers, clock: device.clock, config, trace, heap: device.heap,
     onEvent: (event) => {
-      controller.send(event);
+      controller?.send(event);
+      mdb?.event(event);
       indicator?.onEvent(event);
       onEvent?.(event);
     },
@@ -70,19 +84,23 @@ export async function assembleTerminal(device: TerminalDevice, config: TerminalC
   const close = () => {
     if (closed) return;
     closed = true;
+    mdb?.close();
+    device.mdb?.close?.();
     terminal.close();
-    controller.close();
+    controller?.close();
     pn532.close();
     client.close();
     indicator?.close();
   };
   try {
     await pn532.start();
-    controller.attach(terminal);
+    controller?.attach(terminal);
     await terminal.start();
+    // The VMC's initialisation may come at any time; vends wait for a started terminal.
+    if (device.mdb) mdb = new MdbReader({ ...device.mdb.reader, link: device.mdb.link, terminal, refunds: terminal, timers: device.timers, trace: device.mdb.reader?.trace ?? trace });
   } catch (error) {
     close();
     throw error;
   }
-  return { terminal, pn532, controller, client, journal, indicator, close };
+  return { terminal, pn532, controller, mdb, client, journal, indicator, close };
 }

@@ -42,15 +42,15 @@ export class MdbCashless {
     this.#o = o;
   }
 
-  /** From the device's onVendRequest. */
-  vendRequest(vend: VendRequest): void {
+  /** From the device's onVendRequest; `asn`: the card that began the session (card first), the only one that may pay. */
+  vendRequest(vend: VendRequest, asn?: string): void {
     const order = `MDB-${++this.#seq}-${vend.item}`;
     this.#order = order;
     this.#vend = vend;
     this.#cancelled = false;
     this.#o.trace?.(`MDB vend ${order}: ${vend.price} fen item ${vend.item}${vend.selectionFirst ? " (selection first)" : ""}`);
     try {
-      this.#o.terminal.pay({ amount: vend.price, order, timeoutMs: this.#o.tapTimeoutMs ?? 20_000 }).catch(() => undefined);
+      this.#o.terminal.pay({ amount: vend.price, order, timeoutMs: this.#o.tapTimeoutMs ?? 20_000, ...(asn ? { asn } : {}) }).catch(() => undefined);
     } catch (error) {
       // BUSY, BAD_AMOUNT...: nothing was charged.
       this.#o.trace?.(`MDB vend ${order}: ${(error as Error).message}`);

@@ -78,7 +78,14 @@ export interface PayRequest {
   amount: number;
   order: string;
   timeoutMs?: number;
+  /** Only this card may pay (an MDB session begun by its tap): another card is refused before INIT. */
+  asn?: string;
 }
+
+/** What readCard() found: a card's balance without charging it, or why the card cannot pay. */
+export type CardReading =
+  | { kind: "card"; asn: string; cityCode: string; application: Application; balance: number }
+  | { kind: "refused"; reason: DeclineReason; asn?: string; detail?: string };
 
 export interface PurchaseTimings {
   /** From the card answering detection to the approval, ms. */
@@ -151,6 +158,7 @@ interface Unresolved {
 interface Tap {
   order: string;
   amount: number;
+  asn?: string;
   phase: PurchasePhase;
   startedAt: number;
   handshakesBefore: number;
@@ -475,7 +483,8 @@ export class Terminal {
     this.#state = "waiting-for-card";
     this.#order = order;
     this.#cancelled = false;
-    return this.#purchase(order, amount, this.#o.timers.now() + timeout).finally(() => {
+    if (request.asn !== undefined && !/^[0-9A-Fa-f]{1,20}$/.test(request.asn)) throw new TerminalError("BAD_ASN", "asn must be hex digits");
+    return this.#purchase(order, amount, this.#o.timers.now() + timeout, request.asn).finally(() => {
       if (this.#state !== "closed") this.#state = "idle";
       this.#order = undefined;
       this.#tap = undefined;
@@ -547,7 +556,40 @@ export class Terminal {
 
   // ---- the purchase, phase by phase ----
 
-  async #purchase(order: string, amount: number, deadline: number): Promise<void> {
+  /**
+   * Reads the card in the field without charging it (an MDB session's BEGIN SESSION carries its balance): detect,
+   * SELECT, READ 0x15, GET BALANCE, after settling any torn purchase of that card. Undefined when no card came before
+   * the timeout or cancel() stopped the wait; a card that went away mid-read is undefined too (nothing is at stake).
+   */
+  async readCard(request: { timeoutMs: number }): Promise<CardReading | undefined> {
+    if (this.#state !== "idle") throw new TerminalError(this.#state === "closed" ? "CLOSED" : "BUSY", `cannot read a card while ${this.#state}`);
+    this.#state = "waiting-for-card";
+    this.#cancelled = false;
+    try {
+      await this.#releasing;
+      if (!(await this.#waitForCard(this.#o.timers.now() + request.timeoutMs))) return undefined;
+      this.#state = "processing";
+      const purse = this.#purse({ apdus: 0, apduBytes: 0 });
+      let basic: BasicData | undefined;
+      try {
+        basic = await this.#readForRecovery(purse);
+        await this.#resolvePending(purse, basic);
+        this.#checkCard(basic);
+        const balance = await purse.getBalance();
+        return { kind: "card", asn: basic.asn, cityCode: basic.cityCode, application: basic.layout, balance };
+      } catch (error) {
+        if (error instanceof Decline) return { kind: "refused", reason: error.reason, asn: basic?.asn, detail: error.detail || undefined };
+        if (error instanceof ApduError && (error.sw === 0x6a82 || error.sw === 0x6a81)) return { kind: "refused", reason: "no-application" };
+        return undefined;
+      } finally {
+        this.#releasing = this.#o.reader.release();
+      }
+    } finally {
+      if (!this.#isClosed()) this.#state = "idle";
+    }
+  }
+
+  async #purchase(order: string, amount: number, deadline: number, asn?: string): Promise<void> {
     if (!this.#hasRoomForPurchase() && !this.#unresolved.size) {
       // Without room to record a debit the terminal must not make one: it stops taking payments instead.
       this.#emit({ event: "declined", order, reason: "journal-full", amount });
@@ -561,7 +603,7 @@ export class Terminal {
     }
     this.#state = "processing";
     const tap: Tap = {
-      order, amount, phase: "detected", startedAt: this.#o.timers.now(), handshakesBefore: this.#o.client.handshakes,
+      order, amount, asn, phase: "detected", startedAt: this.#o.timers.now(), handshakesBefore: this.#o.client.handshakes,
       apdus: 0, apduBytes: 0, roundTrips: 0,
     };
     this.#tap = tap;
@@ -587,6 +629,7 @@ export class Terminal {
     if (this.#refunds.hasPendingFor(basic.asn)) await this.#refunds.settle(purse, basic);
     if (!this.#hasRoomForPurchase()) throw new Decline("journal-full");
     this.#emit({ event: "card-read", order: tap.order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
+    if (tap.asn !== undefined && basic.asn.toUpperCase() !== tap.asn.toUpperCase()) throw new Decline("card-refused", "not the card that began the session");
     this.#checkCard(basic);
     const route = this.#routes.lookup(basic.cityCode, basic.layout);
     if (!route) throw new Decline("no-route", `no front-end for city ${basic.cityCode} (${basic.layout})`);

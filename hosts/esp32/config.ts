@@ -23,7 +23,10 @@ export interface UartPins {
 export interface Esp32Settings {
   terminal: TerminalConfig;
   pn532: UartPins;
-  controller: UartPins;
+  /** The JSON-lines controller port; undefined with controller "mdb". */
+  controller: UartPins | undefined;
+  /** controller "mdb": the MDB cashless device on these pins (native/mdb/esp32, docs/mdb.md §8). */
+  mdb: { receive: number; transmit: number; address: number; level: number } | undefined;
   indicator: { pins: IndicatorPins; activeLow: boolean } | undefined;
   journalPartition: string;
   sntpHosts: string[];
@@ -73,12 +76,24 @@ export function readSettings(raw: Raw): Esp32Settings {
     indicator = { pins: { red: integer(raw, "red_pin"), green: integer(raw, "green_pin"), blue: integer(raw, "blue_pin"), buzzer }, activeLow: flag(raw, "indicator_active_low") };
   } else if (kind !== "none") throw new ConfigError(`config indicator must be led, rgb or none (got ${kind})`);
   const pn532 = uart(raw, "pn532");
-  const controller = uart(raw, "controller");
-  if (pn532.port === controller.port) throw new ConfigError("the PN532 and the controller port need different UARTs");
+  const kind2 = text(raw, "controller", "json-lines");
+  if (kind2 !== "json-lines" && kind2 !== "mdb") throw new ConfigError(`config controller must be json-lines or mdb (got ${kind2})`);
+  const controller = kind2 === "json-lines" ? uart(raw, "controller") : undefined;
+  if (controller && pn532.port === controller.port) throw new ConfigError("the PN532 and the controller port need different UARTs");
+  let mdb: Esp32Settings["mdb"];
+  if (kind2 === "mdb") {
+    mdb = { receive: integer(raw, "mdb_rx"), transmit: integer(raw, "mdb_tx"), address: integer(raw, "mdb_address", 0x10), level: integer(raw, "mdb_level", 3) };
+    if (mdb.address !== 0x10 && mdb.address !== 0x60) throw new ConfigError("config mdb_address must be 16 (0x10, cashless #1) or 96 (0x60, #2)");
+    if (mdb.level < 1 || mdb.level > 3) throw new ConfigError("config mdb_level must be 1, 2 or 3");
+    if ([pn532.receive, pn532.transmit].includes(mdb.receive) || [pn532.receive, pn532.transmit].includes(mdb.transmit)) {
+      throw new ConfigError("the MDB pins must differ from the PN532's");
+    }
+  }
   return {
     terminal: { terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict"), firmware: text(raw, "firmware", "unknown") },
     pn532,
     controller,
+    mdb,
     indicator,
     journalPartition: text(raw, "journal_partition", "journal"),
     sntpHosts: list(raw, "sntp", "pool.ntp.org"),

@@ -21,7 +21,8 @@ import type { DigitalClass } from "../../src/indicator";
 import { readSettings, type Esp32Settings } from "./config";
 import { FlashJournalStorage } from "./flash-storage";
 import { EspHttpsConnector } from "./https";
-import { assembleTerminal } from "../../src/assemble";
+import { assembleTerminal, type TerminalMdb } from "../../src/assemble";
+import MdbLink from "mdb-link";
 
 const timers: Timers = {
   set: (callback, ms) => Timer.set(() => callback(), ms),
@@ -73,6 +74,19 @@ function https(settings: Esp32Settings): EspHttpsConnector {
   });
 }
 
+/** controller "mdb": the native link (hosts/esp32/mdb-link.js) under the terminal's MDB reader. */
+function nativeMdb(pins: NonNullable<Esp32Settings["mdb"]>, terminalId: string): TerminalMdb {
+  let link: MdbLink | undefined;
+  return {
+    link: (h) => (link = new MdbLink({
+      receive: pins.receive, transmit: pins.transmit, address: pins.address,
+      onCommand: (block) => h.onCommand(new Uint8Array(block)), onDelivered: (n) => h.onDelivered(n), onBusReset: () => h.onBusReset(),
+    })),
+    close: () => link?.close(),
+    reader: { device: { level: pins.level, serial: terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },
+  };
+}
+
 async function main(): Promise<void> {
   const settings = readSettings(config as Record<string, unknown>);
   await setClock(settings.sntpHosts);
@@ -81,7 +95,8 @@ async function main(): Promise<void> {
   const digital = device.io.Digital;
   const running = await assembleTerminal({
     pn532: { io: serial, ...settings.pn532 },
-    controller: { io: serial, ...settings.controller },
+    controller: settings.controller && { io: serial, ...settings.controller },
+    mdb: settings.mdb && nativeMdb(settings.mdb, settings.terminal.terminalId),
     connector: https(settings),
     storage: new FlashJournalStorage(settings.journalPartition),
     timers,

@@ -8,6 +8,7 @@ import path from "node:path";
 import { CodedError } from "../../modules/errors/errors";
 import type { JournalStorage } from "../../modules/journal/storage";
 import { Pn532Error } from "../../modules/pn532/errors";
+import { streamMdb, termiosMdb } from "./mdb-termios";
 import { NodeSerial } from "./serial";
 import { probePort } from "./serial-errors";
 import { StdioSerial } from "./serial-stdio";
@@ -29,6 +30,8 @@ export interface PcTerminalOptions {
   statusEveryMs?: number;
   cityCode?: string;
   dieAtWrite?: number;
+  /** controller "mdb": the MDB cashless device on this UART (docs/mdb.md §8), beside the JSON-lines port. */
+  mdb?: { tty: string; address?: number; level?: number; link?: "termios" | "stream" };
 }
 
 /** Where the PC host keeps its journal unless told otherwise: a git-ignored folder, not the working tree's root. */
@@ -64,6 +67,7 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
   try {
     await probePort(o.pn532, 115200, "the PN532 port (--pn532)");
     if (o.controller) await probePort(o.controller, 115200, "the controller port (--controller)");
+    if (o.mdb) await probePort(o.mdb.tty, 9600, "the MDB port (--mdb-port)");
   } catch (error) {
     throw new StartupError((error as Error).message, 1);
   }
@@ -79,6 +83,11 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
       config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode,
         ...(o.statusEveryMs ? { statusEveryMs: o.statusEveryMs } : {}) },
       trace: log,
+      mdb: o.mdb && {
+        ...(o.mdb.link === "stream" ? streamMdb({ tty: o.mdb.tty, address: o.mdb.address })
+          : termiosMdb({ tty: o.mdb.tty, address: o.mdb.address, onExit: (code, why) => log(`MDB helper ended (${code}): ${why}`) })),
+        reader: { device: { level: o.mdb.level, serial: o.terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },
+      },
       wrapStorage: o.dieAtWrite === undefined ? undefined : (storage) => dyingStorage(storage, o.dieAtWrite!),
     });
     return () => node.close();

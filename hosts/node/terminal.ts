@@ -4,7 +4,7 @@
  */
 import type { SerialSpec } from "../../modules/device/types";
 import type { JournalStorage } from "../../modules/journal/storage";
-import { assembleTerminal, type RunningTerminal } from "../../src/assemble";
+import { assembleTerminal, type RunningTerminal, type TerminalMdb } from "../../src/assemble";
 import type { TerminalConfig, TerminalEvent } from "../../src/terminal";
 import { NodeHttpsConnector, type NodeHttpsOptions } from "./https";
 import { nodeTimers } from "./serial";
@@ -26,6 +26,8 @@ export interface NodeTerminalOptions {
   /** Wraps the journal's file storage (the fault-injection tests cut the power at a chosen write). */
   wrapStorage?: (storage: JournalStorage) => JournalStorage;
   config: TerminalConfig;
+  /** controller "mdb": the MDB link (hosts/node/mdb-termios.ts on a real UART, or a StreamLink on a pty). */
+  mdb?: TerminalMdb;
   trace?: (line: string) => void;
   /** Sees every event the controller port is sent. */
   onEvent?: (event: TerminalEvent) => void;
@@ -38,7 +40,7 @@ export async function startNodeTerminal(options: NodeTerminalOptions): Promise<N
   let running: RunningTerminal;
   try {
     running = await assembleTerminal({
-      pn532: options.pn532, controller: options.controller, connector: new NodeHttpsConnector(options.tls),
+      pn532: options.pn532, controller: options.controller, mdb: options.mdb, connector: new NodeHttpsConnector(options.tls),
       storage: options.wrapStorage ? options.wrapStorage(storage) : storage, timers: nodeTimers, clock: { now: () => Date.now() },
       trace: options.trace,
       // A PC may be busy and a USB adapter slow to deliver the first bytes: give the wake-up ACK the second libnfc allows.

@@ -1,8 +1,9 @@
 /*
- * The hardware layer the link core (mdb_link.h) sits on: 9-bit words in and out at 9600 baud. On the ESP32 this
- * is to be GPIO bit-banging (falling-edge interrupt, sampling at 1.5 then every 1 bit time, on a core of its own),
- * the method open ESP32 readers settled on (docs/mdb.md §8); on a Linux PC, termios mark/space parity. Not yet
- * implemented for either board: only the interface is fixed, so the core and its tests do not depend on one.
+ * The hardware layer the link core (mdb_link.h) sits on: 9-bit words in and out at 9600 baud. On the ESP32:
+ * esp32/mdb_hw_esp32.c, GPIO bit-banging (falling-edge interrupt, sampling at 1.5 then every 1 bit time, on core 1),
+ * the method open ESP32 readers settled on (docs/mdb.md §8), with the bit framing in mdb_bits.c. On a Linux PC the
+ * 9-bit layer is the termios helper in linux/ instead, and the link logic runs in modules/mdb.
+ * The pins carry TTL levels behind the opto-isolated interface: idle (stop bit) = 1.
  */
 #ifndef MDB_HW_H
 #define MDB_HW_H

@@ -37,4 +37,14 @@ describe("ESP32 settings from mc/config", () => {
     assert.throws(() => readSettings({ ...MANIFEST, controller_port: "2" }), ConfigError, (e) => /different UARTs/.test(e.message));
     assert.throws(() => readSettings({ ...MANIFEST, terminalId: undefined }), { code: "BAD_CONFIG" });
   });
+  it("controller mdb: the MDB pins, address and level instead of the controller UART", () => {
+    const s = readSettings({ ...MANIFEST, controller: "mdb", mdb_rx: "32", mdb_tx: "33", mdb_address: "96", mdb_level: "2" });
+    assert.equal(s.controller, undefined);
+    assert.deepEqual(s.mdb, { receive: 32, transmit: 33, address: 0x60, level: 2 });
+    assert.equal(readSettings(MANIFEST).mdb, undefined);
+    assert.throws(() => readSettings({ ...MANIFEST, controller: "mdb" }), ConfigError, (e) => /mdb_rx/.test(e.message));
+    assert.throws(() => readSettings({ ...MANIFEST, controller: "mdb", mdb_rx: "32", mdb_tx: "33", mdb_address: "17" }), ConfigError);
+    assert.throws(() => readSettings({ ...MANIFEST, controller: "mdb", mdb_rx: "16", mdb_tx: "33" }), ConfigError, (e) => /PN532/.test(e.message));
+    assert.throws(() => readSettings({ ...MANIFEST, controller: "vdi" }), ConfigError);
+  });
 });

@@ -11,6 +11,8 @@ const HELP = `Usage: npm run harness -- --controller <port> [options] <scenario.
 
   --controller <port>   the terminal's controller port (its UART through a USB serial adapter, or a pty)
   --pn532-port <port>   play the PN532 to the terminal on this port, with the scenarios' virtual cards
+  --mdb-port <port>     play the vending machine (MDB VMC) on the terminal's MDB port, for the scenarios' mdb steps
+                        (a tty carrying docs/mdb.md §5 bytes: the terminal runs with --mdb-port <other end> --mdb-link stream)
   --keys <file>         the front-end's development key store: virtual cards are issued from its master keys
   --out <dir>           where junit.xml, summary.txt and logs/ go (default harness-results)
   --baud <n>            both ports' speed (default 115200)
@@ -31,7 +33,7 @@ function parse() {
     allowPositionals: true,
     strict: true,
     options: {
-      controller: { type: "string" }, "pn532-port": { type: "string" }, keys: { type: "string" }, out: { type: "string" },
+      controller: { type: "string" }, "pn532-port": { type: "string" }, "mdb-port": { type: "string" }, keys: { type: "string" }, out: { type: "string" },
       baud: { type: "string" }, instant: { type: "boolean" }, "ready-timeout": { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -66,7 +68,7 @@ try {
 
 try {
   const run = await runHarness({
-    controller: values.controller, pn532Port: values["pn532-port"], keys: values.keys, scenarios, out: values.out ?? "harness-results",
+    controller: values.controller, pn532Port: values["pn532-port"], mdbPort: values["mdb-port"], keys: values.keys, scenarios, out: values.out ?? "harness-results",
     baud, instant: values.instant, readyTimeoutMs, print: (line) => process.stdout.write(`${line}\n`),
   });
   process.stdout.write(`\n${run.summary}JUnit XML: ${run.junitPath}\nsummary: ${run.summaryPath}\n`);

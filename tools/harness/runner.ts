@@ -14,10 +14,14 @@ import { ControllerLink, ControllerTimeoutError, type ControllerEvent } from "./
 import { junitXml, summaryText, type ScenarioResult } from "./report";
 import type { CardDefinition, Scenario, Step } from "./scenario";
 import { ReconnectingSerial, probePort } from "./serial";
+import { openHarnessVmc, runMdbStep } from "./mdb";
+import type { StreamVmc } from "../vmc/stream";
 
 export interface HarnessOptions {
   controller: string;
   pn532Port?: string;
+  /** The device's MDB port (a tty in the docs/mdb.md §5 encoding): `mdb` steps play the VMC there. */
+  mdbPort?: string;
   /** A development key store (tools/frontend): virtual cards are issued from its master keys. */
   keys?: string;
   scenarios: Scenario[];
@@ -81,9 +85,11 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessRun> {
   link.onEvent = (e) => note(`< ${JSON.stringify(e)}`);
   const controllerPort = link.port as ReconnectingSerial;
   let emulator: Pn532Emulator | undefined;
+  let vmc: StreamVmc | undefined;
   const results: ScenarioResult[] = [];
   try {
     await controllerPort.opened;
+    if (options.mdbPort) vmc = await openHarnessVmc(options.mdbPort);
     if (options.pn532Port) {
       emulator = await startEmulator({
         serial: { io: reconnecting("PN532"), path: options.pn532Port, baud },
@@ -102,7 +108,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessRun> {
         result.message = `the device did not answer on ${options.controller} (no status event)`;
       } else {
         try {
-          await runScenario(scenario, { link, controllerPort, emulator, keys: options.keys, note, result });
+          await runScenario(scenario, { link, controllerPort, emulator, vmc, keys: options.keys, note, result });
         } catch (error) {
           const failure = error instanceof StepFailure;
           result.status = failure ? "failed" : "error";
@@ -124,6 +130,7 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessRun> {
   } finally {
     link.close();
     emulator?.close();
+    vmc?.close();
   }
   const elapsed = performance.now() - started;
   const junitPath = path.join(options.out, "junit.xml");
@@ -160,6 +167,7 @@ interface Context {
   link: ControllerLink;
   controllerPort: ReconnectingSerial;
   emulator: Pn532Emulator | undefined;
+  vmc?: StreamVmc;
   keys: string | undefined;
   note: (line: string) => void;
   result: ScenarioResult;
@@ -220,6 +228,14 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<void> {
       }
     } else if ("expect" in step) await expectEvent(step.expect, scenario.timeoutMs, link);
     else if ("reset" in step) await reset(step.reset, ctx);
+    else if ("mdb" in step) {
+      try {
+        await runMdbStep(step.mdb, ctx.vmc, note, scenario.timeoutMs);
+      } catch (error) {
+        if ((error as { code?: string }).code === "MDB_STEP_FAILED") throw new StepFailure((error as Error).message);
+        throw error;
+      }
+    }
   }
 }
 

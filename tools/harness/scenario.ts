@@ -8,6 +8,8 @@ import path from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import type { Fault } from "../pn532sim/emulator";
 import { CodedError } from "../../modules/errors/errors";
+import { decodeCommand, encodeCommand } from "../../modules/mdb/commands";
+import type { MdbStep } from "./mdb";
 
 export class ScenarioError extends CodedError {
   readonly file: string;
@@ -45,7 +47,8 @@ export type Step =
   | { expect: { event: string; within?: number; [field: string]: unknown } }
   | { check: { card: string; balance?: number; epSerial?: number } }
   | { wait: number }
-  | { reset: { command?: string; within?: number } };
+  | { reset: { command?: string; within?: number } }
+  | { mdb: MdbStep };
 
 export interface Scenario {
   name: string;
@@ -65,7 +68,7 @@ export const CARD_PROFILES: { [name: string]: CardDefinition } = {
   "city-sm4": { layout: "cityunion", algorithm: "sm4", cityCode: "4100", balance: 5000 },
 };
 
-const STEP_KINDS = ["pay", "cancel", "status", "send", "tap", "remove", "tear", "fault", "expect", "check", "wait", "reset"] as const;
+const STEP_KINDS = ["pay", "cancel", "status", "send", "tap", "remove", "tear", "fault", "expect", "check", "wait", "reset", "mdb"] as const;
 const FAULT_KINDS = ["drop-ack", "drop-command", "corrupt-checksum", "late", "no-response", "garbage", "remove-card", "status"];
 const TEAR_COMMANDS = ["select", "read", "balance", "init", "debit", "prove"];
 
@@ -231,6 +234,23 @@ function checkStep(raw: Json, cards: { [name: string]: CardDefinition }, fail: (
     case "wait":
       if (typeof v !== "number" || v < 0 || v > 600_000) fail("wait takes ms (0..600000)");
       return { wait: v as number };
+    case "mdb": {
+      if (!isObject(v)) return fail("mdb takes {init}, {send} or {expect}");
+      if ("init" in v) {
+        if (![1, 2, 3].includes(v.init as number)) fail("mdb.init is the VMC level: 1, 2 or 3");
+        if (v.options !== undefined && !Number.isInteger(v.options)) fail("mdb.options is a number (the 17 04 option bits)");
+      } else if ("send" in v) {
+        try {
+          if (!isObject(v.send) || typeof v.send.kind !== "string") throw new Error("no kind");
+          // Encoded and read back: an unknown kind or a missing field does not survive the round trip.
+          const block = encodeCommand(0x10, v.send as never, false);
+          if (decodeCommand(block, false).kind !== v.send.kind || block.some((b) => !Number.isInteger(b))) throw new Error("not a command");
+        } catch {
+          fail("mdb.send must be an MDB command, e.g. {kind: vend-request, price: 350, item: 12}");
+        }
+      } else if (typeof v.expect !== "string") fail("mdb takes {init}, {send} or {expect}");
+      return { mdb: v as unknown as MdbStep };
+    }
     case "reset": {
       if (v === true || v === null) return { reset: {} };
       if (!isObject(v) || (v.command !== undefined && typeof v.command !== "string")) return fail("reset takes true or {command, within}");

@@ -52,6 +52,10 @@ A terminal on a PC (--pn532):
   --ca                the CA that signed the front-ends' certificates (PEM)
   --terminal-id <id>  12 hex digits, equal to the certificate's CN
   --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
+  --mdb-port <tty>    controller "mdb": be the vending machine's MDB cashless device on this UART, through the
+                      mark/space-parity helper (built with cc on first use; wiring: README "In a vending machine")
+  --mdb-address 0x10|0x60  cashless device #1 (default) or #2;  --mdb-level 1|2|3  the reader's level (default 3)
+  --mdb-link stream   the MDB port is a pty carrying docs/mdb.md §5 bytes (a VMC simulator or the harness), no helper
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
   --city-code <code>  the terminal's own city: its level-2 route is kept warm with level 1
   --strict, --esp32-tls, --status-every as above
@@ -70,6 +74,7 @@ function parse() {
       json: { type: "boolean" }, strict: { type: "boolean" }, link: { type: "string" }, latency: { type: "string" },
       "esp32-tls": { type: "boolean" }, pn532: { type: "string" }, frontend: { type: "string" }, cert: { type: "string" },
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
+      "mdb-port": { type: "string" }, "mdb-link": { type: "string" }, "mdb-address": { type: "string" }, "mdb-level": { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
       "status-every": { type: "string" },
       console: { type: "boolean" },
@@ -119,12 +124,19 @@ async function realTerminal(): Promise<void> {
     console.error(`--die-at-write takes a write number (1, 2, ...), --recovery-window milliseconds\n\n${HELP}`);
     process.exit(2);
   }
+  const mdbAddress = values["mdb-address"] === undefined ? 0x10 : Number(values["mdb-address"]);
+  const mdbLevel = values["mdb-level"] === undefined ? 3 : Number(values["mdb-level"]);
+  if ((mdbAddress !== 0x10 && mdbAddress !== 0x60) || ![1, 2, 3].includes(mdbLevel)) {
+    console.error(`--mdb-address takes 0x10 or 0x60, --mdb-level 1, 2 or 3\n\n${HELP}`);
+    process.exit(2);
+  }
   let stop: () => void;
   try {
     stop = await runPcTerminal({
       pn532: values.pn532!, frontend: values.frontend!, cert: values.cert!, key: values.key!, ca: values.ca!, terminalId: values["terminal-id"]!,
       controller: values.controller, journal: values.journal, strict: values.strict, esp32Tls: values["esp32-tls"], recoveryWindowMs,
       cityCode: values["city-code"], dieAtWrite: dieAt, statusEveryMs,
+      mdb: values["mdb-port"] ? { tty: values["mdb-port"], address: mdbAddress, level: mdbLevel, link: values["mdb-link"] === "stream" ? "stream" : "termios" } : undefined,
     }, log);
   } catch (error) {
     if (error instanceof StartupError) {
@@ -133,7 +145,8 @@ async function realTerminal(): Promise<void> {
     }
     throw error;
   }
-  log(`terminal ${values["terminal-id"]} ready on ${values.pn532}; controller on ${values.controller ?? "stdin/stdout"}`);
+  log(`terminal ${values["terminal-id"]} ready on ${values.pn532}; controller on ${values.controller ?? "stdin/stdout"}`
+    + (values["mdb-port"] ? `; MDB cashless device 0x${mdbAddress.toString(16)} on ${values["mdb-port"]}` : ""));
   const end = () => {
     stop();
     process.exit(0);

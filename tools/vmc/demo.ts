@@ -1,7 +1,8 @@
 /**
  * `npm start -- --mdb`: a simulated vending machine end to end. The VMC simulator initialises the terminal as a
  * level-3 cashless device and runs the selection-first flows: a vend that succeeds, a vend that fails (the price is
- * loaded back onto the card, the VMC hears the refund done), a declined card, a cancelled selection. Each MDB exchange is printed
+ * loaded back onto the card, the VMC hears the refund done), a declined card, a cancelled selection; then a card-first session
+ * (the tap begins it with the balance, two vends in it). Each MDB exchange is printed
  * decoded, next to the terminal's APDU trace. Exit status 0 when every flow ended as scripted.
  */
 import type { TerminalEvent } from "../../src/terminal";
@@ -22,7 +23,7 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
   };
   try {
     log("MDB: VMC level 3, Always Idle; the terminal is cashless device #1 (0x10)");
-    vending = await startVending(sim, { log });
+    vending = await startVending(sim, { log, multivend: true });
     const card = (name: string, balance: number, n: number) =>
       sim.addCard({ name, profiles: [{ layout: "tunion", algorithm: "3des", asn: `0310100000000080000${n}`, cityCode: LEVEL1_CITY, balance }] });
 
@@ -56,10 +57,23 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
     const denied = await vending.vmc.pollUntil("vend-denied");
     await vending.endSession();
     expect("VEND CANCEL -> VEND DENIED", denied.some((x) => x.kind === "vend-denied"));
+
+    log("\n5. Card first: the tap begins the session, then two vends (multivend) with that card");
+    const d = card("mdb-first", 3000, 4);
+    const funds = await vending.tap(d);
+    const r5 = await vending.vendInSession(350, 12);
+    await vending.vmc.send({ kind: "vend-success", item: 12 });
+    const r6 = await vending.vendInSession(150, 3);
+    await vending.vmc.send({ kind: "vend-success", item: 3 });
+    await vending.endSession();
+    sim.emulator.remove(d);
+    expect(`BEGIN SESSION funds ${(funds / 100).toFixed(2)}, VEND APPROVED in ${r5.ms.toFixed(0)} and ${r6.ms.toFixed(0)} ms, card 30.00 -> ${(d.state.applications[0]!.balance / 100).toFixed(2)}`,
+      funds === 3000 && r5.answer === "vend-approved" && r6.answer === "vend-approved" && d.state.applications[0]!.balance === 2500);
   } catch (error) {
     log(`FAIL ${(error as Error).message}`);
     failures++;
   } finally {
+    vending?.close();
     await sim.close();
   }
   log(failures ? `\n${failures} MDB flow(s) failed` : "\nevery MDB flow ended as scripted");

@@ -9,7 +9,7 @@
  * per exchange: no ACK, RET, NAK, a corrupted CHK, a repeated command.
  */
 import { MAX_BLOCK, checksum, encodeCommand, type Command } from "../../modules/mdb/commands";
-import { MdbReplyError } from "../../modules/mdb/errors";
+import { MdbError, MdbReplyError } from "../../modules/mdb/errors";
 import { parseReplies, type Format, type Reply } from "../../modules/mdb/replies";
 import { MODE } from "../../modules/mdb/wire";
 import type { Timers } from "../../modules/device/types";
@@ -34,6 +34,23 @@ export interface MasterOptions {
   displayBytes?: number;
   /** Each command and the reader's answer, for a decoded log. */
   onExchange?(command: Command, answer: Answer): void;
+  /**
+   * Strict timing (docs/mdb.md §2): every reply must start within 5 ms and keep its bytes within 1 ms of each
+   * other, or the exchange throws MdbTimingError. Needs `now`.
+   */
+  strict?: boolean;
+  /**
+   * The reader's non-response time, ms: a reader silent for longer is offline and poll() RESETs and initialises it
+   * again (docs/mdb.md §7). Default: the larger of 5 s and the Z7 it declared.
+   */
+  nonResponseMs?: number;
+}
+
+/** A reply later than 5 ms or with bytes more than 1 ms apart, in strict mode. */
+export class MdbTimingError extends MdbError {
+  constructor(readonly what: "reply" | "inter-byte", readonly ms: number, readonly limit: number) {
+    super("MDB_TIMING", `reader ${what} time ${ms.toFixed(2)} ms is over the ${limit} ms limit`);
+  }
 }
 
 export class VmcMaster {
@@ -49,6 +66,11 @@ export class VmcMaster {
   readonly gapTimes: number[] = [];
   format: Format = { level: 1, vmcLevel: 1, expanded: false };
   readonly log: string[] = [];
+  /** RESETs poll() sent because the reader was offline. */
+  resets = 0;
+  #lastHeard = 0;
+  #z7Ms = 0;
+  #initArgs: [1 | 2 | 3, number] = [1, 0];
 
   constructor(o: MasterOptions) {
     this.address = o.address ?? 0x10;
@@ -93,7 +115,22 @@ export class VmcMaster {
     words[block.length] = (checksum(block) + (fault === "bad-chk" ? 1 : 0)) & 0xff;
     const answer = await this.#exchange(words, fault);
     this.#o.onExchange?.(c, answer);
+    if (answer.kind !== "silence") this.#lastHeard = this.#o.now?.() ?? 0;
     return answer;
+  }
+
+  /**
+   * One POLL as a VMC's polling loop sends it: a reader silent for longer than its non-response time is offline, so
+   * it is RESET and initialised again (at the level and options of the last init()).
+   */
+  async poll(): Promise<Answer> {
+    const a = await this.send({ kind: "poll" });
+    if (a.kind !== "silence") return a;
+    const limit = this.#o.nonResponseMs ?? Math.max(5000, this.#z7Ms);
+    if ((this.#o.now?.() ?? 0) - this.#lastHeard < limit) return a;
+    this.resets++;
+    await this.init(...this.#initArgs);
+    return a;
   }
 
   /** Raw words (noise, a foreign device's block), for fault tests. */
@@ -109,6 +146,7 @@ export class VmcMaster {
     await this.#collect();
     const rx = this.#rx;
     if (rx.length && !this.#rxDone) this.#rxDone = true; // cut short: later words are not this answer
+    if (this.#o.strict && rx.length) this.#checkTiming(rx.length);
     if (!rx.length) return { kind: "silence" };
     if (!(rx[rx.length - 1]! & MODE)) throw new MdbReplyError(Uint8Array.from(rx), "no mode bit on the last byte");
     if (rx.length === 1) {
@@ -129,6 +167,14 @@ export class VmcMaster {
     } else if (fault === "nak") this.#o.transmit(Uint16Array.of(0xff));
     else if (fault !== "no-ack") this.#o.transmit(Uint16Array.of(0x00));
     return { kind: "data", replies, bytes: data };
+  }
+
+  #checkTiming(words: number): void {
+    const reply = this.replyTimes[this.replyTimes.length - 1]!;
+    if (reply > 5) throw new MdbTimingError("reply", reply, 5);
+    for (let i = this.gapTimes.length - (words - 1); i < this.gapTimes.length; i++) {
+      if (i >= 0 && this.gapTimes[i]! > 1) throw new MdbTimingError("inter-byte", this.gapTimes[i]!, 1);
+    }
   }
 
   async #answer(code: number): Promise<Answer> {
@@ -161,11 +207,13 @@ export class VmcMaster {
    */
   async init(level: 1 | 2 | 3, enableOptions = 0): Promise<{ config: Extract<Reply, { kind: "reader-config" }>; id: Extract<Reply, { kind: "peripheral-id" }> }> {
     this.format = { level: 1, vmcLevel: level, expanded: false };
+    this.#initArgs = [level, enableOptions];
     if ((await this.send({ kind: "reset" })).kind !== "ack") throw new MdbReplyError(new Uint8Array(0), "RESET not ACKed");
     await this.pollUntil("just-reset");
     await this.send({ kind: "setup-config", vmcLevel: level, columns: 0, rows: 0, displayType: 0 });
     const config = (await this.pollUntil("reader-config")).find((r) => r.kind === "reader-config") as Extract<Reply, { kind: "reader-config" }>;
     this.format = { level: Math.min(level, config.level), vmcLevel: level, expanded: false };
+    this.#z7Ms = config.maxResponse * 1000;
     await this.send({ kind: "setup-prices", max: 0xffff, min: 0 });
     await this.send({ kind: "request-id", manufacturer: "VMC", serial: "000000000042", model: "SIMULATOR", version: 0x0100 });
     const id = (await this.pollUntil("peripheral-id")).find((r) => r.kind === "peripheral-id") as Extract<Reply, { kind: "peripheral-id" }>;

@@ -1,0 +1,19 @@
+// Types of hosts/esp32/mdb-link.js (a Moddable class with native methods).
+declare module "mdb-link" {
+  import type { FramePort } from "../../modules/mdb/link";
+  export interface MdbLinkOptions {
+    receive: number;
+    transmit: number;
+    address: number;
+    onCommand(block: ArrayBuffer): void;
+    onDelivered(length: number): void;
+    onBusReset(): void;
+  }
+  export default class MdbLink implements FramePort {
+    constructor(options: MdbLinkOptions);
+    arm(reply: Uint8Array): void;
+    hold(silent: boolean): void;
+    setExpanded(expanded: boolean): void;
+    close(): void;
+  }
+}
