@@ -17,7 +17,7 @@ describe("front-end: key store, journal, configuration, clock", () => {
   let dir: string;
   before(() => { dir = mkdtempSync(path.join(tmpdir(), "frontend-unit-")); });
   // A journal that refused to open may still be closing its files: let rmSync retry a directory not yet empty.
-  after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }));
+  after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 30, retryDelay: 200 }));
 
   const file = (extra: Partial<KeyStoreFile["keys"][number]> = {}): KeyStoreFile => ({
     format: "purse-keystore/1", keySystem: "TEST", keys: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des", purchase: MK, tac: MTK, ...extra }],

@@ -68,7 +68,9 @@ export type RigOptions = {
 export async function ptyRig(options: RigOptions = {}): Promise<Rig> {
   const pair = await createPtyPair();
   const emulator = await startEmulator({ path: pair.device, cards: options.cards ?? [], ...options.emulator });
-  const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200, rates: options.rates }, timers: nodeTimers, ...options.driver });
+  // The emulator answers through socat, another process: on a loaded machine its ACK can come later than the chip's
+  // 15 ms, so wait as the PC host does (hosts/node/terminal.ts) unless a test sets its own.
+  const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200, rates: options.rates }, timers: nodeTimers, ackTimeout: 250, ...options.driver });
   return {
     pn532, emulator, pair,
     async close() {
