@@ -440,7 +440,8 @@ export class Terminal {
     this.#reportDue = undefined;
     const report = this.#telemetry.report(reason, {
       pendingCompletions: this.#forwarder.pending, unresolved: this.#unresolved.size,
-      config: { version: this.#configVersion, refused: (this.#refused?.errors ?? []).slice(0, 16).map((e) => ({ field: e.field.slice(0, 64), code: e.code, message: e.message.slice(0, 200) })) },
+      // Bounded, so a report stays well inside the front-end's body limit (4 KB by default).
+      config: { version: this.#configVersion, refused: (this.#refused?.errors ?? []).slice(0, 8).map((e) => ({ field: e.field.slice(0, 64), code: e.code, message: e.message.slice(0, 120) })) },
     });
     this.#o.client.status(this.#config.level1Url, report).then(() => this.#checkClock(), () => this.#telemetry.frontendError()).then(() => {
       this.#reporting = false;

@@ -147,6 +147,22 @@ describe("terminal remote configuration", () => {
     again.running.close();
   });
 
+  it("a configuration with many bad fields is reported within the front-end's 4 KB body limit", async () => {
+    const clock = new VirtualClock();
+    const { fe, state, reports } = frontend(clock);
+    const s = await boot({}, { fe, storage: new MemoryStorage(16 * 1024, 1024), clock });
+    const bad: { [key: string]: unknown } = {};
+    for (let i = 0; i < 30; i++) bad[`unknownSetting${i}${"x".repeat(60)}`] = i;
+    state.config = { terminalId: ID, version: 4, settings: bad };
+    await s.clock.advance(30_100);
+    const refused = reports().find((r) => r.reason === "config-refused");
+    assert.ok(refused, "a config-refused report");
+    assert.equal(refused.config.refused.length, 8);
+    assert.ok(JSON.stringify(refused).length < 3000, `${JSON.stringify(refused).length} bytes`);
+    assert.equal(s.running.terminal.configVersion, 0);
+    s.running.close();
+  });
+
   it("a configuration arriving mid-purchase waits for the purchase to end", async () => {
     const clock = new VirtualClock();
     const { fe, state } = frontend(clock);

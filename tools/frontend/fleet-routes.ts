@@ -54,10 +54,10 @@ export const statusReportSchema = {
       properties: {
         version: count,
         refused: {
-          type: "array", maxItems: 16,
+          type: "array", maxItems: 8,
           items: {
             type: "object", additionalProperties: false, required: ["field", "code", "message"],
-            properties: { field: { type: "string", maxLength: 64 }, code: { type: "string", maxLength: 32 }, message: { type: "string", maxLength: 200 } },
+            properties: { field: { type: "string", maxLength: 64 }, code: { type: "string", maxLength: 32 }, message: { type: "string", maxLength: 120 } },
           },
         },
       },
