@@ -3,13 +3,10 @@
  * No `name` is assigned: Moddable freezes Error.prototype, so an inherited property cannot be set on an instance.
  */
 
-export class MdbError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+import { CodedError } from "../errors/errors";
+
+/** The base of the MDB errors: the project's one coded error. */
+export class MdbError extends CodedError {}
 
 /** The 8-bit encoding of the 9-bit words was broken (an escape byte followed by something undefined). */
 export class MdbWireError extends MdbError {

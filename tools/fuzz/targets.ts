@@ -18,6 +18,7 @@ import {
   parseTransactionProve, parseTransactionRecord, parseCreditForLoad, parseInitializeForLoad,
 } from "../../modules/purse/index";
 import { authorizeRefund, completeRefund } from "../../modules/frontend-client/refunds";
+import { CashlessDevice, MODE, PeripheralLink, WordDecoder, checksum, decodeCommand as decodeMdbCommand, encodeCommand, encodeWords, parseReplies, type Command as MdbCommand, type VendRequest } from "../../modules/mdb/index";
 import { ControllerPort } from "../../src/controller";
 import { readRecord } from "../../src/records";
 
@@ -96,6 +97,57 @@ function frontendAnswer(input: Uint8Array): void {
   fuzzConnection.answer = { status: STATUSES[(input[0] ?? 0) % STATUSES.length]!, body: input.subarray(1) };
 }
 
+/**
+ * The terminal's MDB side as a VMC (or the noise on its bus) sees it: words from the wire encoding into the link,
+ * whose whole blocks go to the cashless device. Nothing may run twice: the device must never ask for a second vend
+ * while one is still open (its answer, cancel, result or a reset closes it).
+ */
+class MdbFuzzBus {
+  openVend: VendRequest | undefined;
+  doubled = 0;
+  readonly device: CashlessDevice;
+  readonly link: PeripheralLink;
+  readonly decoder: WordDecoder;
+  constructor() {
+    this.link = new PeripheralLink({
+      address: 0x10, send: () => undefined,
+      onCommand: (b) => this.device.command(b), onDelivered: (n) => this.device.delivered(n), onBusReset: () => this.device.busReset(),
+    });
+    const close = () => { this.openVend = undefined; };
+    this.device = new CashlessDevice({
+      port: this.link, level: 3, multivend: true, refunds: true, events: {
+        onVendRequest: (v) => {
+          if (this.openVend) this.doubled++;
+          this.openVend = v;
+        },
+        onVendCancel: close, onVendResult: close, onReset: close, onSessionEnd: close,
+        // A card is in the field whenever the reader is enabled, so inputs reach the session states.
+        onEnabled: (enabled) => { if (enabled) this.device.beginSession(5000); },
+      },
+    });
+    this.decoder = new WordDecoder({ onWord: (w) => this.link.receive(w) });
+  }
+}
+
+/** The VMC's side of the wire: the address word with the mode bit, the data, the CHK (docs/mdb.md §2). */
+function vmcWords(c: MdbCommand): number[] {
+  const block = encodeCommand(0x10, c, false);
+  const words: number[] = [MODE | block[0]!];
+  for (let i = 1; i < block.length; i++) words.push(block[i]!);
+  words.push(checksum(block));
+  return words;
+}
+
+const ACK_WORD = 0x00;
+const MDB_SESSION = encodeWords([
+  ...vmcWords({ kind: "reset" }), ...vmcWords({ kind: "poll" }), ACK_WORD,
+  ...vmcWords({ kind: "setup-config", vmcLevel: 3, columns: 0, rows: 0, displayType: 0 }), ...vmcWords({ kind: "poll" }), ACK_WORD,
+  ...vmcWords({ kind: "reader-enable" }), ...vmcWords({ kind: "poll" }), ACK_WORD,
+  ...vmcWords({ kind: "vend-request", price: 350, item: 12 }), ...vmcWords({ kind: "vend-request", price: 350, item: 12 }),
+  ...vmcWords({ kind: "poll" }), ACK_WORD, ...vmcWords({ kind: "vend-success", item: 12 }), ...vmcWords({ kind: "session-complete" }),
+  ...vmcWords({ kind: "poll" }), ACK_WORD,
+]);
+
 export function fuzzTargets(): FuzzTarget[] {
   let timers = 0;
   const controller = new ControllerPort({
@@ -105,7 +157,30 @@ export function fuzzTargets(): FuzzTarget[] {
   void controller;
   const client = new FrontendClient({ connector: fuzzConnector });
   const url = "https://fuzz.invalid";
+  const mdb = new MdbFuzzBus();
+  const MDB_FORMAT = { level: 3, vmcLevel: 3, expanded: false };
   return [
+    {
+      // RESET, SETUP CONFIG (VMC level 3), EXPANSION REQUEST ID, READER ENABLE, VEND REQUEST: each a 9-bit address word
+      // (FF 00 escape), data, CHK; between them the VMC's ACKs.
+      name: "MDB bus (link and cashless device)", sample: MDB_SESSION,
+      maxLength: 200,
+      run(input) {
+        // A vend asked for in the previous input is answered now (declined, as a terminal whose card said no), and an
+        // enabled reader has a card in its field (onEnabled).
+        if (mdb.openVend) {
+          mdb.openVend = undefined;
+          mdb.device.deny();
+        }
+        mdb.decoder.push(input);
+        if (mdb.doubled) {
+          mdb.doubled = 0;
+          throw new Error("the cashless device asked for a second vend while one was open");
+        }
+      },
+    },
+    { name: "MDB commands", sample: hex("130000010001"), maxLength: 40, run: (b) => decodeMdbCommand(b, (b[0] ?? 0) % 2 === 1) },
+    { name: "MDB poll replies (VMC side)", sample: hex("030BB8FFFFFFFF0000050064"), maxLength: 60, run: (b) => parseReplies(b, MDB_FORMAT) },
     {
       name: "PN532 frames", sample: hex("0000FF0AF6D5410000112233449000F100"), maxLength: 300,
       run(input) {
