@@ -17,6 +17,13 @@ export interface ControllerPortOptions {
 }
 
 const NEWLINE = 0x0a;
+/**
+ * The most one write hands the UART. ECMA-419 writes are all or nothing, and the ESP32's serial throws "output full"
+ * for anything larger than the room left in its 128-byte hardware FIFO: an event line longer than that could never
+ * be written whole (docs/moddable.md, "Serial writes"). Half the FIFO, so a piece fits while the previous one drains.
+ */
+const MAX_WRITE = 64;
+const RETRY_MS = 10;
 
 export class ControllerPort {
   readonly #serial: SerialPort;
@@ -51,7 +58,8 @@ export class ControllerPort {
   send(event: TerminalEvent | { event: string; [key: string]: unknown }): void {
     if (this.#closed) return;
     this.#out.push(encodeUtf8(JSON.stringify(event) + "\n"));
-    this.#flush();
+    // A flush already waiting for room sends this line after the ones before it.
+    if (this.#flushTimer === undefined) this.#flush();
   }
 
   close(): void {
@@ -67,14 +75,17 @@ export class ControllerPort {
   #flush(): void {
     this.#flushTimer = undefined;
     while (this.#out.length) {
+      const line = this.#out[0]!;
+      const piece = line.length > MAX_WRITE ? line.subarray(0, MAX_WRITE) : line;
       try {
-        this.#serial.write(this.#out[0]!);
+        this.#serial.write(piece);
       } catch {
-        // The UART's buffer is full: try again shortly rather than drop an event.
-        this.#flushTimer = this.#timers.set(() => this.#flush(), 10);
+        // The UART's buffer is full: try the same piece again shortly rather than drop an event.
+        this.#flushTimer = this.#timers.set(() => this.#flush(), RETRY_MS);
         return;
       }
-      this.#out.shift();
+      if (piece === line) this.#out.shift();
+      else this.#out[0] = line.subarray(MAX_WRITE);
     }
   }
 

@@ -16,12 +16,15 @@ import { File } from "file";
 import Time from "time";
 import Timer from "timer";
 import ignoreSigpipe from "hosts/lin/sigpipe";
-import type { SerialClass, Timers } from "../../modules/device/types";
+import type { Timers } from "../../modules/device/types";
 import { EspHttpsConnector, type TcpClass } from "../esp32/https";
 import { assembleTerminal } from "../../src/assemble";
 import { readLinSettings } from "./config";
 import { FileJournalStorage } from "./file-storage";
 import { budgetedTcp } from "./write-budget";
+import { linSerial } from "./lin-serial";
+import { XsMemory } from "./memory";
+import { timedTls } from "./tls-timing";
 
 ignoreSigpipe();
 
@@ -33,6 +36,12 @@ const timers: Timers = {
 };
 
 const RETRY_MS = 10_000;
+const MEMORY_SAMPLE_MS = 50;
+
+// The figures `npm run moddable` prints: one line per terminal event, chunks and slots sampled in between. One
+// sampler for the process, whatever number of start attempts.
+const memory = new XsMemory();
+if (memory.available) Timer.repeat(() => memory.sample(), MEMORY_SAMPLE_MS);
 
 function readDer(path: string): ArrayBuffer {
   const file = new File(path);
@@ -43,13 +52,7 @@ function readDer(path: string): ArrayBuffer {
   }
 }
 
-/** The SDK's Linux serial opens the port named by its non-standard `device` option (docs/moddable.md). */
-class LinSerial extends (Serial as unknown as new (options: object) => object) {
-  constructor(options: { path?: string }) {
-    super({ ...options, device: options.path });
-  }
-}
-const serial = LinSerial as unknown as SerialClass;
+const serial = linSerial(Serial as never);
 
 async function main(): Promise<void> {
   // `settings_file` (mcconfig ... settings_file=/path.json): a JSON object of the same keys, read at start, so one
@@ -69,7 +72,7 @@ async function main(): Promise<void> {
     https: {
       io: HTTPClient,
       dns: { io: Resolver, servers: settings.dnsServers, socket: { io: UDP } },
-      socket: { io: TLSSocket, TCP: { io: budgetedTcp(TCP as unknown as TcpClass) } },
+      socket: { io: timedTls(TLSSocket as never, () => Time.ticks, (ms) => trace(`tls-handshake {"ms":${ms}}\n`)), TCP: { io: budgetedTcp(TCP as unknown as TcpClass) } },
     },
     tls: {
       certificate: readDer(c.ca), clientCertificates: [readDer(c.client)], clientKey: readDer(c.key),
@@ -85,7 +88,9 @@ async function main(): Promise<void> {
     timers,
     clock: { now: () => Date.now() },
     trace: (line) => trace(`${line}\n`),
-  }, settings.terminal);
+  }, settings.terminal, (event) => {
+    if (memory.available) trace(`xs-memory ${JSON.stringify(memory.figure(event.event))}\n`);
+  });
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }
 
