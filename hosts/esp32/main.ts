@@ -15,22 +15,17 @@ import Resource from "Resource";
 import SNTP from "sntp";
 import Time from "time";
 import Timer from "timer";
-import type { SerialClass, Timers } from "../../modules/device/types";
+import type { SerialClass } from "../../modules/device/types";
 import type { DigitalClass } from "../../src/indicator";
 import { readSettings, type Esp32Settings } from "./config";
 import { FlashJournalStorage } from "./flash-storage";
 import { EspHttpsConnector } from "./https";
+import { moddableTimers, startWithRetry } from "./start";
 import { assembleTerminal } from "../../src/assemble";
 
-const timers: Timers = {
-  set: (callback, ms) => Timer.set(() => callback(), ms),
-  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
-  clear: (handle) => Timer.clear(handle as Timer | undefined),
-  now: () => Time.ticks,
-};
+const timers = moddableTimers;
 
 const SNTP_TIMEOUT_MS = 15_000;
-const RETRY_MS = 10_000;
 
 /** Resolves once SNTP has set the clock; each server gets SNTP_TIMEOUT_MS, then the next one is asked. */
 function setClock(hosts: string[], attempt = 0): Promise<void> {
@@ -91,12 +86,4 @@ async function main(): Promise<void> {
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }
 
-function start(): void {
-  main().catch((error: Error) => {
-    // Nothing was charged by a terminal that did not start; the journal is re-read on the next try.
-    trace(`terminal failed to start (${(error as { code?: string }).code ?? error.name}): ${error.message}; again in ${RETRY_MS} ms\n`);
-    Timer.set(start, RETRY_MS);
-  });
-}
-
-start();
+startWithRetry(main);

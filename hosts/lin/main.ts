@@ -16,8 +16,8 @@ import { File } from "file";
 import Time from "time";
 import Timer from "timer";
 import ignoreSigpipe from "hosts/lin/sigpipe";
-import type { Timers } from "../../modules/device/types";
 import { EspHttpsConnector, type TcpClass } from "../esp32/https";
+import { moddableTimers, startWithRetry } from "../esp32/start";
 import { assembleTerminal } from "../../src/assemble";
 import { readLinSettings } from "./config";
 import { FileJournalStorage } from "./file-storage";
@@ -28,14 +28,8 @@ import { timedTls } from "./tls-timing";
 
 ignoreSigpipe();
 
-const timers: Timers = {
-  set: (callback, ms) => Timer.set(() => callback(), ms),
-  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
-  clear: (handle) => Timer.clear(handle as Timer | undefined),
-  now: () => Time.ticks,
-};
+const timers = moddableTimers;
 
-const RETRY_MS = 10_000;
 const MEMORY_SAMPLE_MS = 50;
 
 // The figures `npm run moddable` prints: one line per terminal event, chunks and slots sampled in between. One
@@ -94,11 +88,4 @@ async function main(): Promise<void> {
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }
 
-function start(): void {
-  main().catch((error: Error) => {
-    trace(`terminal failed to start (${(error as { code?: string }).code ?? error.name}): ${error.message}; again in ${RETRY_MS} ms\n`);
-    Timer.set(start, RETRY_MS);
-  });
-}
-
-start();
+startWithRetry(main);
