@@ -36,6 +36,9 @@ const MEMORY_SAMPLE_MS = 50;
 // sampler for the process, whatever number of start attempts.
 const memory = new XsMemory();
 if (memory.available) Timer.repeat(() => memory.sample(), MEMORY_SAMPLE_MS);
+const IDLE_FIGURE_MS = 5_000;
+let idleTerminal: { readonly state: string } | undefined;
+let idleTimer: Timer | undefined;
 
 function readDer(path: string): ArrayBuffer {
   const file = new File(path);
@@ -85,6 +88,11 @@ async function main(): Promise<void> {
   }, settings.terminal, (event) => {
     if (memory.available) trace(`xs-memory ${JSON.stringify(memory.figure(event.event))}\n`);
   });
+  // The idle figure: between payments, every IDLE_FIGURE_MS (one timer for the process, whatever the start attempts).
+  idleTerminal = running.terminal;
+  idleTimer ??= memory.available ? Timer.repeat(() => {
+    if (idleTerminal?.state === "idle") trace(`xs-memory ${JSON.stringify(memory.figure("idle"))}\n`);
+  }, IDLE_FIGURE_MS) : undefined;
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }
 

@@ -5,7 +5,10 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { MODDABLE_MISSING, moddableTools } from "../../tools/moddable/sdk";
+import { tapToApproved } from "../../tools/moddable/figures";
+import type { HarnessRun } from "../../tools/harness/runner";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 
@@ -35,5 +38,23 @@ describe("npm run moddable -- lin", function () {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  });
+
+  it("the ESP32 and Linux builds give XS the same creation sizes, with room for the app's stack", () => {
+    const creation = (file: string) => (JSON.parse(readFileSync(path.join(ROOT, file), "utf8")) as { creation: Record<string, unknown> }).creation;
+    const esp32 = creation("manifest.json");
+    const lin = creation("hosts/lin/manifest.json");
+    assert.deepEqual({ ...lin, main: undefined }, { ...esp32, main: undefined });
+    // On the SDK's runtime the app overflowed a 512-slot stack at start; a purchase's deepest is 674 slots (README).
+    assert.ok((esp32.stack as number) >= 1024, `stack ${String(esp32.stack)}`);
+  });
+
+  it("tap-to-approved is read from the harness's stamped log: from the later of tap and pay to approved", () => {
+    const run = { results: [
+      { status: "passed", log: ["1.000 step 1: pay {}", '1.001 > {"type":"pay","amount":1}', "1.100 step 3: tap c", '1.350 < {"event":"approved","order":"A"}'] },
+      { status: "passed", log: ["2.000 step 1: tap p", '2.200 > {"type":"pay","amount":1}', '2.300 < {"event":"declined"}', '2.900 < {"event":"approved"}'] },
+      { status: "failed", log: ["3.000 step 1: tap c", '3.100 < {"event":"approved"}'] },
+    ] } as unknown as HarnessRun;
+    assert.deepEqual(tapToApproved(run), [250]);
   });
 });

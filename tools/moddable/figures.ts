@@ -66,7 +66,7 @@ export function figures(o: { target: string; buildMs: number | null; mcsimStarts
   const memory = tagged<MemoryFigure>(o.trace, "xs-memory");
   const handshakes = tagged<{ ms: number }>(o.trace, "tls-handshake").map((h) => h.ms);
   const start = memory.find((m) => m.at === "ready");
-  const idle = [...memory].reverse().find((m) => m.at === "status");
+  const idle = [...memory].reverse().find((m) => m.at === "idle");
   const purchase = memory.filter((m) => m.at === "card-read" || m.at === "approved");
   const moddableTap = tapToApproved(o.moddable);
   const nodeTap = tapToApproved(o.node);
