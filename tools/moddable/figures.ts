@@ -62,7 +62,7 @@ function tagged<T>(trace: McsimTrace[], tag: string): T[] {
   return out;
 }
 
-export function figures(o: { target: string; buildMs: number | null; mcsimStarts: number; mcsimExit: number | null; moddable: HarnessRun; node: HarnessRun | undefined; trace: McsimTrace[] }) {
+export function figures(o: { target: string; buildMs: number | null; mcsimStarts: number; xsAborts: number; mcsimExit: number | null; moddable: HarnessRun; node: HarnessRun | undefined; trace: McsimTrace[] }) {
   const memory = tagged<MemoryFigure>(o.trace, "xs-memory");
   const handshakes = tagged<{ ms: number }>(o.trace, "tls-handshake").map((h) => h.ms);
   const start = memory.find((m) => m.at === "ready");
@@ -75,6 +75,7 @@ export function figures(o: { target: string; buildMs: number | null; mcsimStarts
     target: o.target,
     buildMs: o.buildMs,
     mcsimStarts: o.mcsimStarts,
+    xsAborts: o.xsAborts,
     mcsimExit: o.mcsimExit,
     moddable: count(o.moddable),
     node: count(o.node),

@@ -10,7 +10,7 @@
  * Options: --no-build (run the last build again), --only <text> (scenarios whose name contains it).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { RIG_TERMINAL_ID, Rig } from "../harness/rig";
 import { runHarness, type HarnessRun } from "../harness/runner";
@@ -66,6 +66,8 @@ async function main(): Promise<void> {
   }
   if (!existsSync(library)) fail(`mcconfig built no ${library}`, 1);
 
+  // A fresh world each run: a journal left by the last run would retry its completions against front-ends gone.
+  rmSync(path.join(out, "rig"), { recursive: true, force: true });
   const rig = await Rig.start({ dir: path.join(out, "rig"), attach: false });
   const children: ChildProcess[] = [];
   const log: string[] = [];
@@ -73,6 +75,7 @@ async function main(): Promise<void> {
   let respawn = true;
   let sim: ChildProcess | undefined;
   let starts = 0;
+  let aborts = 0;
   try {
     const t = rig.pki.terminals[RIG_TERMINAL_ID]!;
     const settings = () => writeFileSync(settingsFile, JSON.stringify({
@@ -106,6 +109,12 @@ async function main(): Promise<void> {
           const stamped = `${(performance.now() / 1000).toFixed(3)} [${starts}] ${line}`;
           log.push(stamped);
           trace.push({ at: performance.now(), line });
+          // An ESP32 reboots when XS aborts (memory full, stack overflow); mcsim stops the machine and stays up.
+          // Killing it makes the supervisor below restart it, as the board's reset would.
+          if (line.startsWith("XS abort")) {
+            aborts++;
+            child.kill("SIGKILL");
+          }
         }
       };
       child.stdout!.on("data", take);
@@ -163,7 +172,7 @@ async function main(): Promise<void> {
     } finally {
       await rig.killTerminal();
     }
-    const result = figures({ target: "lin", buildMs, mcsimStarts: starts, mcsimExit, moddable: run, node, trace });
+    const result = figures({ target: "lin", buildMs, mcsimStarts: starts, xsAborts: aborts, mcsimExit, moddable: run, node, trace });
     writeFileSync(path.join(results, "figures.json"), JSON.stringify(result, null, 2) + "\n");
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.exitCode = run.exitCode;
