@@ -200,9 +200,13 @@ export class ControllerPort {
         case "cancel":
           if (!terminal.cancel()) this.send({ event: "error", code: "NOT_CANCELLABLE", message: `nothing to cancel while ${terminal.state}` });
           return;
-        case "status":
-          this.send(terminal.status());
+        case "status": {
+          // A payment that has answered is over for the controller (its next pay is taken, see #pay): the promise
+          // turns the terminal still has to run must not show as "processing".
+          const status = terminal.status();
+          this.send(this.#paying && this.#answered && "state" in status && status.state === "processing" ? { ...status, state: "idle", phase: undefined, order: undefined } : status);
           return;
+        }
         default:
           this.send({ event: "error", code: "BAD_REQUEST", message: `unknown request type ${JSON.stringify(request.type)}` });
       }

@@ -217,7 +217,7 @@ describe("terminal (unit, on the device interfaces)", () => {
       const last = line.lines[line.lines.length - 1] ?? "";
       if (fed === 0 && last.startsWith('{"event":"approved"')) {
         fed++;
-        feed('{"type":"pay","amount":300,"order":"N-2"}\n{"type":"pay","amount":300,"order":"N-3"}\n');
+        feed('{"type":"status"}\n{"type":"pay","amount":300,"order":"N-2"}\n{"type":"pay","amount":300,"order":"N-3"}\n');
       }
     };
     feed('{"type":"pay","amount":300,"order":"N-1"}\n');
@@ -226,6 +226,8 @@ describe("terminal (unit, on the device interfaces)", () => {
     assert.deepEqual(sent.filter((e) => e.event === "approved").map((e) => e.order), ["N-1", "N-2"]);
     assert.deepEqual(sent.filter((e) => e.event === "error").map((e) => e.code), ["BUSY"], "only the third pay, sent while the second waited, is refused");
     assert.equal(s.card.debits, 2);
+    const status = sent.find((e) => e.event === "status") as { state?: string } | undefined;
+    assert.equal(status?.state, "idle", "the answered payment no longer shows as processing");
     s.running.close();
   });
 
