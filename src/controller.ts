@@ -17,6 +17,13 @@ export interface ControllerPortOptions {
 }
 
 const NEWLINE = 0x0a;
+/**
+ * The most one write hands the UART. ECMA-419 writes are all or nothing, and the ESP32's serial throws "output full"
+ * for anything larger than the room left in its 128-byte hardware FIFO: an event line longer than that could never
+ * be written whole (docs/moddable.md, "Serial writes"). Half the FIFO, so a piece fits while the previous one drains.
+ */
+const MAX_WRITE = 64;
+const RETRY_MS = 10;
 
 export class ControllerPort {
   readonly #serial: SerialPort;
@@ -27,7 +34,13 @@ export class ControllerPort {
   #discarding = false;
   #out: Uint8Array[] = [];
   #flushTimer: unknown;
+  #flushing = false;
   #closed = false;
+  /** The terminal's pay() in flight, its order, whether its answer went out, and the one pay waiting for it. */
+  #paying: Promise<void> | undefined;
+  #payingOrder: string | undefined;
+  #answered = false;
+  #next: { amount: number; order: string; timeoutMs?: number } | undefined;
 
   constructor(options: ControllerPortOptions) {
     this.#timers = options.timers;
@@ -50,8 +63,11 @@ export class ControllerPort {
 
   send(event: TerminalEvent | { event: string; [key: string]: unknown }): void {
     if (this.#closed) return;
+    if ((event.event === "approved" || event.event === "declined") && "order" in event && event.order === this.#payingOrder) this.#answered = true;
     this.#out.push(encodeUtf8(JSON.stringify(event) + "\n"));
-    this.#flush();
+    // A flush already waiting for room sends this line after the ones before it.
+    // (And one already writing, e.g. a request answered from inside a write, picks it up in its loop.)
+    if (this.#flushTimer === undefined && !this.#flushing) this.#flush();
   }
 
   close(): void {
@@ -66,16 +82,56 @@ export class ControllerPort {
 
   #flush(): void {
     this.#flushTimer = undefined;
+    this.#flushing = true;
+    try {
+      this.#drain();
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #drain(): void {
     while (this.#out.length) {
+      const line = this.#out[0]!;
+      const piece = line.length > MAX_WRITE ? line.subarray(0, MAX_WRITE) : line;
       try {
-        this.#serial.write(this.#out[0]!);
+        this.#serial.write(piece);
       } catch {
-        // The UART's buffer is full: try again shortly rather than drop an event.
-        this.#flushTimer = this.#timers.set(() => this.#flush(), 10);
+        // The UART's buffer is full: try the same piece again shortly rather than drop an event.
+        this.#flushTimer = this.#timers.set(() => this.#flush(), RETRY_MS);
         return;
       }
-      this.#out.shift();
+      if (piece === line) this.#out.shift();
+      else this.#out[0] = line.subarray(MAX_WRITE);
     }
+  }
+
+  /**
+   * Starts a payment. The terminal emits its answer (approved, declined) a few promise turns before it is idle. On
+   * Moddable those turns are not all run before the next serial callback (the SDK queues promise jobs as an event
+   * among the IO events: docs/moddable.md, "Promise jobs"), so a controller that pays again as soon as it reads the
+   * answer would be refused BUSY: that request waits here for the terminal instead.
+   */
+  #pay(terminal: Terminal, request: { amount: number; order: string; timeoutMs?: number }): void {
+    // pay() throws (BUSY, BAD_AMOUNT...) before anything starts: then the payment in flight keeps its bookkeeping.
+    const started = terminal.pay(request);
+    this.#answered = false;
+    this.#payingOrder = request.order;
+    const paying: Promise<void> = started.catch((error: Error) => {
+      this.send({ event: "error", code: "INTERNAL", message: error.message, order: request.order });
+    }).finally(() => {
+      if (this.#paying !== paying) return;
+      this.#paying = undefined;
+      const next = this.#next;
+      this.#next = undefined;
+      if (!next || this.#closed) return;
+      try {
+        this.#pay(terminal, next);
+      } catch (error) {
+        this.send({ event: "error", code: error instanceof TerminalError ? error.code : "BAD_REQUEST", message: (error as Error).message, order: next.order });
+      }
+    });
+    this.#paying = paying;
   }
 
   #readable(port: SerialPort): void {
@@ -131,17 +187,26 @@ export class ControllerPort {
             this.send({ event: "error", code: "BAD_REQUEST", message: "pay needs amount (fen), order, and optionally timeoutMs" });
             return;
           }
-          terminal.pay({ amount, order, timeoutMs }).catch((error: Error) => {
-            this.send({ event: "error", code: "INTERNAL", message: error.message, order });
-          });
+          if (this.#paying && this.#answered) {
+            // The payment in flight has given its answer and is only letting go of the card: the controller may
+            // go on. One request waits for it; a second one is refused as any pay while busy.
+            if (this.#next) throw new TerminalError("BUSY", "cannot take a payment while processing");
+            this.#next = { amount, order, timeoutMs };
+            return;
+          }
+          this.#pay(terminal, { amount, order, timeoutMs });
           return;
         }
         case "cancel":
           if (!terminal.cancel()) this.send({ event: "error", code: "NOT_CANCELLABLE", message: `nothing to cancel while ${terminal.state}` });
           return;
-        case "status":
-          this.send(terminal.status());
+        case "status": {
+          // A payment that has answered is over for the controller (its next pay is taken, see #pay): the promise
+          // turns the terminal still has to run must not show as "processing".
+          const status = terminal.status();
+          this.send(this.#paying && this.#answered && "state" in status && status.state === "processing" ? { ...status, state: "idle", phase: undefined, order: undefined } : status);
           return;
+        }
         default:
           this.send({ event: "error", code: "BAD_REQUEST", message: `unknown request type ${JSON.stringify(request.type)}` });
       }

@@ -16,23 +16,18 @@ import Resource from "Resource";
 import SNTP from "sntp";
 import Time from "time";
 import Timer from "timer";
-import type { SerialClass, Timers } from "../../modules/device/types";
+import type { SerialClass } from "../../modules/device/types";
 import type { DigitalClass } from "../../src/indicator";
 import { readSettings, type Esp32Settings } from "./config";
 import { FlashJournalStorage } from "./flash-storage";
 import { EspHttpsConnector } from "./https";
+import { moddableTimers, startWithRetry } from "./start";
 import { assembleTerminal, type TerminalMdb } from "../../src/assemble";
 import MdbLink from "mdb-link";
 
-const timers: Timers = {
-  set: (callback, ms) => Timer.set(() => callback(), ms),
-  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
-  clear: (handle) => Timer.clear(handle as Timer | undefined),
-  now: () => Time.ticks,
-};
+const timers = moddableTimers;
 
 const SNTP_TIMEOUT_MS = 15_000;
-const RETRY_MS = 10_000;
 
 /** Resolves once SNTP has set the clock; each server gets SNTP_TIMEOUT_MS, then the next one is asked. */
 function setClock(hosts: string[], attempt = 0): Promise<void> {
@@ -119,12 +114,4 @@ function xsHeap(): { usedBytes?: number; slotBytes?: number; chunkBytes?: number
   return { usedBytes: (slotBytes ?? 0) + (chunkBytes ?? 0), ...(slotBytes === undefined ? {} : { slotBytes }), ...(chunkBytes === undefined ? {} : { chunkBytes }) };
 }
 
-function start(): void {
-  main().catch((error: Error) => {
-    // Nothing was charged by a terminal that did not start; the journal is re-read on the next try.
-    trace(`terminal failed to start (${(error as { code?: string }).code ?? error.name}): ${error.message}; again in ${RETRY_MS} ms\n`);
-    Timer.set(start, RETRY_MS);
-  });
-}
-
-start();
+startWithRetry(main);

@@ -16,23 +16,29 @@ import { File } from "file";
 import Time from "time";
 import Timer from "timer";
 import ignoreSigpipe from "hosts/lin/sigpipe";
-import type { SerialClass, Timers } from "../../modules/device/types";
 import { EspHttpsConnector, type TcpClass } from "../esp32/https";
+import { moddableTimers, startWithRetry } from "../esp32/start";
 import { assembleTerminal } from "../../src/assemble";
 import { readLinSettings } from "./config";
 import { FileJournalStorage } from "./file-storage";
 import { budgetedTcp } from "./write-budget";
+import { linSerial } from "./lin-serial";
+import { XsMemory } from "./memory";
+import { timedTls } from "./tls-timing";
 
 ignoreSigpipe();
 
-const timers: Timers = {
-  set: (callback, ms) => Timer.set(() => callback(), ms),
-  repeat: (callback, ms) => Timer.repeat(() => callback(), ms),
-  clear: (handle) => Timer.clear(handle as Timer | undefined),
-  now: () => Time.ticks,
-};
+const timers = moddableTimers;
 
-const RETRY_MS = 10_000;
+const MEMORY_SAMPLE_MS = 50;
+
+// The figures `npm run moddable` prints: one line per terminal event, chunks and slots sampled in between. One
+// sampler for the process, whatever number of start attempts.
+const memory = new XsMemory();
+if (memory.available) Timer.repeat(() => memory.sample(), MEMORY_SAMPLE_MS);
+const IDLE_FIGURE_MS = 5_000;
+let idleTerminal: { readonly state: string } | undefined;
+let idleTimer: Timer | undefined;
 
 function readDer(path: string): ArrayBuffer {
   const file = new File(path);
@@ -43,13 +49,7 @@ function readDer(path: string): ArrayBuffer {
   }
 }
 
-/** The SDK's Linux serial opens the port named by its non-standard `device` option (docs/moddable.md). */
-class LinSerial extends (Serial as unknown as new (options: object) => object) {
-  constructor(options: { path?: string }) {
-    super({ ...options, device: options.path });
-  }
-}
-const serial = LinSerial as unknown as SerialClass;
+const serial = linSerial(Serial as never);
 
 async function main(): Promise<void> {
   // `settings_file` (mcconfig ... settings_file=/path.json): a JSON object of the same keys, read at start, so one
@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     https: {
       io: HTTPClient,
       dns: { io: Resolver, servers: settings.dnsServers, socket: { io: UDP } },
-      socket: { io: TLSSocket, TCP: { io: budgetedTcp(TCP as unknown as TcpClass) } },
+      socket: { io: timedTls(TLSSocket as never, () => Time.ticks, (ms) => trace(`tls-handshake {"ms":${ms}}\n`)), TCP: { io: budgetedTcp(TCP as unknown as TcpClass) } },
     },
     tls: {
       certificate: readDer(c.ca), clientCertificates: [readDer(c.client)], clientKey: readDer(c.key),
@@ -85,15 +85,15 @@ async function main(): Promise<void> {
     timers,
     clock: { now: () => Date.now() },
     trace: (line) => trace(`${line}\n`),
-  }, settings.terminal);
+  }, settings.terminal, (event) => {
+    if (memory.available) trace(`xs-memory ${JSON.stringify(memory.figure(event.event))}\n`);
+  });
+  // The idle figure: between payments, every IDLE_FIGURE_MS (one timer for the process, whatever the start attempts).
+  idleTerminal = running.terminal;
+  idleTimer ??= memory.available ? Timer.repeat(() => {
+    if (idleTerminal?.state === "idle") trace(`xs-memory ${JSON.stringify(memory.figure("idle"))}\n`);
+  }, IDLE_FIGURE_MS) : undefined;
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }
 
-function start(): void {
-  main().catch((error: Error) => {
-    trace(`terminal failed to start (${(error as { code?: string }).code ?? error.name}): ${error.message}; again in ${RETRY_MS} ms\n`);
-    Timer.set(start, RETRY_MS);
-  });
-}
-
-start();
+startWithRetry(main);

@@ -92,6 +92,40 @@ describe("terminal (unit, on the device interfaces)", () => {
     s.running.close();
   });
 
+  it("a pay sent the moment the answer is read waits for the terminal instead of being refused BUSY", async () => {
+    // SDK behaviour (docs/moddable.md, "Promise jobs"): Moddable runs queued promise jobs as one more event among the
+    // IO events, so the controller's next request can arrive between the terminal's answer and its becoming idle.
+    // The extreme case here: the request comes while the answer is being written.
+    const s = await start();
+    const line = ControllerLine.last!;
+    const feed = (text: string) => {
+      const bytes = new Uint8Array(text.length);
+      for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+      let given = false;
+      line.read = () => (given ? undefined : ((given = true), bytes.buffer as ArrayBuffer));
+      line.options.onReadable?.call(line, bytes.length);
+    };
+    const write = line.write.bind(line);
+    let fed = 0;
+    line.write = (data) => {
+      write(data);
+      const last = line.lines[line.lines.length - 1] ?? "";
+      if (fed === 0 && last.startsWith('{"event":"approved"')) {
+        fed++;
+        feed('{"type":"status"}\n{"type":"pay","amount":300,"order":"N-2"}\n{"type":"pay","amount":300,"order":"N-3"}\n');
+      }
+    };
+    feed('{"type":"pay","amount":300,"order":"N-1"}\n');
+    await s.clock.advance(20_000);
+    const sent = line.lines.map((l) => JSON.parse(l) as { event: string; code?: string; order?: string });
+    assert.deepEqual(sent.filter((e) => e.event === "approved").map((e) => e.order), ["N-1", "N-2"]);
+    assert.deepEqual(sent.filter((e) => e.event === "error").map((e) => e.code), ["BUSY"], "only the third pay, sent while the second waited, is refused");
+    assert.equal(s.card.debits, 2);
+    const status = sent.find((e) => e.event === "status") as { state?: string } | undefined;
+    assert.equal(status?.state, "idle", "the answered payment no longer shows as processing");
+    s.running.close();
+  });
+
   it("an unknown outcome is settled from the card's counter when it answers again", async () => {
     const s = await start();
     // The DEBIT reaches the card, but its answer is lost: the chip reports the target gone.
