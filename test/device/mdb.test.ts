@@ -41,6 +41,15 @@ function rig(options: { level?: number; address?: number; refunds?: boolean } = 
   return { vmc, link, device, calls, faults };
 }
 
+/** A session begun with 9.00 of funds and VEND REQUEST 3.00 for `item`, which the reader approves. */
+async function approvedVend(r: Rig, item = 1): Promise<void> {
+  r.device.beginSession(900);
+  await r.vmc.pollUntil("begin-session");
+  await r.vmc.send({ kind: "vend-request", price: 300, item });
+  r.device.approve(300);
+  await r.vmc.pollUntil("vend-approved");
+}
+
 function kinds(a: Awaited<ReturnType<VmcMaster["send"]>>): string {
   return a.kind === "data" ? a.replies.map((r) => r.kind).join(",") : a.kind;
 }
@@ -230,11 +239,7 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
     for (const ok of [true, false]) {
       const r = rig();
       await r.vmc.init(3);
-      r.device.beginSession(900);
-      await r.vmc.pollUntil("begin-session");
-      await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
-      r.device.approve(300);
-      await r.vmc.pollUntil("vend-approved");
+      await approvedVend(r);
       await r.vmc.send({ kind: "vend-failure" });
       assert.deepEqual(r.calls, ["vend 300 1", "result 1 false"]);
       assert.equal((await r.vmc.send({ kind: "poll" })).kind, "silence");
@@ -247,11 +252,7 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
   it("RESET after VEND APPROVED counts as success; RESET before the answer cancels; a bus reset is a RESET", async () => {
     const r = rig();
     await r.vmc.init(3);
-    r.device.beginSession(900);
-    await r.vmc.pollUntil("begin-session");
-    await r.vmc.send({ kind: "vend-request", price: 300, item: 1 });
-    r.device.approve(300);
-    await r.vmc.pollUntil("vend-approved");
+    await approvedVend(r);
     await r.vmc.send({ kind: "reset" });
     assert.deepEqual(r.calls, ["vend 300 1", "result 1 true reset"]);
     await r.vmc.init(3);
