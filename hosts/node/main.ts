@@ -10,7 +10,7 @@ import type { JournalStorage } from "../../modules/journal/storage";
 import { Pn532Error } from "../../modules/pn532/errors";
 import { streamMdb, termiosMdb } from "./mdb-termios";
 import { NodeSerial } from "./serial";
-import { probePort } from "./serial-errors";
+import { probePortPatiently } from "./serial-errors";
 import { StdioSerial } from "./serial-stdio";
 import { startNodeTerminal } from "./terminal";
 
@@ -57,6 +57,9 @@ function readPem(file: string, what: string): string {
   return text;
 }
 
+/** How long a busy port is tried again at start (serial-errors.ts, probePortPatiently). */
+const PORT_BUSY_WAIT_MS = 3000;
+
 export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) => void): Promise<() => void> {
   const tls = {
     cert: readPem(o.cert, "the terminal certificate (--cert)"),
@@ -65,9 +68,9 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
     esp32Ciphers: o.esp32Tls,
   };
   try {
-    await probePort(o.pn532, 115200, "the PN532 port (--pn532)");
-    if (o.controller) await probePort(o.controller, 115200, "the controller port (--controller)");
-    if (o.mdb) await probePort(o.mdb.tty, 9600, "the MDB port (--mdb-port)");
+    await probePortPatiently(o.pn532, 115200, "the PN532 port (--pn532)", PORT_BUSY_WAIT_MS);
+    if (o.controller) await probePortPatiently(o.controller, 115200, "the controller port (--controller)", PORT_BUSY_WAIT_MS);
+    if (o.mdb) await probePortPatiently(o.mdb.tty, 9600, "the MDB port (--mdb-port)", PORT_BUSY_WAIT_MS);
   } catch (error) {
     throw new StartupError((error as Error).message, 1);
   }

@@ -42,3 +42,20 @@ export function probePort(path: string, baud = 115200, role?: string): Promise<v
     });
   });
 }
+
+/**
+ * probePort, but a busy port is tried again for up to `busyWaitMs`: a terminal restarted the moment its previous run
+ * died (a supervisor, a power-cut test) can find the port still locked for a moment by what that run left behind.
+ */
+export async function probePortPatiently(path: string, baud: number, role: string, busyWaitMs: number): Promise<void> {
+  const until = Date.now() + busyWaitMs;
+  for (;;) {
+    try {
+      await probePort(path, baud, role);
+      return;
+    } catch (error) {
+      if (!(error instanceof HarnessPortError) || error.code !== "PORT_BUSY" || Date.now() >= until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
