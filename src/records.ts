@@ -9,21 +9,25 @@ import { readRefundRecord, type RefundRecord } from "./refund-records";
  * DEBIT is sent, its outcome after, and each record is retired once nothing depends on it any more.
  */
 
-/** Everything needed to finish a purchase whose DEBIT may or may not have happened, written before DEBIT. */
-export interface IntentRecord {
-  k: "intent";
+/** What names a movement of money on one card, for the front-end that keys it: a purchase's intent and a refund's. */
+export interface CardMovement {
   purchaseId: string;
   url: string;
   order: string;
   amount: number;
   asn: string;
   application: Application;
+  at: number;
+}
+
+/** Everything needed to finish a purchase whose DEBIT may or may not have happened, written before DEBIT. */
+export interface IntentRecord extends CardMovement {
+  k: "intent";
   /** The EP serial INIT gave: the card's counter moves past it only if the debit happened. */
   epSerial: number;
   balance: number;
   tsn: number;
   mac2: string;
-  at: number;
 }
 
 /** A completion to deliver to the front-end, in order, until it is acknowledged. */

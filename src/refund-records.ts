@@ -1,4 +1,4 @@
-import type { Application } from "../modules/frontend-client/client";
+import type { CardMovement } from "./records";
 import type { RefundCompletion } from "../modules/frontend-client/refunds";
 
 /**
@@ -9,15 +9,9 @@ import type { RefundCompletion } from "../modules/frontend-client/refunds";
  * Each supersedes the one before, which is retired.
  */
 
-interface RefundBase {
-  purchaseId: string;
-  url: string;
-  order: string;
-  amount: number;
-  asn: string;
-  application: Application;
+interface RefundBase extends CardMovement {
+  /** The load key CREDIT FOR LOAD is keyed with. */
   keyIndex: number;
-  at: number;
 }
 
 export interface RefundIntentRecord extends RefundBase {

@@ -35,25 +35,15 @@ export { PURCHASE_PHASES, type PurchasePhase } from "./phases";
  * completions go to the front-end from the journal until acknowledged.
  */
 
-export interface TerminalConfig {
+/**
+ * How a terminal is set up. The settings an operator may change remotely (limits, timings, the message) are
+ * TerminalSettings, declared once with their validator; the rest is fixed at build or start.
+ */
+export interface TerminalConfig extends TerminalSettings {
   /** 12 hex digits: the 6-byte terminal ID sent in INIT, equal to the client certificate's CN. */
   terminalId: string;
   /** The level-1 front-end: it serves the routing table. */
   level1Url: string;
-  /** Which application to use on a card that carries both. */
-  applicationOrder?: Application[];
-  /** Wait for the front-end's completion acknowledgement before approving (the seed's literal flow). */
-  strict?: boolean;
-  /** In strict mode, how long to wait for that acknowledgement before approving anyway (it is still delivered). */
-  strictTimeoutMs?: number;
-  /** After an unknown outcome, how long to keep looking for the same card within the same payment. */
-  recoveryWindowMs?: number;
-  /** An unknown outcome still unresolved after this long is reported to the front-end for reconciliation. */
-  reportUnresolvedAfterMs?: number;
-  /** How often the routing table is fetched again. */
-  routesRefreshMs?: number;
-  /** How often idle front-end connections are checked and re-opened, so taps never wait for a handshake. */
-  keepWarmMs?: number;
   /**
    * The terminal's own city code (4 digits): its level-2 routes are kept warm from the start, with level 1, so the
    * first local card of the day does not wait for a TLS handshake.
@@ -62,12 +52,6 @@ export interface TerminalConfig {
   /** More city codes whose routes are kept warm from the start (a terminal near a city boundary, say). */
   warmCityCodes?: string[];
   detectIntervalMs?: number;
-  /** The largest amount a controller may ask for, fen; a larger one is declined with `amount-over-limit`. */
-  maxAmount?: number;
-  /** How often a status report goes to the level-1 front-end (default 5 minutes). */
-  statusEveryMs?: number;
-  /** Text for the indicator or the controller's display (usually set remotely). */
-  message?: string;
   /** The firmware version the status reports name (package.json's, or the manifest's). */
   firmware?: string;
   /** How long a refund waits for the card to be (back) in the field, ms (src/refund.ts). */

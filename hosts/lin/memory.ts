@@ -6,15 +6,7 @@
  * allocates nothing.
  */
 import Instrumentation from "instrumentation";
-
-export interface MemoryFigure {
-  at: string;
-  slots: number;
-  chunks: number;
-  stack: number;
-  peakSlots: number;
-  peakChunks: number;
-}
+import type { MemoryFigure } from "./memory-figure";
 
 export class XsMemory {
   readonly #slots = Instrumentation.map("XS Slot Heap Used");

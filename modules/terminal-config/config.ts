@@ -15,10 +15,15 @@ export interface TerminalSettings {
   applicationOrder?: ApplicationName[];
   /** Wait for the front-end's completion acknowledgement before approving. */
   strict?: boolean;
+  /** In strict mode, how long to wait for that acknowledgement before approving anyway (it is still delivered). */
   strictTimeoutMs?: number;
+  /** After an unknown outcome, how long to keep looking for the same card within the same payment. */
   recoveryWindowMs?: number;
+  /** An unknown outcome still unresolved after this long is reported to the front-end for reconciliation. */
   reportUnresolvedAfterMs?: number;
+  /** How often the routing table is fetched again. */
   routesRefreshMs?: number;
+  /** How often idle front-end connections are checked and re-opened, so taps never wait for a handshake. */
   keepWarmMs?: number;
   /** How often the terminal sends a status report. */
   statusEveryMs?: number;

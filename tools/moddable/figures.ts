@@ -2,20 +2,12 @@
  * The figures of a Moddable run, from what the harness logged and what the firmware traced (hosts/lin/main.ts:
  * `xs-memory {...}` after each terminal event, `tls-handshake {"ms":N}` per handshake).
  */
+import type { MemoryFigure } from "../../hosts/lin/memory-figure";
 import type { HarnessRun } from "../harness/runner";
 
 export interface McsimTrace {
   at: number;
   line: string;
-}
-
-interface MemoryFigure {
-  at: string;
-  slots: number;
-  chunks: number;
-  stack: number;
-  peakSlots: number;
-  peakChunks: number;
 }
 
 /**
