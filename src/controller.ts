@@ -36,6 +36,7 @@ export class ControllerPort {
   #flushTimer: unknown;
   #flushing = false;
   #closed = false;
+  #sentAny = false;
   /** The terminal's pay() in flight, its order, whether its answer went out, and the one pay waiting for it. */
   #paying: Promise<void> | undefined;
   #payingOrder: string | undefined;
@@ -64,7 +65,10 @@ export class ControllerPort {
   send(event: TerminalEvent | { event: string; [key: string]: unknown }): void {
     if (this.#closed) return;
     if ((event.event === "approved" || event.event === "declined") && "order" in event && event.order === this.#payingOrder) this.#answered = true;
-    this.#out.push(encodeUtf8(JSON.stringify(event) + "\n"));
+    // The first line starts with a line break: a run that died mid-line (a power cut between two pieces) left a
+    // fragment on the line, and the break ends it there instead of gluing it to this line.
+    this.#out.push(encodeUtf8((this.#sentAny ? "" : "\n") + JSON.stringify(event) + "\n"));
+    this.#sentAny = true;
     // A flush already waiting for room sends this line after the ones before it.
     // (And one already writing, e.g. a request answered from inside a write, picks it up in its loop.)
     if (this.#flushTimer === undefined && !this.#flushing) this.#flush();

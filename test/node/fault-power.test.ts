@@ -31,6 +31,10 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
     if (!hasSocat()) this.skip();
     rig = await Rig.start({ attach: true, timing: INSTANT_TIMING, reconciliationTimeoutMs: 1500 });
   });
+  // A case that fails must not leave its terminal holding the PN532 port for the next one.
+  afterEach(async () => {
+    await rig?.killTerminal();
+  });
   after(async () => {
     await rig?.close();
   });
