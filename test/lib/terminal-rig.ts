@@ -56,7 +56,8 @@ export class ControllerLine implements SerialPort {
     const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
     for (const b of bytes) this.#text += String.fromCharCode(b);
     for (let nl = this.#text.indexOf("\n"); nl >= 0; nl = this.#text.indexOf("\n")) {
-      this.lines.push(this.#text.slice(0, nl));
+      // As a controller does, an empty line (the break the terminal's first line opens with) is no line.
+      if (nl > 0) this.lines.push(this.#text.slice(0, nl));
       this.#text = this.#text.slice(nl + 1);
     }
   }
