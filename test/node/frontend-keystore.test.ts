@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -16,8 +16,8 @@ const MTK = "00112233445566778899AABBCCDDEEFF";
 describe("front-end: key store, journal, configuration, clock", () => {
   let dir: string;
   before(() => { dir = mkdtempSync(path.join(tmpdir(), "frontend-unit-")); });
-  // A journal that refused to open may still be closing its files: let rmSync retry a directory not yet empty.
-  after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 30, retryDelay: 200 }));
+  // Every journal here is awaited closed (its checkpoint worker included), so nothing writes into dir while it goes.
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   const file = (extra: Partial<KeyStoreFile["keys"][number]> = {}): KeyStoreFile => ({
     format: "purse-keystore/1", keySystem: "TEST", keys: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des", purchase: MK, tac: MTK, ...extra }],
@@ -74,7 +74,7 @@ describe("front-end: key store, journal, configuration, clock", () => {
     assert.equal(FileKeyStore.load(p).describe().length, 2);
   });
 
-  it("the journal migrates a new file to the current schema once, in WAL mode, syncing the WAL itself", () => {
+  it("the journal migrates a new file to the current schema once, in WAL mode, syncing the WAL itself", async () => {
     const p = path.join(dir, "j.sqlite");
     const j = new Journal(p);
     assert.equal(j.db.pragma("journal_mode", { simple: true }), "wal");
@@ -83,11 +83,11 @@ describe("front-end: key store, journal, configuration, clock", () => {
     assert.equal(j.db.pragma("synchronous", { simple: true }), 1);
     assert.equal(j.db.pragma("user_version", { simple: true }), SCHEMA_VERSION);
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('001122334455', 5)").run());
-    j.close();
+    await j.close();
     const again = new Journal(p);
     assert.equal(again.syncsWal, true, "an existing database gets its WAL synced too");
     assert.deepEqual(again.db.prepare("SELECT * FROM terminals").all(), [{ terminal_id: "001122334455", last_tsn: 5 }]);
-    again.close();
+    await again.close();
     const newer = new Database(p);
     newer.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     newer.close();
@@ -101,7 +101,7 @@ describe("front-end: key store, journal, configuration, clock", () => {
     const unsynced = new Journal(path.join(dir, "n.sqlite"), "normal");
     assert.equal(unsynced.syncsWal, false);
     assert.equal(unsynced.db.pragma("synchronous", { simple: true }), 1);
-    unsynced.close();
+    await unsynced.close();
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('A', 1)").run());
     j.write(() => j.db.prepare("INSERT INTO terminals VALUES ('B', 1)").run());
     assert.equal((other.prepare("SELECT COUNT(*) AS n FROM terminals").get() as { n: number }).n, 0);
@@ -114,7 +114,17 @@ describe("front-end: key store, journal, configuration, clock", () => {
     await j.durable();
     assert.deepEqual((other.prepare("SELECT terminal_id FROM terminals ORDER BY 1").all() as { terminal_id: string }[]).map((r) => r.terminal_id), ["A", "B", "D"]);
     other.close();
-    j.close();
+    await j.close();
+  });
+
+  it("close() resolves once the checkpoint worker is gone: a journal closed and removed at once is not made again", async () => {
+    const p = path.join(dir, "gone.sqlite");
+    const j = new Journal(p);
+    // Closed and removed before the worker has likely even started; a late worker must not create an empty database.
+    const closed = j.close();
+    for (const f of [p, `${p}-wal`, `${p}-shm`]) rmSync(f, { force: true });
+    await closed;
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith("gone.sqlite")), []);
   });
 
   it("configuration files: relative paths, and clear errors", () => {

@@ -188,6 +188,7 @@ export class Journal {
   #writesInBatch = 0;
 
   #checkpointer: Worker | undefined;
+  #checkpointerStopped: Promise<void> = Promise.resolve();
   readonly durability: Durability;
   /** The WAL file, fsynced after each commit when durability is full; undefined = SQLite syncs by itself. */
   #walFd: number | undefined;
@@ -227,12 +228,14 @@ export class Journal {
     const code = `
       const { parentPort, workerData } = require("node:worker_threads");
       const Database = require(workerData.modulePath);
-      const db = new Database(workerData.file);
+      // fileMustExist: a worker that starts late, after the journal was closed and its files removed, must not make an empty one.
+      const db = new Database(workerData.file, { fileMustExist: true });
       db.pragma("busy_timeout = 1000");
       const timer = setInterval(() => { try { db.pragma("wal_checkpoint(PASSIVE)"); } catch {} }, workerData.intervalMs);
       parentPort.on("message", () => { clearInterval(timer); try { db.close(); } catch {} parentPort.close(); });`;
     const worker = new Worker(code, { eval: true, workerData: { file, modulePath, intervalMs } });
     worker.on("error", () => { /* the main connection's automatic checkpoint takes over */ });
+    this.#checkpointerStopped = new Promise((resolve) => worker.once("exit", () => resolve()));
     worker.unref();
     this.#checkpointer = worker;
   }
@@ -316,8 +319,12 @@ export class Journal {
     }
   }
 
-  close(): void {
-    if (this.#closed) return;
+  /**
+   * Commits and closes the main connection at once; the promise resolves once the checkpoint worker has closed its own
+   * connection too, after which nothing of this journal touches its files (a caller removing them waits for it).
+   */
+  close(): Promise<void> {
+    if (this.#closed) return this.#checkpointerStopped;
     this.commit(true);
     this.#closed = true;
     this.#checkpointer?.postMessage("close");
@@ -327,5 +334,6 @@ export class Journal {
       try { closeSync(this.#walFd); } catch { /* already gone */ }
       this.#walFd = undefined;
     }
+    return this.#checkpointerStopped;
   }
 }

@@ -246,7 +246,7 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     // Let in-flight WAL syncs finish before the descriptor they use is closed.
     await this.journal.durable().catch(() => undefined);
-    this.journal.close();
+    await this.journal.close();
   }
 }
 

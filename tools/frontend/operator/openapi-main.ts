@@ -32,8 +32,8 @@ export async function generateOpenApi(): Promise<string> {
       await frontend.close();
     }
   } finally {
-    // The journal's checkpoint thread may still be letting go of its files.
-    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    // frontend.close() has waited for the journal's checkpoint thread, so nothing writes here any more.
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
