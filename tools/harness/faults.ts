@@ -120,13 +120,18 @@ export async function checkAfterFault(rig: Rig, card: VirtualCard, initialBalanc
   return violations;
 }
 
-/** The first event at or after index `from` of the link's events that matches, waiting up to `timeoutMs`. */
-export async function eventSince(rig: Rig, from: number, match: (e: ControllerEvent) => boolean, timeoutMs = 5000): Promise<ControllerEvent | undefined> {
+/**
+ * The first event at or after index `from` of the link's events that matches. It waits while the terminal lives: a
+ * dead terminal ends the wait at once, and the deadline is only a backstop for a live one that never answers, so a
+ * loaded machine that is merely slow still gets its event.
+ */
+export async function eventSince(rig: Rig, from: number, match: (e: ControllerEvent) => boolean, timeoutMs = 60_000): Promise<ControllerEvent | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    const alive = rig.terminalAlive;
     const events = rig.controller!.events;
     for (let i = from; i < events.length; i++) if (match(events[i]!)) return events[i];
-    if (Date.now() > deadline) return undefined;
+    if (!alive || Date.now() > deadline) return undefined;
     await new Promise((r) => setTimeout(r, 20));
   }
 }
