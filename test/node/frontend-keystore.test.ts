@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { spawnSync } from "node:child_process";
+import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { diversifyKey, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac } from "../../tools/purse-crypto/index";
@@ -125,6 +127,19 @@ describe("front-end: key store, journal, configuration, clock", () => {
     for (const f of [p, `${p}-wal`, `${p}-shm`]) rmSync(f, { force: true });
     await closed;
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith("gone.sqlite")), []);
+  });
+
+  it("a process whose last work is awaiting close() ends normally once the worker has gone (not exit 13, unsettled)", () => {
+    // Nothing else keeps this child's event loop alive, so an unref'd worker would let Node end with the await pending.
+    const journal = pathToFileURL(path.resolve(import.meta.dirname, "../../tools/frontend/journal.ts")).href;
+    const script = `import { Journal } from ${JSON.stringify(journal)};
+      const j = new Journal(${JSON.stringify(path.join(dir, "alone.sqlite"))});
+      await new Promise((r) => setTimeout(r, 50));
+      await j.close();
+      console.log("closed");`;
+    const r = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "closed");
   });
 
   it("configuration files: relative paths, and clear errors", () => {

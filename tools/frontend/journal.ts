@@ -327,6 +327,9 @@ export class Journal {
     if (this.#closed) return this.#checkpointerStopped;
     this.commit(true);
     this.#closed = true;
+    // The worker was unref'd so an idle journal never holds a process open; a caller awaiting close() needs the loop
+    // to live until the worker's exit arrives, or Node ends with that await unsettled (exit code 13).
+    this.#checkpointer?.ref();
     this.#checkpointer?.postMessage("close");
     this.db.close();
     if (this.#walFd !== undefined) {
