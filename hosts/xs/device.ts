@@ -8,8 +8,8 @@ import {
   NetworkError, type HttpRequest, type HttpResponse, type HttpsConnection, type HttpsConnector, type SerialClass,
   type SerialOptions, type SerialPort, type Timers,
 } from "../../modules/device/types";
-import { fromHex, toHex } from "../../modules/bytes/bytes";
-import { decodeUtf8, encodeUtf8 } from "../../modules/bytes/bytes";
+import { decodeUtf8, encodeUtf8, fromHex, toHex } from "../../modules/bytes/bytes";
+import { TimerQueue } from "./timer-queue";
 
 declare const issueCommand: (message: ArrayBuffer) => ArrayBuffer;
 
@@ -38,36 +38,9 @@ export function decodeCommand(bytes: ArrayBuffer): unknown {
 
 // ---- time ----
 
-interface Entry { at: number; seq: number; callback: () => void; every?: number }
-
 /** Moddable's Timer.set/clear and Time.ticks, on the parent's clock. */
-export class ParentClock implements Timers {
-  #now = 0;
+export class ParentClock extends TimerQueue {
   #wall = 0;
-  #seq = 0;
-  readonly #entries = new Map<number, Entry>();
-
-  set(callback: () => void, ms: number): unknown {
-    const id = ++this.#seq;
-    this.#entries.set(id, { at: this.#now + Math.max(0, ms || 0), seq: id, callback });
-    return id;
-  }
-
-  /** Timer.repeat: one handle that fires every `ms` until cleared. */
-  repeat(callback: () => void, ms: number): unknown {
-    const id = ++this.#seq;
-    const every = Math.max(1, ms || 0);
-    this.#entries.set(id, { at: this.#now + every, seq: id, callback, every });
-    return id;
-  }
-
-  clear(handle: unknown): void {
-    if (typeof handle === "number") this.#entries.delete(handle);
-  }
-
-  now(): number {
-    return this.#now;
-  }
 
   /** Wall-clock ms (what SNTP gives the ESP32). */
   wall(): number {
@@ -76,40 +49,15 @@ export class ParentClock implements Timers {
 
   advanceTo(now: number, wall: number): void {
     this.#wall = wall;
-    if (now > this.#now) this.#now = now;
-  }
-
-  /** A one-shot timer is gone once it fires; a repeating one moves to its next time under the same handle. */
-  #rearm(id: number, entry: Entry): void {
-    if (entry.every === undefined) this.#entries.delete(id);
-    else {
-      entry.at += entry.every;
-      entry.seq = ++this.#seq;
-    }
-  }
-
-  #due(): [number, Entry] | undefined {
-    let best: [number, Entry] | undefined;
-    for (const [id, e] of this.#entries) {
-      if (e.at > this.#now) continue;
-      if (!best || e.at < best[1].at || (e.at === best[1].at && e.seq < best[1].seq)) best = [id, e];
-    }
-    return best;
+    this.moveTo(now);
   }
 
   /** Fires due timers one at a time, letting promise jobs run between them as Moddable's event loop does. */
   async fireDue(): Promise<void> {
-    for (let next = this.#due(); next; next = this.#due()) {
-      this.#rearm(next[0], next[1]);
-      next[1].callback();
+    for (let due = this.takeDue(this.now()); due; due = this.takeDue(this.now())) {
+      due.callback();
       for (let i = 0; i < 16; i++) await Promise.resolve();
     }
-  }
-
-  get nextAt(): number | null {
-    let at: number | null = null;
-    for (const e of this.#entries.values()) if (at === null || e.at < at) at = e.at;
-    return at;
   }
 }
 
