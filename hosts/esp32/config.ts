@@ -25,7 +25,7 @@ export interface Esp32Settings {
   pn532: UartPins;
   /** The JSON-lines controller port; undefined with controller "mdb". */
   controller: UartPins | undefined;
-  /** controller "mdb": the MDB cashless device on these pins (native/mdb/esp32, docs/mdb.md §8). */
+  /** controller "mdb": the MDB cashless device on these pins (modules/mdb/native/esp32, docs/mdb.md §8). */
   mdb: { receive: number; transmit: number; address: number; level: number } | undefined;
   indicator: { pins: IndicatorPins; activeLow: boolean } | undefined;
   journalPartition: string;

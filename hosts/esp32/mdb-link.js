@@ -1,4 +1,4 @@
-// The MDB link on the ESP32: native/mdb's C core on GPIO bit-banging (native/mdb/esp32), as a FramePort
+// The MDB link on the ESP32: modules/mdb/native's C core on GPIO bit-banging (modules/mdb/native/esp32), as a FramePort
 // (modules/mdb/link.ts): arm(), hold(), setExpanded() down; onCommand, onDelivered, onBusReset up. The 5 ms answer
 // to POLL comes from the armed reply in C, never from this machine's event loop (docs/mdb.md §8).
 class MdbLink @ "xs_mdb_destructor" {

@@ -1,5 +1,5 @@
 /**
- * One `xs-memory {...}` trace line of the Linux firmware (hosts/lin/memory.ts writes it, tools/moddable reads it).
+ * One `xs-memory {...}` trace line of the Linux firmware (hosts/lin/memory.ts writes it, tools/rigs/moddable reads it).
  * Types only, so Node code can import it without Moddable's instrumentation module.
  */
 export interface MemoryFigure {

@@ -1,5 +1,5 @@
 /**
- * The PC's MDB link: native/mdb/linux's `mdb-termios` helper drives a real UART with mark/space parity and speaks
+ * The PC's MDB link: modules/mdb/native/linux's `mdb-termios` helper drives a real UART with mark/space parity and speaks
  * the docs/mdb.md §5 byte encoding on its stdin/stdout, which a StreamLink reads (docs/mdb.md §8). The helper is
  * built from source with the host's C compiler on first use.
  */
@@ -14,7 +14,7 @@ import { hasCommand } from "./pty";
 import { NodeSerial } from "./serial";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const MDB_HELPER_SOURCES = ["native/mdb/linux/mdb_termios.c", "native/mdb/linux/mdb_termios_main.c"].map((f) => path.join(root, f));
+export const MDB_HELPER_SOURCES = ["modules/mdb/native/linux/mdb_termios.c", "modules/mdb/native/linux/mdb_termios_main.c"].map((f) => path.join(root, f));
 export const CC_INSTALL_HINT = "apt-get install -y gcc";
 
 export class MdbHelperError extends CodedError {

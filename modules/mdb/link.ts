@@ -1,6 +1,6 @@
 /**
  * The cashless device's side of the MDB link, at the level of 9-bit words (docs/mdb.md §2). It is what the C core
- * (native/mdb) does on the ESP32, written once more here for Node, the simulator and tests; the application above
+ * (modules/mdb/native) does on the ESP32, written once more here for Node, the simulator and tests; the application above
  * sees only whole frames through FramePort, so the 5 ms reply can come from below JavaScript.
  *
  * - A block starts at a word with the mode bit; it is ours when its upper 5 bits are our address. Its length comes

@@ -1,5 +1,5 @@
 import * as assert from "../lib/assert";
-import { fuzz, fuzzTargets } from "../../tools/fuzz/targets";
+import { fuzz, fuzzTargets } from "../../tools/rigs/fuzz/targets";
 
 // The fast run of `npm run fuzz`: every parser of outside bytes, 20,000 inputs each, under mocha and inside XS.
 // Only typed errors may come out, and no promise may hang.

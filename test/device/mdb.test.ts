@@ -3,7 +3,7 @@ import {
   BREAK, CashlessDevice, MODE, MdbCommandError, MdbWireError, PeripheralLink, WordDecoder, classifyResponse,
   decodeCommand, encodeCommand, encodeWords, type Command, type VendRequest,
 } from "../../modules/mdb/index";
-import { VmcMaster } from "../../tools/vmc/master";
+import { VmcMaster } from "../../tools/sim/vmc/master";
 
 interface Rig {
   vmc: VmcMaster;

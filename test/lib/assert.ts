@@ -83,7 +83,7 @@ export async function rejects(promise: Promise<unknown> | (() => Promise<unknown
   throw new AssertionError("expected the promise to reject");
 }
 
-export { prng } from "../../tools/fuzz/prng";
+export { prng } from "../../tools/rigs/fuzz/prng";
 
 export function randomBytes(next: () => number, length: number): Uint8Array {
   const out = new Uint8Array(length);

@@ -1,5 +1,5 @@
 // A scripted stand-in for the PN532 at the far end of an in-memory serial line, for driver unit tests (the real
-// emulator, tools/pn532sim, needs Node). The test decides what each command frame gets back and when.
+// emulator, tools/sim/pn532sim, needs Node). The test decides what each command frame gets back and when.
 import type { SerialClass, SerialOptions, SerialPort } from "../../modules/device/types";
 import { ACK_FRAME, FrameParser, TFI_PN532, encodeFrame, type Frame } from "../../modules/pn532/frame";
 import type { VirtualClock } from "./virtual-clock";

@@ -1,8 +1,8 @@
 /** Front-end configuration: the JSON file that `npm run frontend -- --config <file>` reads, and what startFrontend takes. */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import type { KeyStore } from "./keystore";
-import type { Durability } from "./journal";
+import type { KeyStore } from "./keys/keystore";
+import type { Durability } from "./storage/journal";
 import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
 
 export type Application = "tunion" | "cityunion";
@@ -76,6 +76,11 @@ export interface FrontendConfig {
   operator?: OperatorConfig;
   /** Pino log level ("info" default; "silent" for none) and an optional log file (default stdout). */
   log?: { level?: string; file?: string; requests?: boolean };
+  /**
+   * Modules whose default export is a Fastify plugin, registered before the routes: how a test rig adds a hook
+   * (tools/rigs/frontend/test-hold.ts) to a front-end it starts, in every worker. A deployment names none.
+   */
+  plugins?: string[];
 }
 
 export class ConfigError extends Error {
@@ -127,6 +132,9 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
   }
   if (c.hotlist !== undefined && (!Array.isArray(c.hotlist) || c.hotlist.some((a) => typeof a !== "string" || !/^[0-9]{16,20}$/.test(a)))) {
     throw new ConfigError("hotlist must list ASNs as 16 to 20 digits");
+  }
+  if (c.plugins !== undefined && (!Array.isArray(c.plugins) || c.plugins.some((p) => typeof p !== "string" || !p))) {
+    throw new ConfigError("plugins must list module paths");
   }
   const timeout = c.reconciliationTimeoutMs;
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new ConfigError("reconciliationTimeoutMs must be a positive integer");

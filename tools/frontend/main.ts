@@ -10,12 +10,12 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { generateDevelopmentPki } from "../pki/index";
 import { loadConfigFile, type FrontendConfig } from "./config";
-import { openDatabase } from "./journal";
-import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keystore";
-import { startFrontend } from "./server";
+import { openDatabase } from "./storage/journal";
+import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keys/keystore";
+import { startFrontend } from "./app";
 import { isWorker, runPrimary, runWorker } from "./workers";
-import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./service";
-import { isPostgresUrl, PostgresStore } from "./store";
+import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./purchases/service";
+import { isPostgresUrl, PostgresStore } from "./storage/store";
 import { addOperator } from "./operator/accounts-cli";
 
 const USAGE = `Usage:

@@ -15,10 +15,10 @@ import cluster, { type Worker } from "node:cluster";
 import { createServer } from "node:net";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
-import { FLEET_METHODS, forwardFleet, type FleetStore } from "./fleet";
-import { startFrontend, type RunningFrontend } from "./server";
+import { FLEET_METHODS, type FleetStore } from "./fleet/store";
+import { startFrontend, type RunningFrontend } from "./app";
 import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
-import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./store";
+import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./storage/store";
 
 /** The Store methods a worker may call in the primary. */
 const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS] as const;
@@ -57,7 +57,6 @@ interface ReplyBatch {
 const CALL_TIMEOUT_MS = 10_000;
 
 /** The worker's side: a Store whose every call is answered by the primary's store. */
-export interface IpcStore extends FleetStore {}
 export class IpcStore implements Store {
   readonly engine = "sqlite" as const;
   readonly schemaVersion: number;
@@ -137,7 +136,6 @@ export class IpcStore implements Store {
   }
 }
 
-forwardFleet(IpcStore);
 
 export interface ClusterEvents {
   /** The first worker listens (the port all of them share). */
@@ -184,8 +182,10 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
       if (m?.kind !== "store-calls" || !store) return;
       for (const call of m.calls) {
         if (!METHODS.includes(call.method)) continue;
-        const method = store[call.method] as (...a: unknown[]) => Promise<unknown>;
-        method.apply(store, call.args).then(
+        const fleetCall = (FLEET_METHODS as readonly string[]).includes(call.method);
+        const target: object = fleetCall ? store.fleet : store;
+        const method = (target as Record<string, (...a: unknown[]) => Promise<unknown>>)[call.method]!;
+        method.apply(target, call.args).then(
           (value) => reply(worker, { kind: "store-reply", id: call.id, value: value ?? null }),
           (e: Error & { code?: string; statusCode?: number }) => reply(worker, { kind: "store-reply", id: call.id, error: { code: e.code, statusCode: e.statusCode, message: e.message } }),
         );

@@ -16,6 +16,15 @@ import { encodeDate, encodeTime } from "../../modules/purse/bcd";
 
 export type PurseAlgorithm = "3des" | "sm4";
 
+/** An issuer's master keys, from which every card's keys derive (docs/purse.md). */
+export interface MasterKeys {
+  /** Master purchase key (MPK) and master TAC key (MTK), 16 bytes each. */
+  purchase: Uint8Array;
+  tac: Uint8Array;
+  /** Master load key (MLK); without it the card is issued without a load key and cannot be refunded onto. */
+  load?: Uint8Array;
+}
+
 export class PurseCryptoError extends Error {
   readonly code = "PURSE_CRYPTO";
   constructor(message: string) {

@@ -1,12 +1,12 @@
 /**
  * The fleet page, the telemetry charts' data, and the configuration editor, over the store's status reports and
- * configuration scopes (tools/frontend/fleet.ts). Settings are checked with the terminals' own validator
+ * configuration scopes (tools/frontend/fleet/store.ts). Settings are checked with the terminals' own validator
  * (modules/terminal-config) before saving, so the editor shows every problem at once; the store checks again.
  */
 import { SETTING_NAMES, settingErrors, type SettingName } from "../../../modules/terminal-config/config";
-import type { StatusRow } from "../fleet";
+import type { StatusRow } from "../fleet/store";
 import { FrontendError } from "../errors";
-import type { Store } from "../store";
+import type { Store } from "../storage/store";
 import type { ConsoleOptions } from "./console";
 import { esc, table, time, type Bar, type Series } from "./html";
 
@@ -41,7 +41,7 @@ export function isOnline(row: StatusRow, now: number, everyMs: number): boolean 
 /** The interval a terminal reports at: what its configuration says, else the console's setting. */
 async function intervalOf(o: ConsoleOptions, terminalId: string): Promise<number> {
   try {
-    return (await o.store.effectiveConfig(terminalId)).settings.statusEveryMs ?? o.statusEveryMs;
+    return (await o.store.fleet.effectiveConfig(terminalId)).settings.statusEveryMs ?? o.statusEveryMs;
   } catch {
     return o.statusEveryMs;
   }
@@ -56,7 +56,7 @@ function duration(ms: number): string {
 
 export async function fleetPage(o: ConsoleOptions): Promise<string> {
   const now = o.now();
-  const reports = await o.store.latestStatus();
+  const reports = await o.store.fleet.latestStatus();
   const reported = new Set(reports.map((r) => r.terminalId));
   const terminals = await o.queries.terminals();
   let online = 0;
@@ -93,8 +93,8 @@ export async function fleetPage(o: ConsoleOptions): Promise<string> {
 
 export async function terminalPage(o: ConsoleOptions, terminalId: string): Promise<string> {
   if (!/^[0-9A-F]{12}$/.test(terminalId)) throw new FrontendError("VALIDATION", 400, "a terminal ID is 12 hex digits");
-  const history = await o.store.statusHistory(terminalId, 100);
-  const effective = await o.store.effectiveConfig(terminalId);
+  const history = await o.store.fleet.statusHistory(terminalId, 100);
+  const effective = await o.store.fleet.effectiveConfig(terminalId);
   const latest = history[0];
   return `<p><a href="/config?scope=terminal:${esc(terminalId)}">Edit this terminal's configuration</a> · <a href="/purchases?terminal=${esc(terminalId)}">Its purchases</a></p>` +
     `<h2>Configuration in force (version ${esc(effective.version)}, group ${esc(effective.group ?? "none")})</h2><pre class="mono">${esc(JSON.stringify(effective.settings, null, 2))}</pre>` +
@@ -108,8 +108,8 @@ export async function terminalPage(o: ConsoleOptions, terminalId: string): Promi
 /** Reports of every terminal since `sinceMs` (the telemetry charts). */
 async function recentReports(store: Store, sinceMs: number): Promise<StatusRow[]> {
   const out: StatusRow[] = [];
-  for (const latest of await store.latestStatus()) {
-    for (const row of await store.statusHistory(latest.terminalId, 500)) if (row.receivedAt >= sinceMs) out.push(row);
+  for (const latest of await store.fleet.latestStatus()) {
+    for (const row of await store.fleet.statusHistory(latest.terminalId, 500)) if (row.receivedAt >= sinceMs) out.push(row);
   }
   return out.sort((a, b) => a.receivedAt - b.receivedAt);
 }
@@ -136,7 +136,7 @@ export async function tapSeries(store: Store, sinceMs: number): Promise<Series[]
 
 /** Completions waiting per terminal from the latest reports (the metrics gauge). */
 export async function waitingPerTerminal(store: Store): Promise<{ terminalId: string; waiting: number }[]> {
-  return (await store.latestStatus()).map((r) => ({ terminalId: r.terminalId, waiting: r.report.pendingCompletions ?? 0 }));
+  return (await store.fleet.latestStatus()).map((r) => ({ terminalId: r.terminalId, waiting: r.report.pendingCompletions ?? 0 }));
 }
 
 // ---- the configuration editor ----
@@ -176,12 +176,12 @@ export async function saveConfig(o: ConsoleOptions, body: Record<string, string>
   if (errors.length) return { ok: false, scope, errors, form: body };
   const expected = /^[0-9]+$/.test(body.version ?? "") ? Number(body.version) : undefined;
   try {
-    await o.store.putConfigScope(scope, values, actor, expected);
+    await o.store.fleet.putConfigScope(scope, values, actor, expected);
     if (scope.startsWith("terminal:") && body.group !== undefined) {
       const terminalId = scope.slice(9);
       const group = body.group.trim() || null;
-      const current = (await o.store.terminalGroups()).find((g) => g.terminalId === terminalId.toUpperCase())?.group ?? null;
-      if (group !== current) await o.store.setTerminalGroup(terminalId, group, actor);
+      const current = (await o.store.fleet.terminalGroups()).find((g) => g.terminalId === terminalId.toUpperCase())?.group ?? null;
+      if (group !== current) await o.store.fleet.setTerminalGroup(terminalId, group, actor);
     }
   } catch (e) {
     if (e instanceof FrontendError && e.statusCode < 500) return { ok: false, scope, errors: [`${e.message} (${e.code})`], form: body };
@@ -202,11 +202,11 @@ const shown = (v: unknown): string => (v === undefined ? "" : Array.isArray(v) ?
 
 export async function configPage(o: ConsoleOptions, query: Record<string, string>, failed?: SaveResult): Promise<string> {
   const scopeName = failed?.scope ?? query.scope ?? "defaults";
-  const scope = await o.store.getConfigScope(scopeName);
-  const scopes = await o.store.configScopes();
-  const groups = await o.store.terminalGroups();
+  const scope = await o.store.fleet.getConfigScope(scopeName);
+  const scopes = await o.store.fleet.configScopes();
+  const groups = await o.store.fleet.terminalGroups();
   const known = new Set(scopes.map((s) => s.scope));
-  const terminals = new Set([...(await o.store.latestStatus()).map((r) => r.terminalId), ...(await o.queries.terminals()).map((t) => t.terminalId), ...groups.map((g) => g.terminalId)]);
+  const terminals = new Set([...(await o.store.fleet.latestStatus()).map((r) => r.terminalId), ...(await o.queries.terminals()).map((t) => t.terminalId), ...groups.map((g) => g.terminalId)]);
   const links = ["defaults", ...[...new Set(scopes.map((s) => s.scope).filter((s) => s.startsWith("group:")))],
     ...[...terminals].sort().map((t) => `terminal:${t}`)].map((s) => {
     const current = s === scope.scope;
@@ -221,10 +221,10 @@ export async function configPage(o: ConsoleOptions, query: Record<string, string
   const errors = failed?.errors?.length ? `<div class="errors"><strong>Not saved:</strong><ul>${failed.errors.map((e) => `<li>${esc(e)}</li>`).join("")}</ul></div>` : "";
   let effective = "";
   if (isTerminal) {
-    const e = await o.store.effectiveConfig(scope.scope.slice(9));
+    const e = await o.store.fleet.effectiveConfig(scope.scope.slice(9));
     effective = `<h2>In force on the terminal (defaults → group → terminal), version ${esc(e.version)}</h2><pre class="mono">${esc(JSON.stringify(e.settings, null, 2))}</pre>`;
   }
-  const audit = await o.store.configAudit({ scope: scope.scope, limit: 50 });
+  const audit = await o.store.fleet.configAudit({ scope: scope.scope, limit: 50 });
   const auditTable = table(["When", "Who", "What", "Version", "Old", "New"], audit.map((a) => [
     esc(time(a.at)), esc(a.actor), esc(a.kind), esc(a.version), `<code>${esc(JSON.stringify(a.old))}</code>`, `<code>${esc(JSON.stringify(a.new))}</code>`,
   ]));

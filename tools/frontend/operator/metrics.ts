@@ -7,7 +7,7 @@
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Journal, JournalObserver } from "../journal";
+import type { Journal, JournalObserver } from "../storage/journal";
 
 export interface FrontendMetrics {
   registry: Registry;

@@ -6,7 +6,7 @@
 import Database from "better-sqlite3";
 import type pg from "pg";
 import { FrontendError } from "../errors";
-import type { PurchaseRow } from "../store";
+import type { PurchaseRow } from "../storage/store";
 
 export interface PurchaseQuery {
   order?: string;

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+// The XS run is what proves device code has no Node-isms, so it must fail loudly when a module has one.
+
+const root = path.resolve(import.meta.dirname, "../../..");
+
+function runXs(files: { [name: string]: string }) {
+  const dir = mkdtempSync(path.join(tmpdir(), "xs-runner-"));
+  try {
+    for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(root, "test/xs/run.ts"), "--dir", dir], { cwd: root, encoding: "utf8" });
+    return { status: r.status, output: r.stdout + r.stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const assertImport = `import * as assert from ${JSON.stringify(path.join(root, "test/lib/assert"))};`;
+
+describe("XS test runner", function () {
+  this.timeout(60_000);
+
+  it("runs a device test inside XS and reports it with its meter", () => {
+    const r = runXs({ "good.test.ts": `${assertImport}\ndescribe("ok", () => { it("adds", () => assert.equal(1 + 1, 2)); it("awaits", async () => { await Promise.resolve(); }); });` });
+    assert.equal(r.status, 0, r.output);
+    assert.match(r.output, /✔ ok > adds/);
+    assert.match(r.output, /xs: 2 passed, 0 failed/);
+    assert.match(r.output, /good\.test: compute \d+/);
+  });
+
+  it("fails a file that imports a Node module", () => {
+    const r = runXs({ "node.test.ts": `import { readFileSync } from "node:fs";\ndescribe("n", () => { it("reads", () => { readFileSync("/etc/hostname"); }); });` });
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /cannot be bundled for XS/);
+  });
+
+  it("fails a test that uses a Node global XS lacks", () => {
+    const r = runXs({ "global.test.ts": `describe("g", () => { it("uses process", () => { (globalThis as any).process.env.HOME; }); it("uses setTimeout", async () => { await new Promise((ok) => (globalThis as any).setTimeout(ok, 1)); }); });` });
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /xs: 0 passed, 2 failed/);
+  });
+
+  it("fails a test whose promise never settles instead of hanging", () => {
+    const r = runXs({ "hang.test.ts": `describe("h", () => { it("waits for ever", () => new Promise(() => {})); });` });
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /did not finish/);
+  });
+});

@@ -1,0 +1,69 @@
+/**
+ * `npm run bench`: tap-to-approved latency of the terminal over a pty (socat; in-memory line otherwise) with the
+ * emulator's calibrated delays (card processing SELECT/READ/INIT 15 ms, DEBIT 78 ms; RF time per byte and per
+ * exchange at 106 kbps) and an injected network round trip, for each line rate (115,200 and 921,600 baud, the second
+ * reached by the driver's SetSerialBaudRate) in fast and strict modes. Each row carries its lower bound (card time +
+ * wire bytes at that line rate + RF time + round trips) and the old bound beside it (no RF time, 115,200 baud).
+ * Prints JSON lines; it is a benchmark, not a test.
+ */
+import { CARD_PROCESSING_MS } from "../../sim/cardsim/card";
+import { DEFAULT_TIMING, byteTimeFor } from "../../sim/pn532sim/index";
+import { LEVEL1_CITY, Simulation } from "../../sim/simulation/index";
+
+const TAPS = Number(process.env.BENCH_TAPS ?? 15);
+const RTT = Number(process.env.BENCH_RTT_MS ?? 40);
+/** PN532 framing around one InDataExchange: normal frame (7) + D4 40 Tg (3) out, ACK (6), frame (7) + D5 41 status (3) in. */
+const FRAMING_PER_EXCHANGE = 26;
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+const round = (n: number) => Math.round(n * 10) / 10;
+
+const LINES = [115200, 921600];
+
+const RADIOS = [106, 424];
+
+for (const line of LINES) for (const radio of RADIOS) for (const strict of [false, true]) {
+  const rates = line === 115200 ? undefined : [line];
+  const sim = await Simulation.start({ timing: DEFAULT_TIMING, latencyMs: RTT / 2, terminal: { strict }, pn532Rates: rates });
+  // The driver asks for 424 kbps after each activation; a chip capped at 106 refuses, and the tap runs at 106.
+  sim.emulator.maxBitRate = radio;
+  try {
+    const taps: { tapMs: number; lowerBound: number; oldBound: number; rfMs: number; apdus: number; wireBytes: number; roundTrips: number; handshakes: number }[] = [];
+    // One warm-up tap: the first one of a process pays for JIT and lazy initialisation, not for the protocol.
+    for (let i = 0; i <= TAPS; i++) {
+      sim.addCard({ name: `card-${i}`, profiles: [{ layout: "tunion", algorithm: "3des", asn: `031010000000000${String(i).padStart(5, "0")}`, cityCode: LEVEL1_CITY, balance: 10_000 }] });
+      const events = await sim.pay(`card-${i}`, 100, `BENCH-${strict ? "S" : "F"}-${i}`);
+      const approved = events.find((e) => e.event === "approved");
+      if (!approved) throw new Error(`tap ${i} was not approved: ${JSON.stringify(events.at(-1))}`);
+      if (i === 0) continue;
+      const t = approved.timings as { tapMs: number; apdus: number; apduBytes: number; roundTrips: number; handshakes: number };
+      const wireBytes = t.apduBytes + t.apdus * FRAMING_PER_EXCHANGE;
+      const cardMs = CARD_PROCESSING_MS[0xa4]! + CARD_PROCESSING_MS[0xb0]! + CARD_PROCESSING_MS[0x50]! + CARD_PROCESSING_MS[0x54]!;
+      // RF time as the emulator models it at 106 kbps: a fixed cost per exchange and a time per byte each way.
+      const rfMs = t.apdus * DEFAULT_TIMING.exchangeOverhead + t.apduBytes * DEFAULT_TIMING.rfByteTime * (106 / radio);
+      const lowerBound = cardMs + wireBytes * byteTimeFor(line) + rfMs + t.roundTrips * RTT;
+      const oldBound = cardMs + wireBytes * byteTimeFor(115200) + t.roundTrips * RTT;
+      taps.push({ tapMs: t.tapMs, lowerBound, oldBound, rfMs, apdus: t.apdus, wireBytes, roundTrips: t.roundTrips, handshakes: t.handshakes });
+    }
+    const measured = quantile(taps.map((t) => t.tapMs), 0.5);
+    const bound = quantile(taps.map((t) => t.lowerBound), 0.5);
+    const oldBound = quantile(taps.map((t) => t.oldBound), 0.5);
+    const lineBaud = sim.emulator.baud;
+    if (lineBaud !== line) throw new Error(`the line stayed at ${lineBaud} baud instead of ${line}`);
+    const psl = sim.emulator.received.filter((c) => c.code === 0x4e).length;
+    if (!psl) throw new Error("the driver never asked for a higher bit rate");
+    console.log(JSON.stringify({
+      mode: strict ? "strict" : "fast", link: sim.linkKind, lineBaud, radioKbps: radio, taps: taps.length, rttMs: RTT,
+      measuredMs: round(measured), p90Ms: round(quantile(taps.map((t) => t.tapMs), 0.9)), lowerBoundMs: round(bound),
+      ratio: Math.round((measured / bound) * 1000) / 1000, rfMs: round(taps[0]!.rfMs),
+      oldLowerBoundMs: round(oldBound), oldRatio: Math.round((measured / oldBound) * 1000) / 1000, apdus: taps[0]!.apdus, wireBytes: taps[0]!.wireBytes,
+      frontendRoundTrips: Math.max(...taps.map((t) => t.roundTrips)), tlsHandshakesOnTapPath: Math.max(...taps.map((t) => t.handshakes)),
+    }));
+  } finally {
+    await sim.close();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The harness as the vending machine (docs/mdb.md §7): `mdb` steps play the VMC on the device's MDB port, a tty
+ * carrying the docs/mdb.md §5 encoding, through the VMC simulator. Steps:
+ *   mdb: { init: 3, options: 0x20 }                        RESET and the initialisation at that VMC level
+ *   mdb: { send: { kind: vend-request, price: 350, item: 12 } }   one command; the reader must ACK it
+ *   mdb: { expect: vend-approved, amount: 350, within: 10000 }    POLL every 25 ms until that message
+ * Waiting for VEND APPROVED and getting VEND DENIED (or the reverse) fails at once.
+ */
+import type { Command } from "../../../modules/mdb/commands";
+import type { Reply } from "../../../modules/mdb/replies";
+import { describeCommand, describeReply } from "../../sim/vmc/describe";
+import { openStreamVmc, type StreamVmc } from "../../sim/vmc/stream";
+
+export type MdbStep =
+  | { init: 1 | 2 | 3; options?: number }
+  | { send: Command }
+  | { expect: Reply["kind"]; within?: number; [field: string]: unknown };
+
+const OPPOSITE: { [kind: string]: string } = { "vend-approved": "vend-denied", "vend-denied": "vend-approved" };
+
+export class MdbStepFailure extends Error {
+  readonly code = "MDB_STEP_FAILED";
+}
+
+/** Opens the VMC side. Replies are waited for up to 1 s: a pty on a loaded machine is no 5 ms medium (bench:mdb). */
+export function openHarnessVmc(port: string): Promise<StreamVmc> {
+  return openStreamVmc(port, { replyTimeout: 1000 });
+}
+
+export async function runMdbStep(step: MdbStep, side: StreamVmc | undefined, note: (line: string) => void, defaultMs: number): Promise<void> {
+  if (!side) throw new Error("this step plays the VMC: run with --mdb-port");
+  const vmc = side.vmc;
+  if ("init" in step) {
+    const init = step as { init: 1 | 2 | 3; options?: number };
+    const { config, id } = await vmc.init(init.init, init.options ?? 0);
+    note(`mdb: ${describeReply(config)}; ${describeReply(id)}`);
+    return;
+  }
+  if ("send" in step) {
+    const command = (step as { send: Command }).send;
+    note(`mdb -> ${describeCommand(command)}`);
+    const a = await vmc.send(command);
+    if (a.kind !== "ack") throw new MdbStepFailure(`${describeCommand(command)} got ${a.kind}, expected ACK`);
+    return;
+  }
+  const want = step as { expect: Reply["kind"]; within?: number; [field: string]: unknown };
+  const until = Date.now() + (want.within ?? defaultMs);
+  while (Date.now() < until) {
+    const a = await vmc.send({ kind: "poll" });
+    if (a.kind === "data") {
+      for (const r of a.replies) {
+        note(`mdb <- ${describeReply(r)}`);
+        if (r.kind === OPPOSITE[want.expect]) throw new MdbStepFailure(`got ${describeReply(r)}, expected ${want.expect}`);
+        if (r.kind !== want.expect) continue;
+        for (const [k, v] of Object.entries(want)) {
+          if (k === "expect" || k === "within") continue;
+          if ((r as Record<string, unknown>)[k] !== v) throw new MdbStepFailure(`${describeReply(r)}: ${k} is ${String((r as Record<string, unknown>)[k])}, expected ${String(v)}`);
+        }
+        return;
+      }
+    }
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  throw new MdbStepFailure(`no ${want.expect} within ${want.within ?? defaultMs} ms`);
+}
