@@ -3,6 +3,7 @@
  * settings and registers, the injected faults, and the generation of the command in progress with its cancellable
  * sleeps. A new command frame or an ACK from the host cancels the running command by moving the generation on.
  */
+import type { Timers } from "../../../modules/device/types";
 import { Param } from "../../../modules/pn532/commands";
 import { DEFAULT_TIMING, byteTimeFor, type EmulatorTiming, type Fault } from "./timing";
 
@@ -46,12 +47,15 @@ export class EmulatorContext {
   #closed = false;
   #faults: (Fault & { left: number })[] = [];
   #generation = 0;
-  #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** A clock of the tests' (test/lib/virtual-clock.ts) instead of Node's timers and performance.now(). */
+  readonly #clock: Timers | undefined;
+  #timers = new Set<unknown>();
   #waiters = new Set<() => void>();
 
-  constructor(timing: Partial<EmulatorTiming>, log: ((line: string) => void) | undefined) {
+  constructor(timing: Partial<EmulatorTiming>, log: ((line: string) => void) | undefined, clock?: Timers) {
     this.setTiming(timing);
     this.log = log;
+    this.#clock = clock;
   }
 
   get closed(): boolean {
@@ -127,13 +131,11 @@ export class EmulatorContext {
   async waitForChange(generation: number, ms = 2 ** 31 - 1): Promise<void> {
     await new Promise<void>((resolve) => {
       const done = () => {
-        clearTimeout(timer);
-        this.#timers.delete(timer);
+        this.#clear(timer);
         this.#waiters.delete(done);
         resolve();
       };
-      const timer = setTimeout(done, Math.min(ms, 2 ** 31 - 1));
-      this.#timers.add(timer);
+      const timer = this.#set(done, Math.min(ms, 2 ** 31 - 1));
       this.#waiters.add(done);
     });
     this.check(generation);
@@ -142,27 +144,50 @@ export class EmulatorContext {
   // ---- the clock ----
 
   now(): number {
-    return performance.now();
+    return this.#clock ? this.#clock.now() : performance.now();
+  }
+
+  /** A timer kept until it fires or close() clears it. */
+  #set(fn: () => void, ms: number): unknown {
+    const timer: unknown = this.#clock
+      ? this.#clock.set(() => {
+        this.#timers.delete(timer);
+        fn();
+      }, ms)
+      : setTimeout(() => {
+        this.#timers.delete(timer);
+        fn();
+      }, ms);
+    this.#timers.add(timer);
+    return timer;
+  }
+
+  #clear(timer: unknown): void {
+    if (this.#clock) this.#clock.clear(timer);
+    else clearTimeout(timer as ReturnType<typeof setTimeout>);
+    this.#timers.delete(timer);
   }
 
   /**
    * Runs `fn` no earlier than `ms` from now, always asynchronously. Node's timers count from the start of the current
    * loop turn and drop fractions of a millisecond, so they can fire early: the last stretch is finished with
-   * setImmediate, which keeps modelled wire and card times a true lower bound.
+   * setImmediate, which keeps modelled wire and card times a true lower bound. A virtual clock fires on time exactly.
    */
   later(fn: () => void, ms: number): void {
     if (this.#closed) return;
+    if (this.#clock) {
+      this.#set(() => {
+        if (!this.#closed) fn();
+      }, Math.max(0, ms));
+      return;
+    }
     const due = performance.now() + Math.max(0, ms);
     const tick = () => {
       if (this.#closed) return;
       const left = due - performance.now();
       if (left <= 0) fn();
       else if (left > 2) {
-        const t = setTimeout(() => {
-          this.#timers.delete(t);
-          tick();
-        }, Math.floor(left - 1));
-        this.#timers.add(t);
+        this.#set(tick, Math.floor(left - 1));
       } else setImmediate(tick);
     };
     setImmediate(tick);
@@ -172,7 +197,6 @@ export class EmulatorContext {
   close(): void {
     this.#closed = true;
     this.cancel();
-    for (const t of this.#timers) clearTimeout(t);
-    this.#timers.clear();
+    for (const t of [...this.#timers]) this.#clear(t);
   }
 }

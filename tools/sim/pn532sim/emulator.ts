@@ -7,7 +7,7 @@
  * This class is the façade; the layers are line.ts (bytes and baud), chip.ts (frames and command dispatch), field.ts
  * (cards present, activation, InAutoPoll), isodep.ts (the card protocol), sharing context.ts (timing, clock, settings).
  */
-import type { SerialPort, SerialSpec } from "../../../modules/device/types";
+import type { SerialPort, SerialSpec, Timers } from "../../../modules/device/types";
 import { Chip, type BaudSwitch, type ReceivedCommand } from "./chip";
 import { EmulatorContext, type EmulatorStats } from "./context";
 import { Field, type HostedCard } from "./field";
@@ -34,6 +34,11 @@ export interface EmulatorOptions {
   /** Largest DataIn per InDataExchange answer; longer card answers go in pieces with the MI status bit. */
   maxDataIn?: number;
   log?: (line: string) => void;
+  /**
+   * The clock modelled times run on (default Node's timers): a test's VirtualClock, shared with the driver and a
+   * memory line, makes every wire, firmware and card time exact and independent of the machine's load.
+   */
+  clock?: Timers;
 }
 
 export class Pn532Emulator {
@@ -47,7 +52,7 @@ export class Pn532Emulator {
   readonly received: ReceivedCommand[];
 
   constructor(options: EmulatorOptions) {
-    const ctx = new EmulatorContext(options.timing ?? {}, options.log);
+    const ctx = new EmulatorContext(options.timing ?? {}, options.log, options.clock);
     this.#ctx = ctx;
     let isoDep!: IsoDep;
     this.#field = new Field(ctx, options.maxBitRate ?? 424, () => isoDep.resetChains());
