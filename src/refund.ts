@@ -1,4 +1,5 @@
 import { fromHex, toHex } from "../modules/bytes/bytes";
+import { OwnedTimers } from "../modules/device/timers";
 import type { Clock, Timers } from "../modules/device/types";
 import { CodedError } from "../modules/errors/errors";
 import { FrontendDeclineError, type Application, type FrontendClient, type Route } from "../modules/frontend-client/client";
@@ -81,9 +82,11 @@ export class Refunds {
   /** Loads whose CREDIT was sent and whose outcome is not known yet, by purchase. */
   readonly #pending = new Map<string, Pending>();
   #closed = false;
+  readonly #timers: OwnedTimers;
 
   constructor(o: RefundsOptions) {
     this.#o = o;
+    this.#timers = new OwnedTimers(o.timers);
     this.#forwarder = new CompletionForwarder<RefundOutcomeRecord, RefundCompletionAnswer>({
       client: o.client, timers: o.timers,
       deliver: (record) => completeRefund(o.client, record.url, record.purchaseId, record.completion),
@@ -102,8 +105,9 @@ export class Refunds {
     return this.#forwarder.pending;
   }
 
+  /** The forwarder's backoff, and the pause between looks for the card while a load is in doubt. */
   get timersHeld(): number {
-    return this.#forwarder.timersHeld;
+    return this.#forwarder.timersHeld + this.#timers.held;
   }
 
   /**
@@ -294,7 +298,7 @@ export class Refunds {
         if (result) return result;
       } catch {
         // Not there, pulled again, or another card: keep looking until the window closes.
-        await this.#sleep(50);
+        await this.#timers.sleep(50);
       }
     }
     return "absent";
@@ -346,10 +350,6 @@ export class Refunds {
     return last;
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.#o.timers.set(resolve, ms));
-  }
-
   /** Whether this card has a load in doubt here (the terminal asks before it spends APDUs on it). */
   hasPendingFor(asn: string): boolean {
     for (const p of this.#pending.values()) if (p.credit.asn === asn) return true;
@@ -376,6 +376,7 @@ export class Refunds {
 
   close(): void {
     this.#closed = true;
+    this.#timers.close();
     this.#forwarder.close();
   }
 }
