@@ -89,6 +89,9 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     }
     assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
     assert.ok(lines.some((l) => l.includes("CREDIT FOR LOAD")), "the refund's CREDIT FOR LOAD in the trace");
+    // The refund's result in words: "refund refunded" said nothing twice.
+    assert.ok(lines.some((l) => /MDB vend MDB-\d+-7: refund loaded back onto the card$/.test(l)), "the refund's result in the trace");
+    assert.ok(!lines.some((l) => /refund (refunded|owed|in-doubt|failed)\b/.test(l)), "no bare result names after \"refund\"");
     assert.ok(lines.some((l) => l.startsWith("  MDB <- BEGIN SESSION funds 30.00")), "card first: BEGIN SESSION with the balance");
     assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 5);
   });
