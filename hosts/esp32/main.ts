@@ -75,7 +75,7 @@ function nativeMdb(pins: NonNullable<Esp32Settings["mdb"]>, terminalId: string):
   return {
     link: (h) => (link = new MdbLink({
       receive: pins.receive, transmit: pins.transmit, address: pins.address,
-      onCommand: (block) => h.onCommand(new Uint8Array(block)), onDelivered: (n) => h.onDelivered(n), onBusReset: () => h.onBusReset(),
+      onCommand: (block, direct) => h.onCommand(new Uint8Array(block), direct), onDelivered: (n) => h.onDelivered(n), onBusReset: () => h.onBusReset(),
     })),
     close: () => link?.close(),
     reader: { device: { level: pins.level, serial: terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },

@@ -93,7 +93,9 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     assert.ok(lines.some((l) => /MDB vend MDB-\d+-7: refund loaded back onto the card$/.test(l)), "the refund's result in the trace");
     assert.ok(!lines.some((l) => /refund (refunded|owed|in-doubt|failed)\b/.test(l)), "no bare result names after \"refund\"");
     assert.ok(lines.some((l) => l.startsWith("  MDB <- BEGIN SESSION funds 30.00")), "card first: BEGIN SESSION with the balance");
-    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 5);
+    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 6);
+    // The VMC is strict: every answer that may be direct was (a deferred one would have thrown MDB_DEFERRED_REPLY).
+    assert.ok(lines.some((l) => /^ok +\d+ direct replies, 0 deferred/.test(l)), "strict VMC, direct replies only");
   });
 });
 
