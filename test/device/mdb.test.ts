@@ -230,6 +230,18 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
     assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack");
   });
 
+  it("native link race: VEND DENIED went out directly as the device approved; the approval is withdrawn, the debit owed back", async () => {
+    const r = rig();
+    await r.vmc.init(3, 0x20);
+    await r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
+    assert.ok(r.device.approve(250));
+    // As the ESP32's link reports it: VEND CANCEL, answered with the VEND DENIED primed before the approval.
+    r.device.command(Uint8Array.of(0x13, 0x01), true);
+    assert.deepEqual(r.calls, ["vend 250 5 first", "result 5 false reset"]);
+    assert.equal(r.device.state, "idle");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack", "no VEND APPROVED after the VMC's VEND DENIED");
+  });
+
   it("a reply that is not ready is deferred: REQUEST ID before SETUP config is ACKed and PERIPHERAL ID comes on a POLL", async () => {
     const r = rig();
     await r.vmc.send({ kind: "reset" });
