@@ -198,6 +198,7 @@ export class CashlessDevice {
     this.#refundPending = false;
     if (!ok && this.format.level >= 2) this.#queue({ kind: "malfunction", code: REFUND_FAILED });
     this.#port.hold(false);
+    this.#primeDirect();
   }
 
   /** Asks the VMC for its clock (levels 2/3); the answer comes as onTimeDate. */
@@ -250,7 +251,8 @@ export class CashlessDevice {
     const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
     this.#port.prime(DIRECT_SETUP_CONFIG, session ? NOTHING : this.#readerConfig);
     this.#port.prime(DIRECT_REQUEST_ID, session || !this.#setupSeen ? NOTHING : this.#identity());
-    this.#port.prime(DIRECT_SESSION_COMPLETE, s === "idle" ? END_SESSION_BYTES : NOTHING);
+    // While a refund runs its result comes first (POLLs are held silent until then): END SESSION waits behind it.
+    this.#port.prime(DIRECT_SESSION_COMPLETE, s === "idle" && !this.#refundPending ? END_SESSION_BYTES : NOTHING);
     this.#port.prime(DIRECT_VEND_CANCEL, s === "vend" && !this.#answered ? VEND_DENIED_BYTES : NOTHING);
   }
 
