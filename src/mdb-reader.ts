@@ -20,7 +20,8 @@ import type { CardReading, PayRequest, TerminalEvent, TerminalState } from "./te
 
 /** What the link below the device calls; the link is the device's FramePort. */
 export interface MdbLinkHandlers {
-  onCommand(block: Uint8Array): void;
+  /** `direct`: the link answered it with the primed reply (modules/mdb/link.ts), not with an ACK. */
+  onCommand(block: Uint8Array, direct: boolean): void;
   onDelivered(length: number): void;
   onBusReset(): void;
 }
@@ -74,7 +75,7 @@ export class MdbReader {
     this.#o = o;
     this.#timers = new OwnedTimers(o.timers);
     this.port = o.link({
-      onCommand: (b) => this.device.command(b),
+      onCommand: (b, direct) => this.device.command(b, direct),
       onDelivered: (n) => this.device.delivered(n),
       onBusReset: () => this.device.busReset(),
     });

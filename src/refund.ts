@@ -44,6 +44,8 @@ export interface RefundEvent {
   result: RefundResult | "settled-refunded" | "settled-owed" | "settled-unknown";
   reason?: RefundReason;
   tac?: string;
+  /** "tac": recovered from a proof without the front-end's MAC2; the front-end decides by the TAC alone. */
+  proof?: "tac";
 }
 
 export interface RefundsOptions {
@@ -306,7 +308,9 @@ export class Refunds {
 
   /**
    * The loads in doubt of this card (all of them, or one purchase's), settled by its online serial: unchanged = not
-   * credited; one on = credited if GET TRANSACTION PROVE (type 02) shows the MAC2 the front-end made; else unknown.
+   * credited; one on = credited if GET TRANSACTION PROVE (type 02) shows the MAC2 the front-end made, or, when its
+   * MAC2 field is something else (zeros on card OSes that keep no MAC2 for a load), credited on the TAC it carries,
+   * which the front-end checks and decides by (docs/purse.md §9.1); a proof without either is unknown.
    * Called from every tap at this terminal. Returns the last result, or undefined when this card had none.
    */
   async settle(purse: PurseCard, basic: BasicData, only?: string): Promise<"credited" | "not-credited" | "unknown" | undefined> {
@@ -325,12 +329,17 @@ export class Refunds {
         if (proof && toHex(proof.mac2) === c.mac2) {
           completion = { outcome: "credited", tac: toHex(proof.tac) };
           last = "credited";
+        } else if (proof && proof.hasTac) {
+          // The front-end holds the load's fields and the TAC key: a valid TAC completes it, a bad one is flagged.
+          completion = { outcome: "credited", tac: toHex(proof.tac), proof: "tac" };
+          last = "credited";
         } else {
           completion = { outcome: "unknown" };
           last = "unknown";
         }
       }
-      this.#o.trace?.(`  refund recovery of ${id}: online serial ${c.onlineSerial} -> ${probe.onlineSerial}: ${completion.outcome}`);
+      this.#o.trace?.(`  refund recovery of ${id}: online serial ${c.onlineSerial} -> ${probe.onlineSerial}: ${completion.outcome}` +
+        `${completion.outcome === "credited" && completion.proof === "tac" ? " (the proof's MAC2 field is not the front-end's: settled by its TAC)" : ""}`);
       if (only && last === "not-credited") {
         // The caller (the refund in progress) tries the load again: the credit record is retired, not turned owed.
         this.#retire(p.seq);
@@ -345,7 +354,7 @@ export class Refunds {
       }
       this.#o.onEvent({ event: "refund", order: c.order, purchaseId: id, amount: c.amount,
         result: last === "credited" ? "settled-refunded" : last === "not-credited" ? "settled-owed" : "settled-unknown",
-        ...(completion.outcome === "credited" ? { tac: completion.tac } : {}) });
+        ...(completion.outcome === "credited" ? { tac: completion.tac, ...(completion.proof ? { proof: completion.proof } : {}) } : {}) });
     }
     return last;
   }

@@ -7,10 +7,10 @@
  */
 import { decodeCommand, type Command, type TimeDate } from "./commands";
 import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
-import type { FramePort } from "./link";
+import { DIRECT_REQUEST_ID, DIRECT_SESSION_COMPLETE, DIRECT_SETUP_CONFIG, DIRECT_VEND_CANCEL, type FramePort } from "./link";
 import {
-  MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED, VEND_APPROVED,
-  encodeReply, type Format, type Reply,
+  END_SESSION, MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED,
+  SESSION_CANCEL_REQUEST, VEND_APPROVED, VEND_DENIED, encodeReply, type Format, type Reply,
 } from "./replies";
 
 export type State = "inactive" | "disabled" | "enabled" | "idle" | "vend" | "revalue" | "negative-vend";
@@ -73,6 +73,10 @@ export interface CashlessOptions {
 
 interface Pending { bytes: Uint8Array }
 
+const NOTHING = new Uint8Array(0);
+const END_SESSION_BYTES = Uint8Array.of(END_SESSION);
+const VEND_DENIED_BYTES = Uint8Array.of(VEND_DENIED);
+
 function bcdCurrency(code: number): number {
   const d = (n: number) => Math.floor(code / n) % 10;
   return 0x1000 | (d(100) << 8) | (d(10) << 4) | d(1);
@@ -102,6 +106,12 @@ export class CashlessDevice {
   #approvalDelivered = false;
   #disableAfterSession = false;
   #refundPending = false;
+  /** SETUP config was seen since the last reset: the VMC's level, which PERIPHERAL ID's length follows, is known. */
+  #setupSeen = false;
+  /** READER CONFIG and PERIPHERAL ID as they go out (the latter for the VMC level it was made for). */
+  readonly #readerConfig: Uint8Array;
+  #peripheralId: Uint8Array = NOTHING;
+  #peripheralIdLevel = 0;
   /** The VMC's identity from REQUEST ID, and its price range (fen). */
   vmc: { manufacturer?: string; serial?: string; model?: string; maxPrice?: number; minPrice?: number; columns: number; rows: number } = { columns: 0, rows: 0 };
 
@@ -121,7 +131,10 @@ export class CashlessDevice {
     this.#id = {
       manufacturer: o.manufacturer ?? "OTT", serial: o.serial ?? "000000000001", model: o.model ?? "TRANSIT-MDB", version: o.version ?? 0x0100,
     };
+    this.#readerConfig = encodeReply({ kind: "reader-config", level: this.level, currency: this.#currency, scale: this.#scale, decimals: this.#decimals,
+      maxResponse: this.#z7, misc: this.#misc }, this.format);
     this.#queue({ kind: "just-reset" });
+    this.#primeDirect();
   }
 
   get state(): State { return this.#state; }
@@ -145,6 +158,7 @@ export class CashlessDevice {
     this.#queue({ kind: "begin-session", funds: wire, mediaId: mediaId ?? 0xffffffff, payType: 0, payData: 0, currency: this.#currency,
       cardOptions: this.#misc & MISC_REFUNDS ? 0x02 : 0 });
     this.#state = "idle";
+    this.#primeDirect();
     return true;
   }
 
@@ -158,6 +172,7 @@ export class CashlessDevice {
     this.#answered = true;
     this.#approved = true;
     this.#queue({ kind: "vend-approved", amount: wire });
+    this.#primeDirect();
     return true;
   }
 
@@ -166,6 +181,7 @@ export class CashlessDevice {
     if (this.#state !== "vend" || this.#answered) return false;
     this.#queue({ kind: "vend-denied" });
     this.#afterVend();
+    this.#primeDirect();
     return true;
   }
 
@@ -182,6 +198,7 @@ export class CashlessDevice {
     this.#refundPending = false;
     if (!ok && this.format.level >= 2) this.#queue({ kind: "malfunction", code: REFUND_FAILED });
     this.#port.hold(false);
+    this.#primeDirect();
   }
 
   /** Asks the VMC for its clock (levels 2/3); the answer comes as onTimeDate. */
@@ -191,16 +208,21 @@ export class CashlessDevice {
     return true;
   }
 
-  /** From the link: a command block. */
-  command(block: Uint8Array): void {
+  /**
+   * From the link: a command block. `direct`: the link already answered it with the reply primed for it (READER
+   * CONFIG, PERIPHERAL ID, END SESSION, VEND DENIED), so that message is not queued again.
+   */
+  command(block: Uint8Array, direct: boolean): void {
     let c: Command;
     try {
       c = decodeCommand(block, this.#expanded);
     } catch (error) {
       this.#events.onFault?.(error as Error);
+      this.#primeDirect();
       return;
     }
-    this.#handle(c, block);
+    this.#handle(c, block, direct);
+    this.#primeDirect();
   }
 
   /** From the link: the VMC ACKed `length` bytes from the head of the queue. */
@@ -217,9 +239,38 @@ export class CashlessDevice {
   /** From the link: a bus reset, as RESET. */
   busReset(): void {
     this.#reset();
+    this.#primeDirect();
   }
 
-  #handle(c: Command, block: Uint8Array): void {
+  /**
+   * Primes the link's direct replies for the state the device is in now (docs/mdb.md §2.1): each is a message that
+   * is ready and that the command would get here. What is not primed is ACKed and queued for a POLL as before.
+   */
+  #primeDirect(): void {
+    const s = this.#state;
+    const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
+    this.#port.prime(DIRECT_SETUP_CONFIG, session ? NOTHING : this.#readerConfig);
+    this.#port.prime(DIRECT_REQUEST_ID, session || !this.#setupSeen ? NOTHING : this.#identity());
+    // While a refund runs its result comes first (POLLs are held silent until then): END SESSION waits behind it.
+    this.#port.prime(DIRECT_SESSION_COMPLETE, s === "idle" && !this.#refundPending ? END_SESSION_BYTES : NOTHING);
+    this.#port.prime(DIRECT_VEND_CANCEL, s === "vend" && !this.#answered ? VEND_DENIED_BYTES : NOTHING);
+  }
+
+  /** PERIPHERAL ID for the VMC's level (option bits only for a level-3 VMC), made again only when that changes. */
+  #identity(): Uint8Array {
+    if (this.#peripheralIdLevel !== this.#vmcLevel) {
+      this.#peripheralId = encodeReply({ kind: "peripheral-id", ...this.#id, options: this.#offered }, this.format);
+      this.#peripheralIdLevel = this.#vmcLevel;
+    }
+    return this.#peripheralId;
+  }
+
+  /** A message for the VMC: queued for a POLL unless the link already sent it as the direct reply. */
+  #answer(direct: boolean, r: Reply): void {
+    if (!direct) this.#queue(r);
+  }
+
+  #handle(c: Command, block: Uint8Array, direct: boolean): void {
     const s = this.#state;
     const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
     switch (c.kind) {
@@ -230,8 +281,8 @@ export class CashlessDevice {
         this.#vmcLevel = Math.max(1, Math.min(3, c.vmcLevel));
         this.vmc.columns = c.columns;
         this.vmc.rows = c.rows;
-        this.#queue({ kind: "reader-config", level: this.level, currency: this.#currency, scale: this.#scale, decimals: this.#decimals,
-          maxResponse: this.#z7, misc: this.#misc });
+        this.#setupSeen = true;
+        if (!direct) this.#queueBytes(this.#readerConfig);
         if (s === "inactive") this.#state = "disabled";
         return;
       case "setup-prices":
@@ -244,7 +295,7 @@ export class CashlessDevice {
         this.vmc.manufacturer = c.manufacturer;
         this.vmc.serial = c.serial;
         this.vmc.model = c.model;
-        this.#queue({ kind: "peripheral-id", ...this.#id, options: this.#offered });
+        if (!direct) this.#queueBytes(this.#identity());
         return;
       case "optional-features":
         if (session || this.#vmcLevel < 3 || this.level < 3) return this.#outOfSequence(block);
@@ -283,8 +334,18 @@ export class CashlessDevice {
         return;
       }
       case "vend-cancel":
+        if (direct && s === "vend" && this.#approved && !this.#approvalDelivered) {
+          // The native link answered VEND DENIED before this machine's approval could unprime it: the VMC takes the
+          // vend as denied, so the approval is withdrawn and the debit is owed back, as after a RESET before it.
+          const vend = this.#vend!;
+          this.#outbox = this.#outbox.filter((m) => m.bytes[0] !== VEND_APPROVED);
+          this.#rearm();
+          this.#afterVend();
+          this.#events.onVendResult(vend, false, true);
+          return;
+        }
         if (s !== "vend" || this.#answered) return this.#outOfSequence(block);
-        this.#queue({ kind: "vend-denied" });
+        this.#answer(direct, { kind: "vend-denied" });
         this.#events.onVendCancel(this.#vend!);
         this.#afterVend();
         return;
@@ -303,7 +364,10 @@ export class CashlessDevice {
       }
       case "session-complete":
         if (s === "idle") {
-          this.#queue({ kind: "end-session" });
+          // A SESSION CANCEL REQUEST not yet delivered is moot once the session ends.
+          this.#outbox = this.#outbox.filter((m) => m.bytes[0] !== SESSION_CANCEL_REQUEST);
+          if (direct) this.#rearm();
+          this.#answer(direct, { kind: "end-session" });
           this.#state = this.#disableAfterSession ? "disabled" : "enabled";
           this.#disableAfterSession = false;
           this.#events.onSessionEnd?.();
@@ -339,6 +403,7 @@ export class CashlessDevice {
     this.#state = "inactive";
     this.#afterVend();
     this.#state = "inactive";
+    this.#setupSeen = false;
     this.#enabledOptions = 0;
     this.#expanded = false;
     this.#disableAfterSession = false;
@@ -365,7 +430,11 @@ export class CashlessDevice {
   }
 
   #queue(r: Reply): void {
-    this.#outbox.push({ bytes: encodeReply(r, this.format) });
+    this.#queueBytes(encodeReply(r, this.format));
+  }
+
+  #queueBytes(bytes: Uint8Array): void {
+    this.#outbox.push({ bytes });
     this.#rearm();
   }
 

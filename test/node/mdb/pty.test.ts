@@ -34,7 +34,7 @@ describe("mdb over a pty pair (socat)", function () {
     await reader.opened;
     stream = new StreamLink({
       address: 0x10, write: (bytes) => reader.write(bytes),
-      onCommand: (b) => device.command(b), onDelivered: (n) => device.delivered(n), onBusReset: () => device.busReset(),
+      onCommand: (b, direct) => device.command(b, direct), onDelivered: (n) => device.delivered(n), onBusReset: () => device.busReset(),
     });
     device = new CashlessDevice({
       port: stream.link, events: {

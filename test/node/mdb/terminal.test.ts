@@ -61,6 +61,27 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     console.log(`      VEND FAILURE -> refund ACK ${f.ms.toFixed(0)} ms (card in the field)`);
   });
 
+  it("VEND FAILURE, CREDIT torn on a card whose load proof has zeros for MAC2: settled by its TAC, the VMC hears ACK", async () => {
+    const c = w.sim.addCard({ name: "mdb-7-zeros", options: { loadProof: "zeros" },
+      profiles: [{ layout: "tunion", algorithm: "3des", asn: "03101000000007999001", cityCode: LEVEL1_CITY, balance: 5000 }] });
+    const r = await w.m.vend(c, 300, 6);
+    assert.equal(r.answer, "vend-approved");
+    c.armTear({ command: "credit", when: "after" });
+    const back = setTimeout(() => w.sim.emulator.place(c), 300);
+    const f = await w.m.vendFailure(c);
+    clearTimeout(back);
+    // The card has its money back: the VMC is told so (ACK), not 0A C0 (refund failed).
+    assert.equal(f.answer, "refunded");
+    assert.equal(c.state.applications[0]!.balance, 5000);
+    const id = w.sim.purchases(1).find((p) => p.asn === "03101000000007999001")?.id;
+    assert.ok(id);
+    assert.equal(w.m.owed.filter((o) => o.purchaseId === id).length, 0, "nothing owed");
+    for (let i = 0; i < 100 && w.sim.refunds(1).find((x) => x.purchase_id === id)?.status !== "completed"; i++) await new Promise((res) => setTimeout(res, 20));
+    const row = w.sim.refunds(1).find((x) => x.purchase_id === id);
+    assert.deepEqual([row?.status, row?.tac_valid], ["completed", 1]);
+    await w.m.endSession();
+  });
+
   it("VEND CANCEL while waiting for a card: VEND DENIED, nothing charged", async () => {
     assert.equal((await w.m.vmc.send({ kind: "vend-request", price: 150, item: 9 })).kind, "ack");
     await w.m.vmc.send({ kind: "poll" });
@@ -89,8 +110,13 @@ describe("npm start -- --mdb (the simulated vending machine)", function () {
     }
     assert.ok(lines.some((l) => l.startsWith("    ") && /APDU|->|<-/.test(l)), "APDU trace lines");
     assert.ok(lines.some((l) => l.includes("CREDIT FOR LOAD")), "the refund's CREDIT FOR LOAD in the trace");
+    // The refund's result in words: "refund refunded" said nothing twice.
+    assert.ok(lines.some((l) => /MDB vend MDB-\d+-7: refund loaded back onto the card$/.test(l)), "the refund's result in the trace");
+    assert.ok(!lines.some((l) => /refund (refunded|owed|in-doubt|failed)\b/.test(l)), "no bare result names after \"refund\"");
     assert.ok(lines.some((l) => l.startsWith("  MDB <- BEGIN SESSION funds 30.00")), "card first: BEGIN SESSION with the balance");
-    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 5);
+    assert.equal(lines.filter((l) => l.startsWith("ok ")).length, 6);
+    // The VMC is strict: every answer that may be direct was (a deferred one would have thrown MDB_DEFERRED_REPLY).
+    assert.ok(lines.some((l) => /^ok +\d+ direct replies, 0 deferred/.test(l)), "strict VMC, direct replies only");
   });
 });
 

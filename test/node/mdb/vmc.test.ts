@@ -135,7 +135,7 @@ describe("VMC simulator: RESET after the reader's non-response time", function (
     const vmc = new VmcMaster({ transmit: (w) => { for (const x of w) link.receive(x); }, now: () => performance.now(), nonResponseMs: 150 });
     link = new PeripheralLink({
       address: 0x10, send: (w) => { for (const x of w) vmc.receive(x); },
-      onCommand: (b) => device.command(b), onDelivered: (k) => device.delivered(k), onBusReset: () => device.busReset(),
+      onCommand: (b, direct) => device.command(b, direct), onDelivered: (k) => device.delivered(k), onBusReset: () => device.busReset(),
     });
     // A device whose refund never settles: it stays silent on POLL, as a reader that hung would.
     device = new CashlessDevice({ port: link, events: { onVendRequest: () => undefined, onVendCancel: () => undefined, onVendResult: () => undefined } });

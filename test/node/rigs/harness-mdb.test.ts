@@ -1,6 +1,7 @@
 // The harness as the vending machine: the Node host terminal in its own process with its MDB port on a socat pty
 // (--mdb-port ... --mdb-link stream), front-ends in their own processes; `npm run harness` (its CLI) plays the VMC
-// on the other end of that pty and the PN532 with virtual cards, running tools/rigs/harness/scenarios/mdb.
+// on the other end of that pty and the PN532 with virtual cards, running tools/rigs/harness/scenarios/mdb at VMC levels
+// 1 to 3, each scenario with a strict VMC (direct replies only) and with one that takes either form.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -57,9 +58,14 @@ describe("harness: MDB scenarios", function () {
       assert.equal(started, "ready", rig.terminalLog.slice(-20).join("\n"));
       const code = await exited;
       assert.equal(code, 0, `${stdout}\n${stderr}\n${rig.terminalLog.slice(-30).join("\n")}`);
-      assert.match(stdout, /3 scenarios: 3 passed, 0 failed, 0 errors/);
-      const logs = readdirSync(path.join(out, "logs"));
-      assert.ok(logs.some((l) => readFileSync(path.join(out, "logs", l), "utf8").includes("mdb <- VEND APPROVED 3.50")));
+      // 4 scenarios (VMC levels 1, 2, 3 and 3 selection first), each with a strict VMC and with one taking either form.
+      assert.match(stdout, /8 scenarios: 8 passed, 0 failed, 0 errors/);
+      assert.equal(new Set(stdout.match(/PASS .*\[strict VMC\]/g) ?? []).size, 4);
+      const logs = readdirSync(path.join(out, "logs")).map((l) => readFileSync(path.join(out, "logs", l), "utf8"));
+      assert.ok(logs.some((l) => l.includes("mdb <- VEND APPROVED 3.50")));
+      // The reader answered directly: END SESSION and VEND DENIED came with their commands, not on a later POLL.
+      assert.ok(logs.some((l) => l.includes("mdb <- END SESSION (direct reply)")));
+      assert.ok(logs.some((l) => l.includes("mdb <- VEND DENIED (direct reply)")));
     });
   });
 });

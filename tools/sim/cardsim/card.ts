@@ -83,6 +83,11 @@ export interface VirtualCardOptions {
   getResponse?: boolean;
   /** Random source for INIT (tests fix it to reproduce vectors). */
   random?: () => Uint8Array;
+  /**
+   * What GET TRANSACTION PROVE type 02 (a load) answers in its first four bytes: "mac2" (default) the MAC2 the card
+   * accepted; "zeros" 00000000, as card OSes do that keep no MAC2 for a load (docs/purse.md §9.1). The TAC follows.
+   */
+  loadProof?: "mac2" | "zeros";
 }
 
 interface PurchaseSession {
@@ -456,7 +461,8 @@ export class VirtualCard {
       // A load is proven by the online serial: the MAC2 the card accepted and the TAC it made (docs/purse.md §2.7).
       const load = app.lastLoad;
       if (!load || load.onlineSerial + 1 !== serial || (app.onlineSerial ?? 0) !== serial) return encodeResponse(undefined, SW.MAC_TAC_NOT_AVAILABLE);
-      return encodeResponse(concatBytes(fromHex(load.mac2), fromHex(load.tac)), SW.OK);
+      const first = this.#options.loadProof === "zeros" ? new Uint8Array(4) : fromHex(load.mac2);
+      return encodeResponse(concatBytes(first, fromHex(load.tac)), SW.OK);
     }
     const last = app.lastTransaction;
     // Asked with the card's current counter: the proof belongs to the transaction that used serial - 1.
