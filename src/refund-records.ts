@@ -1,4 +1,4 @@
-import type { CardMovement } from "./records";
+import type { CardMovement } from "./card-movement";
 import type { RefundCompletion } from "../modules/frontend-client/refunds";
 
 /**

@@ -5,82 +5,27 @@
  * terminal) hears about sessions and vends through the `events` callbacks and answers with beginSession(),
  * approve(), deny(), refunded()... All amounts here are fen; the wire numbers are fen / scale.
  */
-import { decodeCommand, type Command, type TimeDate } from "./commands";
+import { decodeCommand, type Command } from "./commands";
+import type { CashlessEvents, CashlessOptions, State, VendRequest } from "./session";
+
+export type { CashlessEvents, CashlessOptions, State, VendRequest };
 import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
 import { DIRECT_REQUEST_ID, DIRECT_SESSION_COMPLETE, DIRECT_SETUP_CONFIG, DIRECT_VEND_CANCEL, type FramePort } from "./link";
 import {
   END_SESSION, MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED,
-  SESSION_CANCEL_REQUEST, VEND_APPROVED, VEND_DENIED, encodeReply, type Format, type Reply,
+  SESSION_CANCEL_REQUEST, VEND_APPROVED, VEND_DENIED, bcdCurrency, encodeReply, type Format, type Reply,
 } from "./replies";
-
-export type State = "inactive" | "disabled" | "enabled" | "idle" | "vend" | "revalue" | "negative-vend";
 
 /** The codes COMMAND OUT OF SEQUENCE carries at levels 2 and 3. */
 const STATE_CODE: { readonly [s in State]: number } = Object.freeze({
   inactive: 1, disabled: 2, enabled: 3, idle: 4, vend: 5, revalue: 6, "negative-vend": 7,
 });
 
-export interface VendRequest {
-  price: number;
-  item: number;
-  /** True when the VMC asked before any card (Always Idle, level 3): the customer taps next. */
-  selectionFirst: boolean;
-}
-
-export interface CashlessEvents {
-  onVendRequest(vend: VendRequest): void;
-  /** VEND CANCEL before an answer, or RESET during a vend not yet approved. */
-  onVendCancel(vend: VendRequest): void;
-  /**
-   * VEND SUCCESS (success true), VEND FAILURE (false: a refund is due; answer with refunded()), or a RESET
-   * (byReset) after VEND APPROVED reached the VMC, which counts as success, or before it did (false: the debit is
-   * owed back; no refunded() call, the VMC has forgotten the vend).
-   */
-  onVendResult(vend: VendRequest, success: boolean, byReset: boolean): void;
-  onSessionEnd?(): void;
-  onEnabled?(enabled: boolean): void;
-  onReaderCancel?(): void;
-  onReset?(previous: State): void;
-  onTimeDate?(time: TimeDate): void;
-  onCashSale?(price: number, item: number): void;
-  /** A command that could not be decoded, or one out of sequence: for the log. */
-  onFault?(error: Error): void;
-}
-
-export interface CashlessOptions {
-  port: FramePort;
-  events: CashlessEvents;
-  /** The reader's level, 1-3. */
-  level?: number;
-  /** ISO 4217 numeric code (156 = CNY); sent as BCD with the leading 1 (0x1156). */
-  currency?: number;
-  /** Fen per wire unit (X of READER CONFIG); decimals Y position the VMC's display point. */
-  scale?: number;
-  decimals?: number;
-  /** Z7: the longest, in seconds, the reader needs to answer (card read + online round trip). */
-  maxResponseSeconds?: number;
-  multivend?: boolean;
-  refunds?: boolean;
-  cashSale?: boolean;
-  /** Level 3 options offered in PERIPHERAL ID (OPTION_*); the VMC enables a subset with 17 04. */
-  options?: number;
-  manufacturer?: string;
-  serial?: string;
-  model?: string;
-  /** Two BCD bytes, e.g. 0x0100 for 1.00. */
-  version?: number;
-}
-
 interface Pending { bytes: Uint8Array }
 
 const NOTHING = new Uint8Array(0);
 const END_SESSION_BYTES = Uint8Array.of(END_SESSION);
 const VEND_DENIED_BYTES = Uint8Array.of(VEND_DENIED);
-
-function bcdCurrency(code: number): number {
-  const d = (n: number) => Math.floor(code / n) % 10;
-  return 0x1000 | (d(100) << 8) | (d(10) << 4) | d(1);
-}
 
 export class CashlessDevice {
   readonly #port: FramePort;
