@@ -1,10 +1,29 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
+import { until } from "../../lib/until";
 
 // `npm start` with no arguments: the whole system on this machine, ending as scripted.
 
 const root = path.resolve(import.meta.dirname, "../../..");
+/** The pids of the socat processes whose parent is `pid`. */
+function socatChildren(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat)!;
+      if (comm === "socat" && Number(rest!.split(" ")[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(root, "tools/sim/simulation/main.ts"), ...args], { cwd: root, encoding: "utf8", timeout: 120_000 });
 
 describe("npm start (the simulated system)", function () {
@@ -46,5 +65,31 @@ describe("npm start (the simulated system)", function () {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /bogus/);
     assert.equal(run("--pn532", "/dev/null").status, 2, "--pn532 without its companions");
+  });
+
+  it("ends cleanly when its reader goes away (--json | head -2): exit 0, no EPIPE crash, no socat left running", async function () {
+    if (!hasSocat()) {
+      console.log(`      (skipped: socat not installed; ${PTY_INSTALL_HINT})`);
+      this.skip();
+    }
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "tools/sim/simulation/main.ts"), "--json", "--link", "pty"],
+      { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((ok) => child.once("exit", (code) => ok(code)));
+    try {
+      let stdout = "";
+      const firstLine = new Promise<void>((ok) => child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); if (stdout.includes("\n")) ok(); }));
+      await Promise.race([firstLine, exited]);
+      assert.ok(stdout.includes("\n"), `no transaction printed: ${stderr}`);
+      const socats = socatChildren(child.pid!);
+      assert.equal(socats.length, 2, "the simulation runs its two pty pairs through socat");
+      child.stdout.destroy(); // the reader goes away, as head does after its lines
+      assert.equal(await exited, 0, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Error/);
+      await until("the socat children to end", () => socats.every((pid) => !existsSync(`/proc/${pid}`)), 5000);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
   });
 });
