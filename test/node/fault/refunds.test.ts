@@ -14,7 +14,7 @@ import { cardAsn, moneyViolations, refundViolations } from "../../../tools/rigs/
 import { FaultTally } from "../../../tools/rigs/harness/faults";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 type Approved = Extract<TerminalEvent, { event: "approved" }>;
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../../tools/sim/simulation/index";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 describe("fleet end to end: reports and remote configuration", function () {
   this.timeout(90_000);

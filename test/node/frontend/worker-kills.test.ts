@@ -19,7 +19,7 @@ import {
   tunionCard, type Fixture,
 } from "./support";
 import { ensureDatabase, readRows } from "./postgres-support";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 /** A failure the terminal treats as "outcome unknown, retry": the connection went away, or a 5xx. */
 function retryable(e: unknown): boolean {

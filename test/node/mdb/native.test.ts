@@ -15,7 +15,7 @@ import { buildMdbHelper } from "../../../hosts/node/mdb-termios";
 import { createPtyPair, hasCommand, hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
 import { NodeSerial } from "../../../hosts/node/serial";
 import { encodeWords, MODE } from "../../../modules/mdb/index";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const cc = ["cc", "gcc"].find(hasCommand);

@@ -5,7 +5,7 @@ import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
 import { startVending, type Vending } from "../../../tools/sim/simulation/mdb-vending";
 import { balanceOf, useVending } from "./support";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 describe("terminal as MDB cashless device (selection first, level 3)", function () {
   this.timeout(60_000);

@@ -15,7 +15,7 @@ import { purchaseMac1, purchaseMac2, purchaseSessionKey } from "../../../tools/p
 import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING, PTY_INSTALL_HINT, createPtyPair, runScript } from "../../../tools/sim/pn532sim/index";
 import { NodeSerial, nodeTimers } from "../../../hosts/node/serial";
-import { until } from "../../lib/until";
+import { until } from "../until";
 import { EchoCard, hasSocat, memoryRig, ptyRig, tunionCard, within, type Rig, type RigOptions } from "./helpers";
 
 const TERMINAL = fromHex("001122334455");

@@ -14,7 +14,7 @@ import { PurseCard, TUNION_APPLICATION } from "../../../modules/purse/index";
 import { NodeSerial, nodeTimers } from "../../../hosts/node/serial";
 import { createPtyPair, hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
 import { FileKeyStore, writeDevelopmentKeyStore, type KeyStoreFile } from "../../../tools/frontend/keys/keystore";
-import { until } from "../../lib/until";
+import { until } from "../until";
 import { within } from "../pn532/helpers";
 
 const root = path.resolve(import.meta.dirname, "../../..");

@@ -7,7 +7,7 @@ import { hasSocat } from "../../../hosts/node/pty";
 import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { HOTLISTED_ASN, LEVEL1_CITY, LEVEL2_CITY, Simulation, type CardSpec } from "../../../tools/sim/simulation/index";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 // Controller port -> terminal -> PN532 emulator over a pty (socat) -> front-ends over mutual TLS -> SQLite.
 

@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 // `npm start` with no arguments: the whole system on this machine, ending as scripted.
 

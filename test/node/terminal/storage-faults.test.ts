@@ -7,7 +7,7 @@ import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import type { ControllerEvent } from "../../../tools/sim/simulation/controller-link";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 // The journal's storage fails at one chosen write of a purchase while the terminal process keeps running (a flash
 // write error, a full or failing SD card). Whatever write fails, a card that was debited is never answered

@@ -5,7 +5,7 @@ import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../../tools/sim/simulation/index";
 import { XsTerminalHost } from "../../../hosts/xs/parent";
-import { until } from "../../lib/until";
+import { until } from "../until";
 
 // The terminal (src/ + modules/, assembled as on the ESP32) inside the XS engine, on a device that forwards its
 // serial lines and HTTPS to this process: the real PN532 emulator, the real front-ends over mutual TLS.

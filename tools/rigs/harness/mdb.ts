@@ -10,6 +10,7 @@ import type { Command } from "../../../modules/mdb/commands";
 import type { Reply } from "../../../modules/mdb/replies";
 import { describeCommand, describeReply } from "../../sim/vmc/describe";
 import { openStreamVmc, type StreamVmc } from "../../sim/vmc/stream";
+import { CodedError } from "../../../modules/errors/errors";
 
 export type MdbStep =
   | { init: 1 | 2 | 3; options?: number }
@@ -18,8 +19,10 @@ export type MdbStep =
 
 const OPPOSITE: { [kind: string]: string } = { "vend-approved": "vend-denied", "vend-denied": "vend-approved" };
 
-export class MdbStepFailure extends Error {
-  readonly code = "MDB_STEP_FAILED";
+export class MdbStepFailure extends CodedError {
+  constructor(message: string) {
+    super("MDB_STEP_FAILED", message);
+  }
 }
 
 /** Opens the VMC side. Replies are waited for up to 1 s: a pty on a loaded machine is no 5 ms medium (bench:mdb). */
