@@ -7,7 +7,7 @@
 // PARENB), so neither FF 00 b marking of a mode-bit byte nor the mark/space switch on transmit is seen here.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,6 +15,7 @@ import { buildMdbHelper } from "../../../hosts/node/mdb-termios";
 import { createPtyPair, hasCommand, hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
 import { NodeSerial } from "../../../hosts/node/serial";
 import { encodeWords, MODE } from "../../../modules/mdb/index";
+import { holdsOpen, processState } from "../proc";
 import { until } from "../until";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -28,21 +29,6 @@ function buildAndRun(dir: string, name: string, sources: string[], expect: RegEx
   const run = spawnSync(exe, [], { encoding: "utf8" });
   assert.equal(run.status, 0, run.stdout + run.stderr);
   assert.match(run.stdout, expect);
-}
-
-/**
- * The helper has opened `device` and sleeps waiting for bytes: it holds the pty among its open files and is in state S
- * (it sets the line up right after opening, then blocks in poll). Until then, bytes sent to it would be lost.
- */
-function helperWaitsOn(pid: number, device: string): boolean {
-  try {
-    const target = realpathSync(device);
-    const open = readdirSync(`/proc/${pid}/fd`).some((fd) => { try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === target; } catch { return false; } });
-    const state = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /s, "")[0];
-    return open && state === "S";
-  } catch {
-    return false; // not started yet, or gone (then the asserts below say what is missing)
-  }
 }
 
 describe("modules/mdb/native C code (host cc)", function () {
@@ -86,7 +72,8 @@ describe("modules/mdb/native C code (host cc)", function () {
     const child = spawn(helper, [pair.device], { stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.on("data", (d: Buffer) => toTerminal.push(...d));
     try {
-      await until("the helper to open the pty and wait on it", () => helperWaitsOn(child.pid!, pair.device));
+      // Open, set up (right after opening) and blocked in poll: until then, bytes sent to it would be lost.
+      await until("the helper to open the pty and wait on it", () => holdsOpen(child.pid!, pair.device) && processState(child.pid!) === "S");
       // Bus -> terminal: the line discipline doubles a data FF (PARMRK with ISTRIP clear), which is the §5 form.
       bus.write(Uint8Array.of(0x12, 0xff, 0x34));
       await until("4 bytes at the terminal", () => toTerminal.length >= 4);

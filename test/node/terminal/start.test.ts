@@ -1,29 +1,14 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
+import { childrenNamed } from "../proc";
 import { until } from "../until";
 
 // `npm start` with no arguments: the whole system on this machine, ending as scripted.
 
 const root = path.resolve(import.meta.dirname, "../../..");
-/** The pids of the socat processes whose parent is `pid`. */
-function socatChildren(pid: number): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const [, comm, rest] = /^\d+ \((.*)\) (.*)$/s.exec(stat)!;
-      if (comm === "socat" && Number(rest!.split(" ")[1]) === pid) out.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 const run = (...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", path.join(root, "tools/sim/simulation/main.ts"), ...args], { cwd: root, encoding: "utf8", timeout: 120_000 });
 
 describe("npm start (the simulated system)", function () {
@@ -82,7 +67,7 @@ describe("npm start (the simulated system)", function () {
       const firstLine = new Promise<void>((ok) => child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); if (stdout.includes("\n")) ok(); }));
       await Promise.race([firstLine, exited]);
       assert.ok(stdout.includes("\n"), `no transaction printed: ${stderr}`);
-      const socats = socatChildren(child.pid!);
+      const socats = childrenNamed(child.pid!, "socat");
       assert.equal(socats.length, 2, "the simulation runs its two pty pairs through socat");
       child.stdout.destroy(); // the reader goes away, as head does after its lines
       assert.equal(await exited, 0, stderr);
