@@ -27,7 +27,7 @@ export class MdbStepFailure extends CodedError {
 
 /** Opens the VMC side. Replies are waited for up to 1 s: a pty on a loaded machine is no 5 ms medium (bench:mdb). */
 export function openHarnessVmc(port: string): Promise<StreamVmc> {
-  return openStreamVmc(port, { replyTimeout: 1000 });
+  return openStreamVmc(port, { replyTimeoutMs: 1000 });
 }
 
 export async function runMdbStep(step: MdbStep, side: StreamVmc | undefined, note: (line: string) => void, defaultMs: number): Promise<void> {
