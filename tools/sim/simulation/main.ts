@@ -116,10 +116,11 @@ if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEv
 const whenStdoutGone: (() => unknown)[] = [];
 let stdoutGone = false;
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (stdoutGone) return; // later writes fail too, on the stream already given up
   if (error.code !== "EPIPE") throw error;
-  if (stdoutGone) return;
   stdoutGone = true;
-  void Promise.allSettled(whenStdoutGone.map(async (cleanup) => cleanup())).then(() => process.exit(0));
+  // With no cleanup registered (--mdb: the demo closes its own simulation when its script ends), the run goes on unheard.
+  if (whenStdoutGone.length) void Promise.allSettled(whenStdoutGone.map(async (cleanup) => cleanup())).then(() => process.exit(0));
 });
 
 /** `fn` run once, however many times the result is asked for (a close from the EPIPE path and from `finally`). */
@@ -129,7 +130,10 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 }
 
 if (values.pn532) await realTerminal();
-else if (values.mdb) process.exit(await (await import("./mdb-demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined }));
+else if (values.mdb) {
+  const code = await (await import("./mdb-demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined });
+  process.exit(stdoutGone ? 0 : code);
+}
 else await simulate();
 
 async function realTerminal(): Promise<void> {
