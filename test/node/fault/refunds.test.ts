@@ -15,6 +15,7 @@ import { cardAsn, moneyViolations, refundViolations } from "../../../tools/rigs/
 import { FaultTally } from "../../../tools/rigs/harness/faults";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
+import { until } from "../until";
 
 type Approved = Extract<TerminalEvent, { event: "approved" }>;
 
@@ -34,14 +35,6 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
   function newCard(balance = 1000, options?: VirtualCardOptions): VirtualCard {
     const asn = `031010000000009${String(++n).padStart(5, "0")}`;
     return sim.addCard({ name: `refund-${n}`, profiles: [{ layout: "tunion", algorithm: "3des", asn, cityCode: LEVEL1_CITY, balance }], options });
-  }
-
-  async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
   }
 
   /** A purchase with the card in the field; it stays there. */

@@ -5,6 +5,7 @@ import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
 import { startVending, type Vending } from "../../../tools/sim/simulation/mdb-vending";
 import { balanceOf, useVending } from "./support";
+import { until } from "../until";
 
 describe("terminal as MDB cashless device (selection first, level 3)", function () {
   this.timeout(60_000);
@@ -41,7 +42,7 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     assert.equal(c.state.applications[0]!.balance, 4800);
     // Owed at the front-end, for settlement: the refund is recorded there, not only reported to the VMC.
     const id = (w.m.owed[0] as { purchaseId?: string }).purchaseId;
-    for (let i = 0; i < 100 && !w.sim.refunds(1).some((x) => x.purchase_id === id); i++) await new Promise((res) => setTimeout(res, 20));
+    await until("the owed refund at the front-end", () => w.sim.refunds(1).some((x) => x.purchase_id === id));
     const row = w.sim.refunds(1).find((x) => x.purchase_id === id);
     assert.equal(row?.status, "owed");
     assert.equal(row?.owed_reason, "card-gone");
@@ -88,9 +89,9 @@ describe("terminal as MDB cashless device (selection first, level 3)", function 
     await w.m.vmc.send({ kind: "vend-cancel" });
     await w.m.vmc.pollUntil("vend-denied");
     await w.m.endSession();
-    // The terminal is free again for the next selection.
+    // The terminal is free again for the next selection. It may already be waiting for a card again (seen here:
+    // "waiting-for-card", not "idle"), so the approved vend itself is the proof, not a state read between two looks.
     const c = card(1000);
-    for (let i = 0; i < 40 && w.sim.node.terminal.state !== "idle"; i++) await new Promise((res) => setTimeout(res, 25));
     assert.equal((await w.m.vend(c, 100, 1)).answer, "vend-approved");
     await w.m.vmc.send({ kind: "vend-success", item: 1 });
     await w.m.endSession();
@@ -138,8 +139,11 @@ describe("terminal as MDB cashless device (card first, multivend, level 3)", fun
     await w.m.vmc.send({ kind: "vend-success", item: 3 });
     await w.m.endSession();
     assert.equal(balance(c), 4450);
-    // Left in the field, the same card does not begin another session by itself.
-    await new Promise((res) => setTimeout(res, 700));
+    // Left in the field, the same card does not begin another session by itself: the reader reads it again (a SELECT
+    // each time), twice, and the device stays enabled.
+    const selects = () => c.exchanges.filter((e) => e.command[1] === 0xa4).length;
+    const selected = selects();
+    await until("the reader to read the card left in the field twice more", () => selects() >= selected + 2);
     assert.equal(w.m.device.state, "enabled");
     w.sim.emulator.remove(c);
   });
@@ -192,7 +196,7 @@ describe("terminal as MDB cashless device (card first, multivend, level 3)", fun
     await w.m.tap(c);
     c.armTear({ command: "debit", when: "before" });
     await w.m.vmc.send({ kind: "vend-request", price: 250, item: 6 });
-    await new Promise((res) => setTimeout(res, 200));
+    await until("the tear to take the card out of the field", () => !c.present);
     w.sim.emulator.place(c);
     const seen = await w.m.pollFor("vend-denied");
     assert.ok(!seen.some((r) => r.kind === "vend-approved"));

@@ -7,6 +7,7 @@ import { ACK_FRAME, NACK_FRAME, TFI_HOST, WAKE_UP, encodeFrame } from "../../../
 import { INSTANT_TIMING, Pn532Emulator, byteTimeFor, createMemorySerialPair, type EmulatorOptions } from "../../../tools/sim/pn532sim/index";
 import { VirtualClock } from "../../lib/virtual-clock";
 import { tunionCard } from "./helpers";
+import { until } from "../until";
 
 function h(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");
@@ -128,14 +129,14 @@ describe("pn532 emulator: control frames, sleep, waiting commands", () => {
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), ACK, "only the ACK while no card is there");
       host.port.write(ACK_FRAME);
-      await new Promise((r) => setTimeout(r, 10));
+      await until("the emulator to take the abort", () => host.emulator.stats.aborts > 0);
       host.emulator.place(card);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), "", "nothing after the abort, even when a card comes");
       assert.equal(host.emulator.stats.aborts, 1);
       card.remove();
       host.port.write(encodeFrame(TFI_HOST, h("4a0100")));
-      await new Promise((r) => setTimeout(r, 20));
+      await host.waitFor(6); // its ACK: the emulator is waiting for a card when the next frame comes
       await host.exchange("0000ff02fed4022a00", ACK + ACK + "0000ff06fad50332010607e800");
       host.emulator.place(card);
       await new Promise((r) => setTimeout(r, 30));
@@ -162,7 +163,7 @@ describe("pn532 emulator: control frames, sleep, waiting commands", () => {
     const host = new RawHost({ timing: INSTANT_TIMING });
     try {
       await host.exchange("0000ff03fdd416f02600", ACK + "0000ff03fdd5170014 00".replace(/ /g, ""));
-      await new Promise((r) => setTimeout(r, 10));
+      await until("the emulator to power down", () => host.emulator.asleep);
       host.port.write(h("0000ff02fed4022a00"));
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), "", "no ACK while asleep");

@@ -10,6 +10,8 @@ import path from "node:path";
 import { createPtyPair, hasSocat, PTY_INSTALL_HINT, type PtyPair } from "../../../hosts/node/pty";
 import { Rig } from "../../../tools/rigs/harness/rig";
 import { parseScenarios } from "../../../tools/rigs/harness/scenario";
+import { holdsOpen } from "../proc";
+import { until } from "../until";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const MDB_SCENARIOS = path.join(ROOT, "tools/rigs/harness/scenarios/mdb");
@@ -53,7 +55,11 @@ describe("harness: MDB scenarios", function () {
       child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
       child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-      await new Promise((r) => setTimeout(r, 1000));
+      // It probes the PN532 port, then opens the MDB port and last the PN532 port for good: both open means it is ready.
+      await until("the harness to open its MDB and PN532 ports", () => {
+        if (child.exitCode !== null) throw new Error(`the harness exited: ${stdout}\n${stderr}`);
+        return holdsOpen(child.pid!, mdb.device) && holdsOpen(child.pid!, rig.pn532Pair.device);
+      }, 60_000);
       const started = await rig.startTerminal({ args: ["--mdb-port", mdb.host, "--mdb-link", "stream"] });
       assert.equal(started, "ready", rig.terminalLog.slice(-20).join("\n"));
       const code = await exited;

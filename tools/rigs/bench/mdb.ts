@@ -49,7 +49,7 @@ try {
       link: (h) => (stream = new StreamLink({ address: 0x10, write: (b) => port.write(b), ...h })).link,
       terminal: sim.node.terminal, timers: nodeTimers, device,
     });
-    side = await openStreamVmc(pair.host, { replyTimeout: 1000 });
+    side = await openStreamVmc(pair.host, { replyTimeoutMs: 1000 });
     vmc = side.vmc;
   } else {
     let link!: PeripheralLink;

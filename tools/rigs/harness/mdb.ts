@@ -17,6 +17,7 @@ import { encodeCommand } from "../../../modules/mdb/commands";
 import type { Scenario } from "./scenario";
 import { describeCommand, describeReply } from "../../sim/vmc/describe";
 import { openStreamVmc, type StreamVmc } from "../../sim/vmc/stream";
+import { CodedError } from "../../../modules/errors/errors";
 
 export type MdbStep =
   | { init: 1 | 2 | 3; options?: number }
@@ -25,8 +26,10 @@ export type MdbStep =
 
 const OPPOSITE: { [kind: string]: string } = { "vend-approved": "vend-denied", "vend-denied": "vend-approved" };
 
-export class MdbStepFailure extends Error {
-  readonly code = "MDB_STEP_FAILED";
+export class MdbStepFailure extends CodedError {
+  constructor(message: string) {
+    super("MDB_STEP_FAILED", message);
+  }
 }
 
 export type MdbReplies = "strict" | "either";
@@ -39,7 +42,7 @@ export function withReplyModes(scenarios: readonly Scenario[], modes: readonly M
 
 /** Opens the VMC side. Replies are waited for up to 1 s: a pty on a loaded machine is no 5 ms medium (bench:mdb). */
 export function openHarnessVmc(port: string): Promise<StreamVmc> {
-  return openStreamVmc(port, { replyTimeout: 1000 });
+  return openStreamVmc(port, { replyTimeoutMs: 1000 });
 }
 
 export async function runMdbStep(step: MdbStep, side: StreamVmc | undefined, note: (line: string) => void, defaultMs: number): Promise<void> {

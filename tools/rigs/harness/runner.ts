@@ -16,6 +16,7 @@ import type { CardDefinition, Scenario, Step } from "./scenario";
 import { ReconnectingSerial, probePort } from "./serial";
 import { openHarnessVmc, runMdbStep, withReplyModes, type MdbReplies } from "./mdb";
 import type { StreamVmc } from "../../sim/vmc/stream";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface HarnessOptions {
   controller: string;
@@ -50,8 +51,10 @@ export interface HarnessRun {
   exitCode: number;
 }
 
-class StepFailure extends Error {
-  readonly code = "STEP_FAILED";
+class StepFailure extends CodedError {
+  constructor(message: string) {
+    super("STEP_FAILED", message);
+  }
 }
 
 const FINAL = new Set(["approved", "declined", "unknown-outcome"]);

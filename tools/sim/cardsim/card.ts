@@ -14,13 +14,12 @@ import {
   algorithmId, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
   type PurseAlgorithm,
 } from "../../purse-crypto/index";
+import { CodedError } from "../../../modules/errors/errors";
 
 /** The card left the field: thrown instead of an answer, the way a reader sees a missing response. */
-export class CardRemovedError extends Error {
-  readonly code = "CARD_REMOVED";
+export class CardRemovedError extends CodedError {
   constructor(message = "card removed from the field") {
-    super(message);
-    this.name = "CardRemovedError";
+    super("CARD_REMOVED", message);
   }
 }
 

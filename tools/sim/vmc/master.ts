@@ -2,7 +2,7 @@
  * A VMC (MDB master) for tests and simulation, at the level of 9-bit words (docs/mdb.md §7). No Node APIs, so the
  * same master drives the device inside XS. On a synchronous line (in memory) the reader's words come back through
  * receive() before transmit() returns and silence is known at once; on a byte stream (tools/sim/vmc/stream.ts) the
- * master waits for the reply on the given timers, up to `replyTimeout` ms, and records reply and gap times.
+ * master waits for the reply on the given timers, up to `replyTimeoutMs`, and records reply and gap times.
  *
  * It frames like a VMC (address with the mode bit, CHK), checks the reader's CHK and mode bit, ACKs, parses the
  * chained messages strictly for the negotiated level, and records reply times when given a clock. Faults to inject
@@ -35,7 +35,7 @@ export interface MasterOptions {
   /** Given, the line is asynchronous: wait for replies on these timers. */
   timers?: Timers;
   /** How long to wait for the first reply byte on an asynchronous line (default 5 ms, the spec's limit). */
-  replyTimeout?: number;
+  replyTimeoutMs?: number;
   /** Columns × rows the VMC declares (0 = no display). */
   displayBytes?: number;
   /** Each command and the reader's answer, for a decoded log. */
@@ -120,7 +120,7 @@ export class VmcMaster {
   async #collect(): Promise<void> {
     const timers = this.#o.timers;
     if (!timers || this.#rxDone) return;
-    const limit = this.#o.replyTimeout ?? 5;
+    const limit = this.#o.replyTimeoutMs ?? 5;
     for (;;) {
       const before = this.#rx.length;
       await new Promise<void>((resolve) => {
