@@ -333,7 +333,7 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
       c.close();
     }
   });
-});
+}, undefined, ["file", "pkcs11"]);
 
 
 describeEngines("front-end: a completion the key store cannot verify", function () {
