@@ -75,7 +75,7 @@ let pkcs11Settings: { level1: Pkcs11Settings; level2: Pkcs11Settings } | undefin
 export function getPkcs11Fixture(f: Fixture): Promise<{ level1: Pkcs11Settings; level2: Pkcs11Settings }> {
   pkcs11Fixture ??= (async () => {
     const hsm = path.join(f.dir, "hsm");
-    const settings = { level1: initSoftHsmToken(hsm, "level1"), level2: initSoftHsmToken(hsm, "level2") };
+    const settings = { level1: { ...initSoftHsmToken(hsm, "level1"), keySystem: "MOT" }, level2: { ...initSoftHsmToken(hsm, "level2"), keySystem: "4100" } };
     for (const [name, keyFile] of [["level1", f.level1Keys], ["level2", f.level2Keys]] as const) {
       const configFile = path.join(f.dir, `ceremony-${name}.json`);
       writeFileSync(configFile, JSON.stringify((name === "level1" ? level1Config : level2Config)(f, { keyStore: { pkcs11: settings[name] } })));
