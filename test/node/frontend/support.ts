@@ -73,17 +73,26 @@ let pkcs11Settings: { level1: Pkcs11Settings; level2: Pkcs11Settings } | undefin
  * master keys, imported by the key ceremony command, so cards issued from the key files pay with either store.
  */
 export function getPkcs11Fixture(f: Fixture): Promise<{ level1: Pkcs11Settings; level2: Pkcs11Settings }> {
-  pkcs11Fixture ??= (async () => {
-    const hsm = path.join(f.dir, "hsm");
-    const settings = { level1: { ...initSoftHsmToken(hsm, "level1"), keySystem: "MOT" }, level2: { ...initSoftHsmToken(hsm, "level2"), keySystem: "4100" } };
-    for (const [name, keyFile] of [["level1", f.level1Keys], ["level2", f.level2Keys]] as const) {
-      const configFile = path.join(f.dir, `ceremony-${name}.json`);
-      writeFileSync(configFile, JSON.stringify((name === "level1" ? level1Config : level2Config)(f, { keyStore: { pkcs11: settings[name] } })));
-      execFileSync(process.execPath, ["--import", "tsx", MAIN, "keys", "import", "--config", configFile, "--from", keyFile], { cwd: path.dirname(path.dirname(MAIN)), stdio: "pipe" });
-    }
-    return settings;
-  })();
+  pkcs11Fixture ??= (async () => ({
+    level1: { ...newToken(f, "level1", [f.level1Keys]), keySystem: "MOT" },
+    level2: { ...newToken(f, "level2", [f.level2Keys]), keySystem: "4100" },
+  }))();
   return pkcs11Fixture;
+}
+
+/** Runs `npm run frontend -- keys ...` (the key ceremony) on the token of settings; returns its output. */
+export function keyCeremony(f: Fixture, settings: Pkcs11Settings, args: string[]): string {
+  const configFile = path.join(f.dir, `ceremony-${settings.tokenLabel}.json`);
+  writeFileSync(configFile, JSON.stringify(level1Config(f, { keyStore: { pkcs11: settings } })));
+  return execFileSync(process.execPath, ["--import", "tsx", MAIN, "keys", ...args.slice(0, 1), "--config", configFile, ...args.slice(1)],
+    { cwd: path.dirname(path.dirname(MAIN)), stdio: "pipe", encoding: "utf8" });
+}
+
+/** A new SoftHSM2 token (in the fixture's SoftHSM2 directory) with the keys of the given key files imported. */
+export function newToken(f: Fixture, label: string, keyFiles: string[]): Pkcs11Settings {
+  const settings = initSoftHsmToken(path.join(f.dir, "hsm"), label);
+  for (const keyFile of keyFiles) keyCeremony(f, settings, ["import", "--from", keyFile]);
+  return settings;
 }
 
 /** The key store the suite running uses, for the level-1 or level-2 fixture keys. */

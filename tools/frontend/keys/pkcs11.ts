@@ -188,7 +188,8 @@ export function listTokenKeys(token: Token): Array<KeyListing & { handle: Handle
     const derivation: Derivation = idText === "two-level" ? "two-level" : "one-level";
     let kcv: Uint8Array;
     if (ref.algorithm === "3des") {
-      kcv = m[1] ? new Uint8Array(3) : token.encrypt(ECB, handle, new Uint8Array(8)).slice(0, 3);
+      // The token's own CKA_CHECK_VALUE (PKCS#11 2.40) still answers for a retired key, which may no longer encrypt.
+      kcv = checkValue(token, handle) ?? token.encrypt(ECB, handle, new Uint8Array(8)).slice(0, 3);
     } else {
       wrap ??= wrapKey(token);
       const clear = unwrapSm4(token, wrap, token.attribute(handle, pkcs11js.CKA_VALUE)!);
@@ -198,6 +199,15 @@ export function listTokenKeys(token: Token): Array<KeyListing & { handle: Handle
     out.push({ ref, role: m[5] as KeyRole, kcv: toHex(kcv), retired: !!m[1], derivation, handle, cls });
   }
   return out.sort((a, b) => a.ref.keyIndex - b.ref.keyIndex || a.ref.keyVersion - b.ref.keyVersion || a.ref.algorithm.localeCompare(b.ref.algorithm) || a.role.localeCompare(b.role));
+}
+
+function checkValue(token: Token, handle: Handle): Uint8Array | undefined {
+  try {
+    const v = token.attribute(handle, pkcs11js.CKA_CHECK_VALUE);
+    return v?.length === 3 ? new Uint8Array(v) : undefined;
+  } catch {
+    return undefined; // a module older than PKCS#11 2.40
+  }
 }
 
 function wrapKey(token: Token): Handle {
