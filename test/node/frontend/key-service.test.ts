@@ -58,7 +58,7 @@ function processMemory(pid: number): Buffer[] {
   const fd = openSync(`/proc/${pid}/mem`, "r");
   try {
     for (const line of readFileSync(`/proc/${pid}/maps`, "utf8").split("\n")) {
-      const m = /^([0-9a-f]+)-([0-9a-f]+) r.p. [0-9a-f]+ [0-9a-f:]+ ([0-9]+)\s*(.*)$/.exec(line);
+      const m = /^([0-9a-f]+)-([0-9a-f]+) r..p [0-9a-f]+ [0-9a-f:]+ ([0-9]+)\s*(.*)$/.exec(line);
       if (!m || m[4]!.startsWith("[v") || (m[3] !== "0" && !m[4]!.startsWith("["))) continue; // anonymous memory only
       const start = BigInt(`0x${m[1]}`);
       const size = Number(BigInt(`0x${m[2]}`) - start);
