@@ -56,8 +56,8 @@ describe("front-end: PKCS#11 key store (SoftHSM2)", function () {
   const card = (n: number) => ({ diversificationFactor: fromHex(`00000000000000${n.toString(16).padStart(2, "0")}`), issuerFactor: fromHex("4100FF0000000000") });
   const fields = { amount: 1234, type: 6, terminalId: fromHex("001122334455"), date: "20261126", time: "120000" };
 
-  it("gives the file store's MAC1, MAC2, TAC verdicts and load MACs for the same imported keys", () => {
-    const hsm = new Pkcs11KeyStore(settings);
+  for (const sessionKeys of ["token", "key-service"] as const) it(`gives the file store's MAC1, MAC2, TAC verdicts and load MACs for the same imported keys (session keys and MACs: ${sessionKeys})`, () => {
+    const hsm = new Pkcs11KeyStore({ ...settings, sessionKeys });
     const plain = new FileKeyStore(file);
     try {
       assert.deepEqual(new Set(hsm.describe().map((r) => JSON.stringify(r))), new Set(plain.describe().map((r) => JSON.stringify(r))));

@@ -36,6 +36,12 @@ export class KeyServiceClient implements KeyStore {
   #retry: NodeJS.Timeout | undefined;
   readonly #pending = new Map<number, Pending>();
   #description: Pkcs11Description | undefined;
+  #outbox: string[] = [];
+  readonly #flush = () => {
+    const lines = this.#outbox.join("");
+    this.#outbox = [];
+    if (this.#connected) this.#socket?.write(lines);
+  };
   #refs = new Map<string, boolean>();
   #ready: Promise<void>;
   #markReady!: () => void;
@@ -108,7 +114,9 @@ export class KeyServiceClient implements KeyStore {
         reject(unavailable(`no answer to ${op} in ${REQUEST_TIMEOUT_MS} ms`));
       }, REQUEST_TIMEOUT_MS);
       this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
-      this.#socket!.write(encodeLine({ id, op, args }));
+      // The requests of one event-loop turn go in one write (one system call and one wake-up of the key service).
+      if (!this.#outbox.length) setImmediate(this.#flush);
+      this.#outbox.push(encodeLine({ id, op, args }));
     });
   }
 

@@ -21,6 +21,12 @@ export interface Pkcs11Settings {
    * service refuses to start when a listed key is missing or differs.
    */
   kcv?: Record<string, { purchase: string; tac: string; load?: string }>;
+  /**
+   * Where 3DES session keys and MACs are made once the token has made the card key: "token" (default; session objects
+   * and DES3-CBC in the token) or "key-service" (node:crypto in the key service process: the card key is there
+   * already, so the boundary is the same, at a fraction of the token calls). docs/keys.md.
+   */
+  sessionKeys?: "token" | "key-service";
 }
 
 export class Pkcs11Error extends KeyStoreError {}
@@ -47,6 +53,7 @@ export function checkPkcs11Settings(s: unknown): Pkcs11Settings {
   if (typeof o !== "object" || o === null) throw new Pkcs11Error("keyStore.pkcs11 must be an object");
   if (typeof o.module !== "string" || !o.module) throw new Pkcs11Error("keyStore.pkcs11.module (the PKCS#11 library path) is required");
   if (typeof o.tokenLabel !== "string" || !o.tokenLabel) throw new Pkcs11Error("keyStore.pkcs11.tokenLabel is required");
+  if (o.sessionKeys !== undefined && o.sessionKeys !== "token" && o.sessionKeys !== "key-service") throw new Pkcs11Error('keyStore.pkcs11.sessionKeys must be "token" or "key-service"');
   if (o.pin === undefined && !o.pinEnv && !o.pinFile) throw new Pkcs11Error("keyStore.pkcs11 needs pin, pinEnv or pinFile");
   for (const [name, k] of Object.entries(o.kcv ?? {})) {
     if (!/^[0-9]{1,3}:[0-9]{1,3}:(3des|sm4)$/.test(name)) throw new Pkcs11Error(`keyStore.pkcs11.kcv: "${name}" is not INDEX:VERSION:3des|sm4`);

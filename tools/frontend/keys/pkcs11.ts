@@ -11,10 +11,11 @@
  *   the token's AES-256 key "purse-wrap/sm4" (sensitive, non-extractable, wrap/unwrap only).
  */
 import { readFileSync } from "node:fs";
+import { createCipheriv } from "node:crypto";
 import pkcs11js from "pkcs11js";
 import { toHex, uint32Bytes as uint32 } from "../../../modules/bytes/bytes";
 import {
-  keyCheckValue, loadMac1Data, loadMac2Data, loadSessionKeyInput, loadTacData, macEquals, pad, purchaseMac1Data, purchaseSessionKeyInput,
+  keyCheckValue, loadMac1Data, pbocMac, tacKey, loadMac2Data, loadSessionKeyInput, loadTacData, macEquals, pad, purchaseMac1Data, purchaseSessionKeyInput,
   purchaseTacData, type PurseAlgorithm,
 } from "../../purse-crypto/index";
 import { FrontendError } from "../errors";
@@ -333,6 +334,7 @@ export interface Pkcs11Description {
   module: string;
   token: string;
   sm4: string;
+  sessionKeys: string;
   keys: Array<MasterKeyRef & { kcv: Record<string, string>; load: boolean }>;
 }
 
@@ -341,6 +343,7 @@ export class Pkcs11KeyStore implements KeyStore {
   readonly keySystem: string;
   readonly #settings: Pkcs11Settings;
   readonly #token: Token;
+  readonly #macsInToken: boolean;
   #des = new Map<string, TokenKeys>();
   /** SM4 refs, unwrapped into this process (SM4_POLICY). */
   #sm4 = new FileKeyStore({ format: KEY_STORE_FORMAT, keySystem: "", keys: [] });
@@ -349,6 +352,7 @@ export class Pkcs11KeyStore implements KeyStore {
   constructor(settings: Pkcs11Settings) {
     this.#settings = checkPkcs11Settings(settings);
     this.keySystem = settings.keySystem ?? "";
+    this.#macsInToken = (settings.sessionKeys ?? "token") === "token";
     this.#token = new Token(settings);
     try {
       this.refresh();
@@ -420,6 +424,7 @@ export class Pkcs11KeyStore implements KeyStore {
   details(): Pkcs11Description {
     return {
       kind: "pkcs11", module: this.#settings.module, token: this.#token.label, sm4: SM4_POLICY,
+      sessionKeys: this.#macsInToken ? "3DES session keys and MACs in the token (DES3-ECB, DES3-CBC on session objects)" : "3DES session keys and MACs in the key service process (card keys from the token's DES3-ECB)",
       keys: this.describe().map((ref) => ({ ...ref, kcv: this.#kcvs.get(refName(ref)) ?? {}, load: this.hasLoadKey(ref) })),
     };
   }
@@ -448,6 +453,32 @@ export class Pkcs11KeyStore implements KeyStore {
     return this.#token.withDes2(concat(sk, sk), use);
   }
 
+  /** With a MAC function of the session key made from cardKey and input: in the token, or here (sessionKeys). */
+  #session<T>(cardKey: Uint8Array, input: Uint8Array, use: (mac: (data: Uint8Array) => Uint8Array) => T): T {
+    if (this.#macsInToken) return this.#withSession(cardKey, input, (sk) => use((data) => tokenMac(this.#token, sk, data)));
+    const cipher = createCipheriv("des-ede-ecb", cardKey, null).setAutoPadding(false);
+    const sk = new Uint8Array(cipher.update(input));
+    cardKey.fill(0);
+    try {
+      return use((data) => pbocMac("3des", sk, data));
+    } finally {
+      sk.fill(0);
+    }
+  }
+
+  /** With a MAC function of the card's TAC key: in the token, or here (sessionKeys). */
+  #tac<T>(k: TokenKeys, card: CardKeyFactors, use: (mac: (data: Uint8Array) => Uint8Array) => T): T {
+    if (this.#macsInToken) return this.#withTacKey(k, card, (key) => use((data) => tokenMac(this.#token, key, data)));
+    const dtk = this.#cardKey(k, k.tac, card);
+    const key = tacKey("3des", dtk);
+    dtk.fill(0);
+    try {
+      return use((data) => pbocMac("3des", key, data));
+    } finally {
+      key.fill(0);
+    }
+  }
+
   /** The TAC key DTK left XOR right: the XOR is done here (SoftHSM2 has no CKM_XOR_BASE_AND_DATA), the MAC in the token. */
   #withTacKey<T>(k: TokenKeys, card: CardKeyFactors, use: (key: Handle) => T): T {
     const dtk = this.#cardKey(k, k.tac, card);
@@ -460,16 +491,16 @@ export class Pkcs11KeyStore implements KeyStore {
   authorize(ref: MasterKeyRef, card: CardKeyFactors, input: PurchaseSessionInput): { mac1: Uint8Array; mac2: Uint8Array } {
     if (ref.algorithm === "sm4") return this.#sm4.authorize(ref, card, input);
     const k = this.#keys(ref);
-    return this.#withSession(this.#cardKey(k, k.purchase, card), purchaseSessionKeyInput("3des", input.random, input.epSerial, input.tsn),
-      (sk) => ({ mac1: tokenMac(this.#token, sk, purchaseMac1Data(input.fields)), mac2: tokenMac(this.#token, sk, uint32(input.fields.amount)) }));
+    return this.#session(this.#cardKey(k, k.purchase, card), purchaseSessionKeyInput("3des", input.random, input.epSerial, input.tsn),
+      (mac) => ({ mac1: mac(purchaseMac1Data(input.fields)), mac2: mac(uint32(input.fields.amount)) }));
   }
 
   verify(ref: MasterKeyRef, card: CardKeyFactors, input: PurchaseSessionInput, proof: { mac2: Uint8Array; tac: Uint8Array }): { mac2Valid: boolean; tacValid: boolean } {
     if (ref.algorithm === "sm4") return this.#sm4.verify(ref, card, input, proof);
     const k = this.#keys(ref);
-    const mac2 = this.#withSession(this.#cardKey(k, k.purchase, card), purchaseSessionKeyInput("3des", input.random, input.epSerial, input.tsn),
-      (sk) => tokenMac(this.#token, sk, uint32(input.fields.amount)));
-    const tac = this.#withTacKey(k, card, (key) => tokenMac(this.#token, key, purchaseTacData({ ...input.fields, tsn: input.tsn })));
+    const mac2 = this.#session(this.#cardKey(k, k.purchase, card), purchaseSessionKeyInput("3des", input.random, input.epSerial, input.tsn),
+      (mac) => mac(uint32(input.fields.amount)));
+    const tac = this.#tac(k, card, (mac) => mac(purchaseTacData({ ...input.fields, tsn: input.tsn })));
     return { mac2Valid: macEquals(mac2, proof.mac2), tacValid: macEquals(tac, proof.tac) };
   }
 
@@ -477,18 +508,17 @@ export class Pkcs11KeyStore implements KeyStore {
     if (ref.algorithm === "sm4") return this.#sm4.authorizeLoad(ref, card, input, mac1);
     const k = this.#keys(ref);
     if (!k.load) throw new FrontendError("LOAD_KEY_NOT_GRANTED", 422, "the key system grants no load key for this card");
-    return this.#withSession(this.#cardKey(k, k.load, card), loadSessionKeyInput("3des", input.random, input.onlineSerial), (sk) => {
+    return this.#session(this.#cardKey(k, k.load, card), loadSessionKeyInput("3des", input.random, input.onlineSerial), (mac) => {
       // MAC2 is made only for a card whose MAC1 proves it holds the load key and reported this balance and amount.
-      if (!macEquals(tokenMac(this.#token, sk, loadMac1Data(input.balance, input.fields)), mac1)) return { mac1Valid: false };
-      return { mac1Valid: true, mac2: tokenMac(this.#token, sk, loadMac2Data(input.fields)) };
+      if (!macEquals(mac(loadMac1Data(input.balance, input.fields)), mac1)) return { mac1Valid: false };
+      return { mac1Valid: true, mac2: mac(loadMac2Data(input.fields)) };
     });
   }
 
   verifyLoad(ref: MasterKeyRef, card: CardKeyFactors, input: LoadSessionInput, tac: Uint8Array): boolean {
     if (ref.algorithm === "sm4") return this.#sm4.verifyLoad(ref, card, input, tac);
     const k = this.#keys(ref);
-    const expected = this.#withTacKey(k, card, (key) => tokenMac(this.#token, key,
-      loadTacData({ ...input.fields, balanceAfter: input.balance + input.fields.amount, onlineSerial: input.onlineSerial })));
+    const expected = this.#tac(k, card, (mac) => mac(loadTacData({ ...input.fields, balanceAfter: input.balance + input.fields.amount, onlineSerial: input.onlineSerial })));
     return macEquals(expected, tac);
   }
 }

@@ -44,7 +44,9 @@ export function runKeyService(settings: Pkcs11Settings, socketPath: string): { c
     clients.add(socket);
     socket.on("close", () => clients.delete(socket));
     socket.on("error", () => socket.destroy());
-    socket.on("data", lineReader((line) => {
+    // The answers to one chunk of requests go back in one write.
+    let answers: string[] = [];
+    const read = lineReader((line) => {
       let request: KeyServiceRequest;
       try {
         request = decodeLine<KeyServiceRequest>(line);
@@ -52,8 +54,14 @@ export function runKeyService(settings: Pkcs11Settings, socketPath: string): { c
         socket.destroy();
         return;
       }
-      socket.write(encodeLine(answer(store, request)));
-    }));
+      answers.push(encodeLine(answer(store, request)));
+    });
+    socket.on("data", (chunk: Buffer) => {
+      read(chunk);
+      if (!answers.length || socket.destroyed) return;
+      socket.write(answers.join(""));
+      answers = [];
+    });
   });
   rmSync(socketPath, { force: true });
   // The socket is made 0600 from the start (umask), not chmod-ed after a window where others could connect.

@@ -145,7 +145,8 @@ function processCpuSeconds(pid: number): number {
 
 const workerCounts = option("workers", "1,2,4").split(",").map(Number);
 const engines = option("engines", "sqlite,postgres").split(",") as ("sqlite" | "postgres")[];
-type KeyStoreKind = "file" | "pkcs11";
+/** pkcs11: session keys and MACs in the token; pkcs11:key-service: in the key service process (docs/keys.md). */
+type KeyStoreKind = "file" | "pkcs11" | "pkcs11:key-service";
 const keyStoreKinds = option("key-stores", "file,pkcs11").split(",") as KeyStoreKind[];
 const round = (n: number) => Math.round(n * 100) / 100;
 
@@ -164,7 +165,8 @@ async function launch(s: Setup, database: string, workers: number, keyStore: Key
   const config: FrontendConfig = {
     name: "bench", level: 1, listen: { host: "127.0.0.1", port: 0 },
     tls: { cert: s.pki.server.certPath, key: s.pki.server.keyPath, clientCa: s.pki.ca.certPath },
-    database, durability, keyStore: keyStore === "pkcs11" ? { pkcs11: s.pkcs11! } : s.keys, cities: [{ cityCode: "*" }],
+    database, durability, cities: [{ cityCode: "*" }],
+    keyStore: keyStore === "file" ? s.keys : { pkcs11: { ...s.pkcs11!, sessionKeys: keyStore === "pkcs11" ? "token" : "key-service" } },
     limits: { maxAmount: 100_000 }, log: { level: "warn", file: path.join(s.dir, "frontend.log") },
   };
   const configPath = path.join(s.dir, `frontend-${Date.now()}.json`);
@@ -325,10 +327,11 @@ async function main(): Promise<void> {
     const keys = path.join(dir, "keys.json");
     writeDevelopmentKeyStore(keys, { keySystem: "BENCH", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }] });
     const tacMaster = readDevelopmentMasterKeys(keys, { keyIndex: 1, keyVersion: 1, algorithm: "3des" }).tac;
-    const missing = keyStoreKinds.includes("pkcs11") ? softhsmMissing() : undefined;
+    const wantsToken = keyStoreKinds.some((k) => k !== "file");
+    const missing = wantsToken ? softhsmMissing() : undefined;
     if (missing) console.error(`PKCS#11 rows skipped: ${missing}`);
     let pkcs11: Pkcs11Settings | undefined;
-    if (keyStoreKinds.includes("pkcs11") && !missing) {
+    if (wantsToken && !missing) {
       pkcs11 = initSoftHsmToken(path.join(dir, "hsm"), "bench", { pin: "bench" });
       const token = new Token(pkcs11);
       try {
