@@ -95,6 +95,11 @@ export function newToken(f: Fixture, label: string, keyFiles: string[]): Pkcs11S
   return settings;
 }
 
+/** The key store of the suite running (set in its before hook). */
+export function currentKeyStore(): KeyStoreKind {
+  return keyStoreKind;
+}
+
 /** The key store the suite running uses, for the level-1 or level-2 fixture keys. */
 function fixtureKeyStore(f: Fixture, level: 1 | 2): FrontendConfig["keyStore"] {
   if (keyStoreKind === "file") return level === 1 ? f.level1Keys : f.level2Keys;

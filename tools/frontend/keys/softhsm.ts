@@ -3,10 +3,12 @@
  * directory (SOFTHSM2_CONF), and a token initialised with softhsm2-util. Nothing here holds a key.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { SOFTHSM2_MODULE, type Pkcs11Settings } from "./pkcs11";
+import { pathToFileURL } from "node:url";
+import type { KeyStoreFile } from "./keystore";
+import { SOFTHSM2_MODULE, Token, importTokenKeys, type Pkcs11Settings } from "./pkcs11";
 
 export const SOFTHSM2_INSTALL = "apt-get install softhsm2";
 
@@ -41,4 +43,27 @@ export function initSoftHsmToken(dir: string, label: string, options: { pin?: st
     pinSource = { pinFile };
   }
   return { module: SOFTHSM2_MODULE, tokenLabel: label, softhsm2Conf: conf, ...pinSource };
+}
+
+const SETTINGS_ENV = "SOFTHSM_IMPORT_SETTINGS";
+
+/**
+ * A new token holding the keys of a development key file, imported by a process of its own: SoftHSM2 reads its
+ * configuration once per process, so a test or rig process that may already have opened another one never opens it.
+ */
+export function softHsmTokenWithKeys(dir: string, label: string, keyFile: string): Pkcs11Settings {
+  const settings = initSoftHsmToken(dir, label);
+  const r = spawnSync(process.execPath, ["--import", "tsx", import.meta.filename, keyFile],
+    { cwd: path.resolve(import.meta.dirname, "../../.."), encoding: "utf8", env: { ...process.env, [SETTINGS_ENV]: JSON.stringify(settings) } });
+  if (r.status !== 0) throw new Error(`importing ${keyFile} into token ${label} failed: ${r.stderr}`);
+  return settings;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const token = new Token(JSON.parse(process.env[SETTINGS_ENV] ?? "null") as Pkcs11Settings);
+  try {
+    importTokenKeys(token, JSON.parse(readFileSync(process.argv[2]!, "utf8")) as KeyStoreFile);
+  } finally {
+    token.close();
+  }
 }
