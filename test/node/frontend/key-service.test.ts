@@ -49,6 +49,12 @@ function children(pid: number): Array<{ pid: number; args: string }> {
   });
 }
 
+/** Bytes received and not yet read by the Unix sockets of a process (ss's Recv-Q). */
+function unreadBytes(pid: number): number {
+  const out = execFileSync("ss", ["-xpn"], { encoding: "utf8" });
+  return out.split("\n").filter((l) => l.includes(`pid=${pid},`)).reduce((n, l) => n + Number(l.trim().split(/\s+/)[2] ?? 0), 0);
+}
+
 const keyServices = (primary: number) => children(primary).filter((c) => c.args.includes("keys/service.ts"));
 const workers = (primary: number) => children(primary).filter((c) => !c.args.includes("keys/service.ts"));
 
@@ -208,8 +214,8 @@ describe("front-end: the key service (--workers 2, SQLite, SoftHSM2)", function 
     assert.ok(service, "no key service");
     process.kill(service.pid, "SIGSTOP");
     const outcome = request().then(() => undefined, (e: unknown) => e);
-    // The request has reached the key service once the worker waits on it: give the HTTP side time to get there.
-    await new Promise((r) => setTimeout(r, 500));
+    // The request is in the middle once its bytes wait, unread, in one of the stopped key service's sockets.
+    await until("the request to reach the stopped key service", () => (unreadBytes(service.pid) > 0 ? true : undefined));
     process.kill(service.pid, "SIGKILL");
     const error = await outcome;
     await until("a new key service", () => (keyServices(primary!.pid!).some((s) => s.pid !== service.pid) ? true : undefined));
