@@ -8,7 +8,8 @@ import { checkConfig, ConfigError, readPem, type FrontendConfig } from "./config
 import { ERROR_CODES, FrontendError } from "./errors";
 import { registerFleetRoutes } from "./fleet/routes";
 import { openStore, type Store } from "./storage/store";
-import { FileKeyStore, type KeyStore } from "./keys/keystore";
+import type { KeyStore } from "./keys/keystore";
+import { openKeyStore, type KeyLog } from "./keys/open";
 import { pathToFileURL } from "node:url";
 import path from "node:path";
 import { prepareOperator, type OperatorSide } from "./operator/index";
@@ -75,6 +76,8 @@ export interface StartOptions {
   store?: Store;
   /** Plugins passed in by an in-process caller, registered after config.plugins. */
   plugins?: FrontendPlugin[];
+  /** The socket of a key service already running (the primary's, shared by every worker) for a PKCS#11 key store. */
+  keyServiceSocket?: string;
 }
 
 async function loadPlugins(paths: readonly string[]): Promise<FrontendPlugin[]> {
@@ -92,8 +95,6 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const cert = readPem(config.tls.cert, "tls.cert");
   const key = readPem(config.tls.key, "tls.key");
   const clientCa = readPem(config.tls.clientCa, "tls.clientCa");
-  const keyStore: KeyStore = typeof config.keyStore === "string" ? FileKeyStore.load(config.keyStore) : config.keyStore;
-  const keySystem = config.keySystem ?? (keyStore instanceof FileKeyStore ? keyStore.keySystem : "");
   const operators = new Set(config.operators ?? []);
   const log = config.log ?? {};
   const app = Fastify({
@@ -112,10 +113,21 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     forceCloseConnections: true,
     keepAliveTimeout: 75_000,
   });
+  const keyLog: KeyLog = (level, fields, message) => app.log[level](fields, message);
+  let keys: Awaited<ReturnType<typeof openKeyStore>>;
+  try {
+    keys = await openKeyStore(config, { keyServiceSocket: options.keyServiceSocket, log: keyLog });
+  } catch (e) {
+    await app.close();
+    throw e;
+  }
+  const keyStore: KeyStore = keys.keyStore;
+  const keySystem = keys.keySystem;
   let store: Store;
   try {
     store = options.store ?? await openStore(config.database, { durability: config.durability ?? "full" });
   } catch (e) {
+    await keys.close();
     await app.close();
     throw e;
   }
@@ -126,6 +138,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     operator = await prepareOperator(app, config, store);
   } catch (e) {
     if (!options.store) await store.close();
+    await keys.close();
     await app.close();
     throw e;
   }
@@ -153,6 +166,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   } catch (e) {
     await operator.close();
     if (!options.store) await store.close();
+    await keys.close();
     await app.close();
     throw e;
   }
@@ -199,6 +213,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     clearInterval(sweeper);
     await operator.close();
     await store.close();
+    await keys.close();
     await app.close();
     throw e;
   }
@@ -216,6 +231,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
         await operator.close();
         await app.close();
         await store.close();
+        await keys.close();
       })();
       return closed;
     },

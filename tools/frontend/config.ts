@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import type { KeyStore } from "./keys/keystore";
+import { checkPkcs11Settings, type Pkcs11Settings } from "./keys/pkcs11-settings";
 import type { Durability } from "./storage/journal";
 import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
 
@@ -44,8 +45,12 @@ export interface FrontendConfig {
   database: string;
   /** Durability of commits: "full" (default, fsync per commit batch) or "normal" (survives a crash of the process only). */
   durability?: Durability;
-  /** A development key store file (see keystore.ts) or an object implementing KeyStore (e.g. an HSM client). */
-  keyStore: string | KeyStore;
+  /**
+   * A development key store file (see keystore.ts; the master keys in clear: development only), a PKCS#11 token
+   * ({pkcs11: {module, tokenLabel, pin | pinEnv | pinFile, kcv}}, served by a key service process: docs/keys.md), or an
+   * object implementing KeyStore (in-process callers).
+   */
+  keyStore: string | KeyStore | { pkcs11: Pkcs11Settings };
   /** The key system's name, for health and logs (default: the key store file's). */
   keySystem?: string;
   cities: CityServed[];
@@ -103,13 +108,22 @@ export function readPem(source: PemSource, what: string): string {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
+export const isPkcs11KeyStore = (k: FrontendConfig["keyStore"]): k is { pkcs11: Pkcs11Settings } => isObject(k) && "pkcs11" in k;
+
 /** Checks a configuration and fills defaults; throws ConfigError with the first problem. */
 export function checkConfig(c: FrontendConfig): FrontendConfig {
   if (!isObject(c)) throw new ConfigError("configuration must be an object");
   if (c.level !== 1 && c.level !== 2) throw new ConfigError("level must be 1 or 2");
   if (!isObject(c.tls)) throw new ConfigError("tls {cert, key, clientCa} is required");
   if (typeof c.database !== "string" || !c.database) throw new ConfigError("database (a file path or a postgres:// URL) is required");
-  if (typeof c.keyStore !== "string" && !isObject(c.keyStore)) throw new ConfigError("keyStore (a file path or a KeyStore) is required");
+  if (typeof c.keyStore !== "string" && !isObject(c.keyStore)) throw new ConfigError("keyStore (a file path, {pkcs11: {...}} or a KeyStore) is required");
+  if (isPkcs11KeyStore(c.keyStore)) {
+    try {
+      checkPkcs11Settings(c.keyStore.pkcs11);
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+  }
   if (!Array.isArray(c.cities) || !c.cities.length) throw new ConfigError("cities must list at least one city served");
   for (const city of c.cities) {
     if (!isObject(city) || typeof city.cityCode !== "string" || !/^([0-9A-Fa-f]{4}|\*)$/.test(city.cityCode)) throw new ConfigError(`city code must be 4 hex digits or "*": ${JSON.stringify(city)}`);
@@ -163,6 +177,10 @@ export function loadConfigFile(file: string): FrontendConfig {
   if (isObject(parsed.tls)) parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa) };
   if (!/^postgres(ql)?:\/\//i.test(String(parsed.database))) parsed.database = resolve(parsed.database);
   if (typeof parsed.keyStore === "string") parsed.keyStore = resolve(parsed.keyStore);
+  if (isPkcs11KeyStore(parsed.keyStore) && isObject(parsed.keyStore.pkcs11)) {
+    const k = parsed.keyStore.pkcs11;
+    parsed.keyStore = { pkcs11: { ...k, ...(k.pinFile ? { pinFile: resolve(k.pinFile) } : {}), ...(k.softhsm2Conf ? { softhsm2Conf: resolve(k.softhsm2Conf) } : {}) } };
+  }
   if (parsed.hotlistFile) parsed.hotlistFile = resolve(parsed.hotlistFile);
   if (parsed.log?.file) parsed.log = { ...parsed.log, file: resolve(parsed.log.file) };
   return checkConfig(parsed);

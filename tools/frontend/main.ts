@@ -1,7 +1,8 @@
 /**
  * npm run frontend -- --config <file> [--workers N]      run a front-end (level 1 or 2) until SIGINT/SIGTERM; N processes
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
- * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
+ * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]   a development key file
+ * npm run frontend -- keys create|import|list|retire --config <file> ...  the key ceremony on a PKCS#11 token (keys/ceremony-cli.ts)
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
  * npm run frontend -- operator-add --config <file> --user NAME   adds (or replaces) an operator console account; the
  *                                                          password is read from stdin (or OPERATOR_PASSWORD)
@@ -12,16 +13,23 @@ import { generateDevelopmentPki } from "../pki/index";
 import { loadConfigFile, type FrontendConfig } from "./config";
 import { openDatabase } from "./storage/journal";
 import { writeDevelopmentKeyStore, type MasterKeyRef } from "./keys/keystore";
+import { Token, createTokenKeys, type KeyListing } from "./keys/pkcs11";
+import { initSoftHsmToken, softhsmMissing } from "./keys/softhsm";
 import { startFrontend } from "./app";
 import { isWorker, runPrimary, runWorker } from "./workers";
 import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./purchases/service";
 import { isPostgresUrl, PostgresStore } from "./storage/store";
 import { addOperator } from "./operator/accounts-cli";
+import { CEREMONY_COMMANDS, CeremonyUsageError, keyCeremony, parseKeyRef } from "./keys/ceremony-cli";
 
 const USAGE = `Usage:
   npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
-  npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
+  npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]     (development key file)
+  npm run frontend -- keys create --config <file> --key INDEX:VERSION:3des|sm4 [--derivation two-level] [--no-load-key yes]
+  npm run frontend -- keys import --config <file> --from <key store JSON>
+  npm run frontend -- keys list --config <file>
+  npm run frontend -- keys retire --config <file> --key INDEX:VERSION:3des|sm4
   npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]
   npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)`;
 
@@ -111,28 +119,51 @@ async function settle(options: Map<string, string[]>): Promise<void> {
   else process.stdout.write(text);
 }
 
-function parseRef(text: string): MasterKeyRef {
-  const m = /^([0-9]{1,3}):([0-9]{1,3}):(3des|sm4)$/.exec(text);
-  if (!m || Number(m[1]) > 255 || Number(m[2]) > 255) throw new UsageError(`--key must be INDEX:VERSION:3des|sm4, got ${text}`);
-  return { keyIndex: Number(m[1]), keyVersion: Number(m[2]), algorithm: m[3] as "3des" | "sm4" };
-}
-
 function keys(options: Map<string, string[]>): void {
   const out = one(options, "out")!;
-  const refs = options.get("key")?.map(parseRef);
+  const refs = options.get("key")?.map(parseKeyRef);
   const result = writeDevelopmentKeyStore(out, { keySystem: one(options, "key-system", false), refs });
   console.log(`wrote ${result.keys.length} master key pairs (${result.keys.map((k) => `${k.keyIndex}:${k.keyVersion}:${k.algorithm}`).join(", ")}) to ${out}`);
+}
+
+/**
+ * The master keys of a development setup: made inside SoftHSM2 tokens when it is installed (no key in any file under
+ * dir; the configurations list their check values), else development key files, with a note why.
+ */
+function initKeyStores(dir: string): { level1: FrontendConfig["keyStore"]; level2: FrontendConfig["keyStore"]; what: string } {
+  const missing = softhsmMissing();
+  if (missing) {
+    writeDevelopmentKeyStore(path.join(dir, "keys-level1.json"), { keySystem: "MOT", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }] });
+    writeDevelopmentKeyStore(path.join(dir, "keys-level2.json"), { keySystem: "4100", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "sm4" }] });
+    return { level1: "keys-level1.json", level2: "keys-level2.json", what: `development key files keys-level1.json (3DES), keys-level2.json (SM4) because ${missing}` };
+  }
+  const hsm = path.join(dir, "hsm");
+  // Both tokens exist before the module is first initialised in this process (SoftHSM2 lists tokens at that moment).
+  const tokens = [initSoftHsmToken(hsm, "level1"), initSoftHsmToken(hsm, "level2")];
+  const refs: MasterKeyRef[] = [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }, { keyIndex: 1, keyVersion: 1, algorithm: "sm4" }];
+  const [level1, level2] = tokens.map((settings, i) => {
+    const token = new Token(settings);
+    let made: KeyListing[];
+    try {
+      made = createTokenKeys(token, refs[i]!);
+    } finally {
+      token.close();
+    }
+    const kcv = { [`${refs[i]!.keyIndex}:${refs[i]!.keyVersion}:${refs[i]!.algorithm}`]: Object.fromEntries(made.map((k) => [k.role, k.kcv])) as { purchase: string; tac: string; load?: string } };
+    const rel = (p?: string) => (p ? path.relative(dir, p) : undefined);
+    return { pkcs11: { module: settings.module, tokenLabel: settings.tokenLabel, pinFile: rel(settings.pinFile), softhsm2Conf: rel(settings.softhsm2Conf), keySystem: i ? "4100" : "MOT", kcv } };
+  });
+  return { level1: level1!, level2: level2!, what: "SoftHSM2 tokens level1 (3DES) and level2 (SM4) in hsm/ with keys made inside them (their KCVs in the configs)" };
 }
 
 async function init(options: Map<string, string[]>): Promise<void> {
   const dir = path.resolve(one(options, "dir")!);
   const terminals = options.get("terminal") ?? ["001122334455"];
   const pki = await generateDevelopmentPki({ dir: path.join(dir, "pki"), terminalIds: terminals, operators: ["clearing"] });
-  writeDevelopmentKeyStore(path.join(dir, "keys-level1.json"), { keySystem: "MOT", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }] });
-  writeDevelopmentKeyStore(path.join(dir, "keys-level2.json"), { keySystem: "4100", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "sm4" }] });
+  const keyStores = initKeyStores(dir);
   const tls = { cert: "pki/server.crt.pem", key: "pki/server.key.pem", clientCa: "pki/ca.crt.pem" };
   const level1: FrontendConfig = {
-    name: "level-1", level: 1, listen: { host: "127.0.0.1", port: 8443 }, tls, database: "level1.sqlite", keyStore: "keys-level1.json",
+    name: "level-1", level: 1, listen: { host: "127.0.0.1", port: 8443 }, tls, database: "level1.sqlite", keyStore: keyStores.level1,
     cities: [{ cityCode: "*", applications: ["tunion"] }], operators: ["clearing"], limits: { maxAmount: 100000 },
     routesVersion: 1,
     operator: { port: 8445, accounts: [] },
@@ -142,16 +173,21 @@ async function init(options: Map<string, string[]>): Promise<void> {
     ],
   };
   const level2: FrontendConfig = {
-    name: "level-2-4100", level: 2, listen: { host: "127.0.0.1", port: 8444 }, tls, database: "level2.sqlite", keyStore: "keys-level2.json",
+    name: "level-2-4100", level: 2, listen: { host: "127.0.0.1", port: 8444 }, tls, database: "level2.sqlite", keyStore: keyStores.level2,
     cities: [{ cityCode: "4100", applications: ["cityunion"] }], operators: ["clearing"], limits: { maxAmount: 100000 },
   };
   writeFileSync(path.join(dir, "level1.json"), `${JSON.stringify(level1, null, 2)}\n`);
   writeFileSync(path.join(dir, "level2.json"), `${JSON.stringify(level2, null, 2)}\n`);
-  console.log(`development setup in ${dir}: PKI (${Object.keys(pki.terminals).join(", ")}, operator clearing), keys-level1.json (3DES), keys-level2.json (SM4), level1.json, level2.json; add a console operator with: npm run frontend -- operator-add --config ${path.join(dir, "level1.json")} --user NAME`);
+  console.log(`development setup in ${dir}: PKI (${Object.keys(pki.terminals).join(", ")}, operator clearing), ${keyStores.what}, level1.json, level2.json; add a console operator with: npm run frontend -- operator-add --config ${path.join(dir, "level1.json")} --user NAME`);
 }
 
 async function main(): Promise<void> {
-  const { command, options } = parseArgs(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv[0] === "keys" && (CEREMONY_COMMANDS as readonly string[]).includes(argv[1] ?? "")) {
+    const { options } = parseArgs(argv.slice(2));
+    return keyCeremony(argv[1]!, (name, required = true) => one(options, name, required));
+  }
+  const { command, options } = parseArgs(argv);
   if (options.has("help")) {
     console.log(USAGE);
     return;
@@ -167,7 +203,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: Error & { code?: string }) => {
-  if (e instanceof UsageError) {
+  if (e instanceof UsageError || e instanceof CeremonyUsageError) {
     console.error(`${e.message}\n\n${USAGE}`);
     process.exit(2);
   }

@@ -13,7 +13,8 @@
  */
 import cluster, { type Worker } from "node:cluster";
 import { createServer } from "node:net";
-import type { FrontendConfig } from "./config";
+import { isPkcs11KeyStore, type FrontendConfig } from "./config";
+import { startKeyService } from "./keys/open";
 import { FrontendError } from "./errors";
 import { FLEET_METHODS, type FleetStore } from "./fleet/store";
 import { startFrontend, type RunningFrontend } from "./app";
@@ -52,6 +53,9 @@ interface ReplyBatch {
   kind: "store-replies";
   replies: Reply[];
 }
+
+/** The primary's key service socket, handed to the workers it forks. */
+const KEY_SOCKET_ENV = "FRONTEND_KEY_SOCKET";
 
 /** How long a worker waits for the writer's answer before failing the request as retryable. */
 const CALL_TIMEOUT_MS = 10_000;
@@ -158,6 +162,10 @@ function freePort(host: string): Promise<number> {
 /** The primary: starts the workers (and for SQLite, the one journal writer), replaces the ones that die. */
 export async function runPrimary(config: FrontendConfig, workers: number, events: ClusterEvents): Promise<{ close(): Promise<void>; workers(): number[] }> {
   const sqlite = !isPostgresUrl(config.database);
+  // One key service for every worker: the token is opened once, in its own process (docs/keys.md).
+  const keyService = isPkcs11KeyStore(config.keyStore)
+    ? await startKeyService(config.keyStore.pkcs11, (level, fields, message) => process.stderr.write(`${JSON.stringify({ level, ...fields, msg: message })}\n`))
+    : undefined;
   const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
   let stopping = false;
   let announced = false;
@@ -205,7 +213,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     }
     outbox.push(r);
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port), [SESSION_SECRET_ENV]: sessionSecret }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port), [SESSION_SECRET_ENV]: sessionSecret, ...(keyService ? { [KEY_SOCKET_ENV]: keyService.socketPath } : {}) }));
   cluster.on("exit", (worker, code, signal) => {
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
@@ -223,6 +231,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
         w.process.kill("SIGTERM");
       })));
       await store?.close();
+      await keyService?.close();
     },
   };
 }
@@ -233,7 +242,8 @@ export async function runWorker(config: FrontendConfig): Promise<RunningFrontend
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
   const port = Number(process.env.FRONTEND_PORT);
   const listen = { ...config.listen, port: Number.isInteger(port) && port > 0 ? port : config.listen?.port ?? 0 };
-  const frontend = await startFrontend({ ...config, listen }, store ? { store } : {});
+  const keyServiceSocket = process.env[KEY_SOCKET_ENV];
+  const frontend = await startFrontend({ ...config, listen }, { ...(store ? { store } : {}), ...(keyServiceSocket ? { keyServiceSocket } : {}) });
   process.send!({ kind: "listening", port: frontend.port, url: frontend.url, operatorUrl: frontend.operator.url });
   return frontend;
 }

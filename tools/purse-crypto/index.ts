@@ -138,12 +138,16 @@ export function diversifyKey(alg: PurseAlgorithm, masterKey: Uint8Array, factor:
 export function purchaseSessionKey(alg: PurseAlgorithm, dpk: Uint8Array, random: Uint8Array, epSerial: number, tsn: number): Uint8Array {
   checkAlgorithm(alg);
   checkBytes("purchase key", dpk, 16);
+  return encrypt(alg, "ecb", dpk, purchaseSessionKeyInput(alg, random, epSerial, tsn));
+}
+
+/** What the card's DPK encrypts into SESPK (one block): also what an HSM is given to derive it. */
+export function purchaseSessionKeyInput(alg: PurseAlgorithm, random: Uint8Array, epSerial: number, tsn: number): Uint8Array {
   checkBytes("random", random, 4);
   checkUint("EP serial", epSerial, 0xffff);
   checkUint("TSN", tsn, 0xffffffff);
   const input = concat(random, new Uint8Array([epSerial >> 8, epSerial & 0xff, (tsn >>> 8) & 0xff, tsn & 0xff]));
-  if (alg === "3des") return encrypt(alg, "ecb", dpk, input);
-  return encrypt(alg, "ecb", dpk, concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0])));
+  return alg === "3des" ? input : concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0]));
 }
 
 /**
@@ -158,6 +162,13 @@ export function pbocMac(alg: PurseAlgorithm, key: Uint8Array, data: Uint8Array):
   const chained = encrypt(alg, "cbc", key, pad(alg, data));
   const size = blockSize(alg);
   return chained.slice(chained.length - size, chained.length - size + 4);
+}
+
+/** Key check value: the first 3 bytes of the key's encryption of one zero block (what a key ceremony compares). */
+export function keyCheckValue(alg: PurseAlgorithm, key: Uint8Array): Uint8Array {
+  checkAlgorithm(alg);
+  checkBytes("key", key, 16);
+  return encrypt(alg, "ecb", key, new Uint8Array(blockSize(alg))).slice(0, 3);
 }
 
 function checkSessionKey(alg: PurseAlgorithm, key: Uint8Array): void {
@@ -193,7 +204,12 @@ function dateTime(f: PurchaseFields): Uint8Array {
 /** MAC1 (made by the front-end, checked by the card): amount 4 || type 1 || terminal 6 || date 4 || time 3. */
 export function purchaseMac1(alg: PurseAlgorithm, sessionKey: Uint8Array, f: PurchaseFields): Uint8Array {
   checkSessionKey(alg, sessionKey);
-  return pbocMac(alg, sessionKey, concat(purchaseHead(f), dateTime(f)));
+  return pbocMac(alg, sessionKey, purchaseMac1Data(f));
+}
+
+/** The data MAC1 covers (the MAC functions here and an HSM key store compute over the same bytes). */
+export function purchaseMac1Data(f: PurchaseFields): Uint8Array {
+  return concat(purchaseHead(f), dateTime(f));
 }
 
 /** MAC2 (made by the card after it debits): over the 4-byte amount. */
@@ -215,10 +231,13 @@ export function tacKey(alg: PurseAlgorithm, dtk: Uint8Array): Uint8Array {
 
 /** TAC (made by the card, checked at clearing): amount 4 || type 1 || terminal 6 || TSN 4 || date 4 || time 3. */
 export function purchaseTac(alg: PurseAlgorithm, dtk: Uint8Array, f: PurchaseFields & { tsn: number }): Uint8Array {
-  const key = tacKey(alg, dtk);
+  return pbocMac(alg, tacKey(alg, dtk), purchaseTacData(f));
+}
+
+export function purchaseTacData(f: PurchaseFields & { tsn: number }): Uint8Array {
   const head = purchaseHead(f);
   checkUint("TSN", f.tsn, 0xffffffff);
-  return pbocMac(alg, key, concat(head, uint32Bytes(f.tsn), dateTime(f)));
+  return concat(head, uint32Bytes(f.tsn), dateTime(f));
 }
 
 /** Constant-time comparison of two MACs or TACs. */
@@ -235,11 +254,14 @@ export function macEquals(a: Uint8Array, b: Uint8Array): boolean {
 export function loadSessionKey(alg: PurseAlgorithm, dlk: Uint8Array, random: Uint8Array, onlineSerial: number): Uint8Array {
   checkAlgorithm(alg);
   checkBytes("load key", dlk, 16);
+  return encrypt(alg, "ecb", dlk, loadSessionKeyInput(alg, random, onlineSerial));
+}
+
+export function loadSessionKeyInput(alg: PurseAlgorithm, random: Uint8Array, onlineSerial: number): Uint8Array {
   checkBytes("random", random, 4);
   checkUint("online serial", onlineSerial, 0xffff);
   const input = concat(random, new Uint8Array([onlineSerial >> 8, onlineSerial & 0xff, 0x80, 0x00]));
-  if (alg === "3des") return encrypt(alg, "ecb", dlk, input);
-  return encrypt(alg, "ecb", dlk, concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0])));
+  return alg === "3des" ? input : concat(input, new Uint8Array([0x80, 0, 0, 0, 0, 0, 0, 0]));
 }
 
 export interface LoadFields {
@@ -260,14 +282,22 @@ function loadHead(f: LoadFields): Uint8Array {
 /** MAC1 of a load (made by the card in INITIALIZE FOR LOAD): balance before 4 || amount 4 || type 1 || terminal 6. */
 export function loadMac1(alg: PurseAlgorithm, sessionKey: Uint8Array, balance: number, f: LoadFields): Uint8Array {
   checkSessionKey(alg, sessionKey);
+  return pbocMac(alg, sessionKey, loadMac1Data(balance, f));
+}
+
+export function loadMac1Data(balance: number, f: LoadFields): Uint8Array {
   checkUint("balance", balance, 0xffffffff);
-  return pbocMac(alg, sessionKey, concat(uint32Bytes(balance), loadHead(f)));
+  return concat(uint32Bytes(balance), loadHead(f));
 }
 
 /** MAC2 of a load (made by the front-end, checked by the card in CREDIT FOR LOAD): amount || type || terminal || date || time. */
 export function loadMac2(alg: PurseAlgorithm, sessionKey: Uint8Array, f: LoadFields & { date: string; time: string }): Uint8Array {
   checkSessionKey(alg, sessionKey);
-  return pbocMac(alg, sessionKey, concat(loadHead(f), bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time)));
+  return pbocMac(alg, sessionKey, loadMac2Data(f));
+}
+
+export function loadMac2Data(f: LoadFields & { date: string; time: string }): Uint8Array {
+  return concat(loadHead(f), bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time));
 }
 
 /**
@@ -276,9 +306,12 @@ export function loadMac2(alg: PurseAlgorithm, sessionKey: Uint8Array, f: LoadFie
  * (docs/purse.md §4.8): no public source gives it.
  */
 export function loadTac(alg: PurseAlgorithm, dtk: Uint8Array, f: LoadFields & { balanceAfter: number; onlineSerial: number; date: string; time: string }): Uint8Array {
-  const key = tacKey(alg, dtk);
+  return pbocMac(alg, tacKey(alg, dtk), loadTacData(f));
+}
+
+export function loadTacData(f: LoadFields & { balanceAfter: number; onlineSerial: number; date: string; time: string }): Uint8Array {
   checkUint("balance", f.balanceAfter, 0xffffffff);
   checkUint("online serial", f.onlineSerial, 0xffff);
-  return pbocMac(alg, key, concat(uint32Bytes(f.balanceAfter), new Uint8Array([f.onlineSerial >> 8, f.onlineSerial & 0xff]), loadHead(f),
-    bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time)));
+  return concat(uint32Bytes(f.balanceAfter), new Uint8Array([f.onlineSerial >> 8, f.onlineSerial & 0xff]), loadHead(f),
+    bcdField("date", encodeDate, f.date), bcdField("time", encodeTime, f.time));
 }

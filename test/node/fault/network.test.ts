@@ -4,7 +4,7 @@ import type { ProxyFault } from "../../../tools/rigs/harness/proxy";
 import { EXHAUSTIVE, FaultTally, checkAfterFault, nextOrder, payAndWait, retapUntilResolved } from "../../../tools/rigs/harness/faults";
 import { Rig } from "../../../tools/rigs/harness/rig";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
-import { currentCluster, describeEngines, type Engine } from "../frontend/support";
+import { currentCluster, currentKeyStore, describeEngines, type Engine } from "../frontend/support";
 import { ensureDatabase, newPostgresUrl } from "../frontend/postgres-support";
 
 // Network faults between the terminal process and its front-ends (each behind a fault proxy that sees whole HTTP
@@ -50,7 +50,7 @@ describeEngines("fault injection: network drops and resets, front-end killed and
 
   before(async function () {
     if (!hasSocat()) this.skip();
-    rig = await Rig.start({ attach: true, proxies: true, timing: INSTANT_TIMING, reconciliationTimeoutMs: 1500, databases: await databasesFor(engine) });
+    rig = await Rig.start({ attach: true, proxies: true, timing: INSTANT_TIMING, reconciliationTimeoutMs: 1500, databases: await databasesFor(engine), keyStore: currentKeyStore() });
     assert.equal(await rig.startTerminal({ recoveryWindowMs: 3000 }), "ready");
   });
   after(async () => {
@@ -164,4 +164,4 @@ describeEngines("fault injection: network drops and resets, front-end killed and
     console.log(`      ${tally.line()}`);
     assert.deepEqual(tally.violations, []);
   });
-});
+}, undefined, ["file", "pkcs11"]);

@@ -7,7 +7,7 @@ import { type RunningFrontend } from "../../../tools/frontend/index";
 import { FrontendHttpError, type FrontendClient } from "../../../tools/rigs/frontend/index";
 import {
   OPERATOR, T1, T2, authorizeBody, chinaToday, cityCard, clientFor, debitCard, getFixture, initCard, level1Config, level2Config, purchase,
-  describeEngines, start, stopAll, tunionCard, type Fixture,
+  currentKeyStore, describeEngines, start, stopAll, tunionCard, type Fixture,
 } from "./support";
 import { readRows } from "./postgres-support";
 import { until } from "../until";
@@ -25,6 +25,8 @@ async function refused(p: Promise<unknown>, status: number, code: string): Promi
   assert.fail(`expected ${status} ${code}, the request succeeded`);
 }
 
+let logs = 0;
+
 describeEngines("front-end: purchases against virtual cards over mutual TLS", function () {
   this.timeout(30_000);
   let f: Fixture;
@@ -36,11 +38,12 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
   const clock = () => now;
 
   let l1Database: string;
+  let l1Log: string;
 
   before(async () => {
     f = await getFixture();
     const config = level1Config(f, { clock, hotlist: ["03109999999999999999"], limits: { maxAmount: 5000 }, acceptedCardTypes: [0x02, 0x03],
-      reconciliationTimeoutMs: 60_000, reconciliationSweepMs: 3_600_000, log: { level: "trace", file: path.join(f.dir, "level1.log") } });
+      reconciliationTimeoutMs: 60_000, reconciliationSweepMs: 3_600_000, log: { level: "trace", file: l1Log = path.join(f.dir, `level1-${process.pid}-${++logs}.log`) } });
     l1Database = config.database;
     l1 = await start(config);
     l2 = await start(level2Config(f, { clock }));
@@ -307,6 +310,19 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
     }
   });
 
+  it("says at start where the master keys are: one warning line for the key file; the token and the SM4 decision for PKCS#11", () => {
+    const lines = readFileSync(l1Log, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string })
+      .filter((l) => l.msg.startsWith("key store:"));
+    assert.equal(lines.length, 1, JSON.stringify(lines));
+    if (currentKeyStore() === "file") {
+      assert.equal(lines[0]!.level, 40);
+      assert.match(lines[0]!.msg, /DEVELOPMENT ONLY: the master keys are in clear in a JSON file .* every card's keys/);
+    } else {
+      assert.equal(lines[0]!.level, 30);
+      assert.match(lines[0]!.msg, /PKCS#11 token "level1" through the key service .*SM4: SM4 master keys stored in the token wrapped/);
+    }
+  });
+
   it("never puts a key in a log line or a response", async () => {
     const card = tunionCard(f);
     const r = await purchase(c1, card, "tunion", 77);
@@ -317,7 +333,7 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
     const secrets = [toHex(f.master3des.purchase), toHex(f.master3des.tac), app.dpk, app.dtk, toHex(sessionKey)];
     // pino writes asynchronously: wait for this purchase's line rather than for a guessed time.
     const log = await until("this purchase's log line", () => {
-      const text = readFileSync(path.join(f.dir, "level1.log"), "utf8");
+      const text = readFileSync(l1Log, "utf8");
       return text.includes(r.answer.purchaseId) && text.includes("purchase authorized") ? text : undefined;
     });
     const responses = JSON.stringify([r.answer, r.completion, await c1.purchase(r.answer.purchaseId), await c1.health()]);
@@ -336,7 +352,7 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
       c.close();
     }
   });
-});
+}, undefined, ["file", "pkcs11"]);
 
 
 describeEngines("front-end: a completion the key store cannot verify", function () {

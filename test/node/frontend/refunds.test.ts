@@ -243,4 +243,4 @@ describeEngines("front-end: refunds loaded back onto the card", function () {
     await exec(database, insert, [p.answer.purchaseId, 100, asn, T1, 100]);
     await assert.rejects(exec(database, insert, [p.answer.purchaseId, 100, asn, T1, 1]), /UNIQUE|unique|duplicate/);
   });
-});
+}, undefined, ["file", "pkcs11"]);

@@ -4,8 +4,8 @@
  * and a front-end exactly as the protocol says (raw file 0x15 and INIT response in, MAC1 to the card, MAC2/TAC back).
  */
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fromHex, toHex, uint32Bytes } from "../../../modules/bytes/bytes";
@@ -17,6 +17,8 @@ import {
   type FrontendConfig, type RunningFrontend,
 } from "../../../tools/frontend/index";
 import { generateDevelopmentPki, type DevelopmentPki } from "../../../tools/pki/index";
+import type { Pkcs11Settings } from "../../../tools/frontend/keys/pkcs11-settings";
+import { initSoftHsmToken, softhsmMissing } from "../../../tools/frontend/keys/softhsm";
 import { ensureDatabase, newPostgresUrl, postgresCluster, postgresSkipReason, type Cluster } from "./postgres-support";
 
 export const T1 = "001122334455";
@@ -60,15 +62,70 @@ export type Engine = "sqlite" | "postgres";
 export const ENGINES: Engine[] = ["sqlite", "postgres"];
 let engineCluster: Cluster | null = null;
 
+/** Where the master keys are: the development file, or SoftHSM2 tokens through the key service (the same keys). */
+export type KeyStoreKind = "file" | "pkcs11";
+let keyStoreKind: KeyStoreKind = "file";
+let pkcs11Fixture: Promise<{ level1: Pkcs11Settings; level2: Pkcs11Settings }> | undefined;
+let pkcs11Settings: { level1: Pkcs11Settings; level2: Pkcs11Settings } | undefined;
+
 /**
- * Runs a suite once per storage engine. The PostgreSQL run starts (once per process) a throwaway cluster and skips
- * itself, with the install command, when PostgreSQL is absent.
+ * SoftHSM2 tokens "level1" and "level2" (a configuration of their own under the fixture's dir) holding the fixture's
+ * master keys, imported by the key ceremony command, so cards issued from the key files pay with either store.
  */
-export function describeEngines(title: string, body: (this: Mocha.Suite, engine: Engine) => void, only?: Engine[]): void {
-  for (const engine of only ?? ENGINES) {
-    describe(`${title} [${engine}]`, function () {
+export function getPkcs11Fixture(f: Fixture): Promise<{ level1: Pkcs11Settings; level2: Pkcs11Settings }> {
+  pkcs11Fixture ??= (async () => ({
+    level1: { ...newToken(f, "level1", [f.level1Keys]), keySystem: "MOT" },
+    level2: { ...newToken(f, "level2", [f.level2Keys]), keySystem: "4100" },
+  }))();
+  return pkcs11Fixture;
+}
+
+/** Runs `npm run frontend -- keys ...` (the key ceremony) on the token of settings; returns its output. */
+export function keyCeremony(f: Fixture, settings: Pkcs11Settings, args: string[]): string {
+  const configFile = path.join(f.dir, `ceremony-${settings.tokenLabel}.json`);
+  writeFileSync(configFile, JSON.stringify(level1Config(f, { keyStore: { pkcs11: settings } })));
+  return execFileSync(process.execPath, ["--import", "tsx", MAIN, "keys", ...args.slice(0, 1), "--config", configFile, ...args.slice(1)],
+    { cwd: path.dirname(path.dirname(MAIN)), stdio: "pipe", encoding: "utf8" });
+}
+
+/** A new SoftHSM2 token (in the fixture's SoftHSM2 directory) with the keys of the given key files imported. */
+export function newToken(f: Fixture, label: string, keyFiles: string[]): Pkcs11Settings {
+  const settings = initSoftHsmToken(path.join(f.dir, "hsm"), label);
+  for (const keyFile of keyFiles) keyCeremony(f, settings, ["import", "--from", keyFile]);
+  return settings;
+}
+
+/** The key store of the suite running (set in its before hook). */
+export function currentKeyStore(): KeyStoreKind {
+  return keyStoreKind;
+}
+
+/** The key store the suite running uses, for the level-1 or level-2 fixture keys. */
+function fixtureKeyStore(f: Fixture, level: 1 | 2): FrontendConfig["keyStore"] {
+  if (keyStoreKind === "file") return level === 1 ? f.level1Keys : f.level2Keys;
+  return { pkcs11: level === 1 ? pkcs11Settings!.level1 : pkcs11Settings!.level2 };
+}
+
+/**
+ * Runs a suite once per storage engine (and, when keyStores lists more than the file, once per engine and key store).
+ * The PostgreSQL run starts (once per process) a throwaway cluster and skips itself, with the install command, when
+ * PostgreSQL is absent; the PKCS#11 run skips itself, with the install command, without SoftHSM2.
+ */
+export function describeEngines(title: string, body: (this: Mocha.Suite, engine: Engine) => void, only?: Engine[], keyStores: KeyStoreKind[] = ["file"]): void {
+  for (const keys of keyStores) for (const engine of only ?? ENGINES) {
+    describe(`${title} [${engine}${keys === "file" ? "" : `, ${keys}`}]`, function () {
       before(async function () {
         this.timeout(180_000);
+        keyStoreKind = "file";
+        if (keys === "pkcs11") {
+          const missing = softhsmMissing();
+          if (missing) {
+            console.log(`      skipped: ${missing}`);
+            this.skip();
+          }
+          pkcs11Settings = await getPkcs11Fixture(await getFixture());
+          keyStoreKind = "pkcs11";
+        }
         if (engine === "postgres") {
           const c = await postgresCluster();
           if (!c) {
@@ -80,6 +137,7 @@ export function describeEngines(title: string, body: (this: Mocha.Suite, engine:
           engineCluster = null;
         }
       });
+      after(() => { keyStoreKind = "file"; });
       body.call(this, engine);
     });
   }
@@ -100,7 +158,7 @@ export function level1Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
   return {
     name: "test-level-1", level: 1, listen: { host: "127.0.0.1", port: 0 },
     tls: { cert: f.pki.server.certPath, key: f.pki.server.keyPath, clientCa: f.pki.ca.certPath },
-    database: newDatabasePath(f), keyStore: f.level1Keys, cities: [{ cityCode: "*", applications: ["tunion"] }],
+    database: newDatabasePath(f), keyStore: fixtureKeyStore(f, 1), cities: [{ cityCode: "*", applications: ["tunion"] }],
     operators: [OPERATOR], log: { level: "silent" },
     routes: [
       { cityCode: "*", application: "tunion", level: 1, url: "https://127.0.0.1:8443", keyIndex: 1 },
@@ -115,7 +173,7 @@ export function level2Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
   return {
     name: "test-level-2", level: 2, listen: { host: "127.0.0.1", port: 0 },
     tls: { cert: f.pki.server.certPath, key: f.pki.server.keyPath, clientCa: f.pki.ca.certPath },
-    database: newDatabasePath(f), keyStore: f.level2Keys, cities: [{ cityCode: "4100", applications: ["cityunion"] }],
+    database: newDatabasePath(f), keyStore: fixtureKeyStore(f, 2), cities: [{ cityCode: "4100", applications: ["cityunion"] }],
     operators: [OPERATOR], log: { level: "silent" },
     ...overrides,
   };

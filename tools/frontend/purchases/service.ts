@@ -253,6 +253,8 @@ export class PurchaseService {
         verdict = await this.#keys.verify({ keyIndex: row.key_index, keyVersion: row.key_version, algorithm: row.algorithm }, this.#factors(basic, rawBasic),
           { random: init.random, epSerial: init.epSerial, tsn: row.tsn, fields }, { mac2: fromHex(body.mac2!), tac: fromHex(body.tac!) });
       } catch (e) {
+        // A key service that could not answer decides nothing: the terminal retries (503), nothing is flagged.
+        if (e instanceof FrontendError && e.statusCode === 503) throw e;
         // The key went away (or the key store failed) since the authorization: money may have moved all the same, so
         // the completion is recorded as unverified rather than refused.
         this.#log({ purchaseId, code: (e as { code?: string }).code }, "completion could not be verified");

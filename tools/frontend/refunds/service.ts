@@ -212,7 +212,9 @@ export class RefundService {
         { diversificationFactor: basic.diversificationFactor, issuerFactor: issuerFactor(basic, rawBasic) },
         { random: init.random, onlineSerial: init.onlineSerial, balance: init.balance,
           fields: { amount: r.amount, type: TRANSACTION_TYPE_LOAD, terminalId: fromHex(r.terminal_id), date: r.date, time: r.time } }, fromHex(tac));
-    } catch {
+    } catch (e) {
+      // A key service that could not answer decides nothing: the terminal retries (503).
+      if (e instanceof FrontendError && e.statusCode === 503) throw e;
       // The key went away since the authorization: the card may hold the money all the same, so it is flagged, not refused.
       return false;
     }

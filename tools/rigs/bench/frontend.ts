@@ -1,6 +1,6 @@
 /**
  * npm run bench:frontend [-- --seconds 5 --levels 64 --workers 1,2,4 --engines sqlite,postgres --terminals 4 --durability full
- *                          --postgres postgres://...]
+ *                          --key-stores file,pkcs11 --postgres postgres://...]
  *
  * Load generator for the front-end (started here as its own process or processes, as in production): mutual TLS,
  * keep-alive, one connection per concurrent terminal, each running authorize + complete pairs back to back with its
@@ -8,6 +8,10 @@
  * worker count it prints one JSON line (pairs/s, pair latency p50/p99, per-request p50/p99, CPU of the server processes
  * and of this generator), with the engine's own ceiling for the same writes measured in the same run without HTTP,
  * TLS or cryptography, and the ratio to it; then a table. Not a test: figures depend on the machine.
+ *
+ * Key stores: "file" (the development key file, cryptography in the HTTP process's event loop) and "pkcs11" (the keys
+ * in a SoftHSM2 token made here, the cryptography in the key service process every worker shares; its CPU is counted
+ * in the server's and shown on its own). pkcs11 is left out, with a note, without SoftHSM2.
  *
  * The generator plays the card with purse-crypto directly (no APDUs): it builds the INIT response, and answers with the
  * expected MAC2 from the authorization and a TAC made with the card's TAC key, so the server does its full work
@@ -31,6 +35,9 @@ import { postgresCluster, postgresSkipReason } from "../frontend/pg-cluster";
 import { purchaseIdentifier } from "../../frontend/purchases/service";
 import { generateDevelopmentPki, type DevelopmentPki } from "../../pki/index";
 import { Progress } from "../progress";
+import type { KeyStoreFile } from "../../frontend/keys/keystore";
+import { Token, importTokenKeys, type Pkcs11Settings } from "../../frontend/keys/pkcs11";
+import { initSoftHsmToken, softhsmMissing } from "../../frontend/keys/softhsm";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 
@@ -38,7 +45,7 @@ const text = { type: "string" } as const;
 const { values: given } = parseArgs({
   strict: true,
   options: {
-    seconds: text, levels: text, terminals: text, durability: text, ciphers: text, tls: text, workers: text, engines: text,
+    seconds: text, levels: text, terminals: text, durability: text, ciphers: text, tls: text, workers: text, engines: text, "key-stores": text,
     "profile-dir": text, postgres: text, profile: { type: "boolean" },
   },
 });
@@ -148,22 +155,28 @@ function processCpuSeconds(pid: number): number {
 
 const workerCounts = option("workers", "1,2,4").split(",").map(Number);
 const engines = option("engines", "sqlite,postgres").split(",") as ("sqlite" | "postgres")[];
+/** pkcs11: session keys and MACs in the token; pkcs11:key-service: in the key service process (docs/keys.md). */
+type KeyStoreKind = "file" | "pkcs11" | "pkcs11:key-service";
+const keyStoreKinds = option("key-stores", "file,pkcs11").split(",") as KeyStoreKind[];
 const round = (n: number) => Math.round(n * 100) / 100;
 
 interface Setup {
   dir: string;
   pki: DevelopmentPki;
   keys: string;
+  /** The same keys in a SoftHSM2 token (absent without SoftHSM2). */
+  pkcs11?: Pkcs11Settings;
   tacMaster: Uint8Array;
   terminalIds: string[];
 }
 
 /** Starts a front-end process (with --workers N when N > 1) and returns its port. */
-async function launch(s: Setup, database: string, workers: number): Promise<{ child: ChildProcess; port: number }> {
+async function launch(s: Setup, database: string, workers: number, keyStore: KeyStoreKind): Promise<{ child: ChildProcess; port: number }> {
   const config: FrontendConfig = {
     name: "bench", level: 1, listen: { host: "127.0.0.1", port: 0 },
     tls: { cert: s.pki.server.certPath, key: s.pki.server.keyPath, clientCa: s.pki.ca.certPath },
-    database, durability, keyStore: s.keys, cities: [{ cityCode: "*" }],
+    database, durability, cities: [{ cityCode: "*" }],
+    keyStore: keyStore === "file" ? s.keys : { pkcs11: { ...s.pkcs11!, sessionKeys: keyStore === "pkcs11" ? "token" : "key-service" } },
     limits: { maxAmount: 100_000 }, log: { level: "warn", file: path.join(s.dir, "frontend.log") },
   };
   const configPath = path.join(s.dir, `frontend-${Date.now()}.json`);
@@ -185,13 +198,27 @@ async function launch(s: Setup, database: string, workers: number): Promise<{ ch
   return { child, port };
 }
 
-/** CPU of a process and its children (the workers), from /proc. */
-function treeCpuSeconds(pid: number): number {
-  let total = processCpuSeconds(pid);
+function childPids(pid: number): number[] {
   try {
-    for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean)) total += processCpuSeconds(Number(child));
-  } catch { /* gone */ }
-  return total;
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return []; // gone
+  }
+}
+
+/** CPU of a process and its children (the workers, the key service), from /proc. */
+function treeCpuSeconds(pid: number): number {
+  return childPids(pid).reduce((n, c) => n + processCpuSeconds(c), processCpuSeconds(pid));
+}
+
+/** CPU of the key service alone (the child running keys/service.ts), 0 without one. */
+function keyServiceCpuSeconds(pid: number): number {
+  for (const c of childPids(pid)) {
+    try {
+      if (readFileSync(`/proc/${c}/cmdline`, "utf8").includes("keys/service.ts")) return processCpuSeconds(c);
+    } catch { /* gone */ }
+  }
+  return 0;
 }
 
 async function measure(s: Setup, port: number, pid: number, concurrency: number): Promise<Record<string, number>> {
@@ -237,12 +264,14 @@ async function measure(s: Setup, port: number, pid: number, concurrency: number)
   await new Promise((r) => setTimeout(r, 1000)); // warm-up: JIT, TLS sessions, database cache
   measuring = true;
   const cpuServer0 = treeCpuSeconds(pid);
+  const cpuKeys0 = keyServiceCpuSeconds(pid);
   const cpuSelf0 = process.cpuUsage();
   const t0 = performance.now();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;
   const elapsed = (performance.now() - t0) / 1000;
   const cpuServer = (treeCpuSeconds(pid) - cpuServer0) / elapsed;
+  const cpuKeys = (keyServiceCpuSeconds(pid) - cpuKeys0) / elapsed;
   const self = process.cpuUsage(cpuSelf0);
   stop = true;
   await Promise.all(running);
@@ -255,7 +284,7 @@ async function measure(s: Setup, port: number, pid: number, concurrency: number)
     pairP50Ms: round(percentile(sortedPairs, 50)), pairP99Ms: round(percentile(sortedPairs, 99)),
     authorizeP50Ms: round(percentile(sortedAuth, 50)), authorizeP99Ms: round(percentile(sortedAuth, 99)),
     completeP50Ms: round(percentile(sortedComplete, 50)), completeP99Ms: round(percentile(sortedComplete, 99)),
-    errors, serverCpu: round(cpuServer), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
+    errors, serverCpu: round(cpuServer), keyServiceCpu: round(cpuKeys), generatorCpu: round((self.user + self.system) / 1e6 / elapsed),
   };
 }
 
@@ -308,7 +337,21 @@ async function main(): Promise<void> {
     const keys = path.join(dir, "keys.json");
     writeDevelopmentKeyStore(keys, { keySystem: "BENCH", refs: [{ keyIndex: 1, keyVersion: 1, algorithm: "3des" }] });
     const tacMaster = readDevelopmentMasterKeys(keys, { keyIndex: 1, keyVersion: 1, algorithm: "3des" }).tac;
-    const setup: Setup = { dir, pki, keys, tacMaster, terminalIds };
+    const wantsToken = keyStoreKinds.some((k) => k !== "file");
+    const missing = wantsToken ? softhsmMissing() : undefined;
+    if (missing) console.error(`PKCS#11 rows skipped: ${missing}`);
+    let pkcs11: Pkcs11Settings | undefined;
+    if (wantsToken && !missing) {
+      pkcs11 = initSoftHsmToken(path.join(dir, "hsm"), "bench", { pin: "bench" });
+      const token = new Token(pkcs11);
+      try {
+        importTokenKeys(token, JSON.parse(readFileSync(keys, "utf8")) as KeyStoreFile);
+      } finally {
+        token.close();
+      }
+    }
+    const kinds = keyStoreKinds.filter((k) => k === "file" || pkcs11);
+    const setup: Setup = { dir, pki, keys, tacMaster, terminalIds, ...(pkcs11 ? { pkcs11 } : {}) };
     let pgUrl = option("postgres", "");
     if (engines.includes("postgres") && !pgUrl) {
       const cluster = await postgresCluster();
@@ -329,7 +372,7 @@ async function main(): Promise<void> {
     console.error(`durability ${durability}; ${seconds} s per run; TLS max ${tlsMax}${ciphers ? `, ciphers ${ciphers}` : ""}; ${cpus().length} cores`);
     const table: string[] = [];
     // Each point: the engine's ceiling at a concurrency, then one run per worker count.
-    const progress = new Progress("front-end benchmark runs", { total: engines.length * levels.length * (1 + workerCounts.length) });
+    const progress = new Progress("front-end benchmark runs", { total: engines.length * levels.length * (1 + workerCounts.length * kinds.length) });
     const report = (line: string) => progress.around(() => console.log(line));
     for (const engine of engines) {
       const ceilingDb = await databaseFor(engine);
@@ -338,27 +381,27 @@ async function main(): Promise<void> {
         const ref = await ceiling(ceilingDb, concurrency);
         progress.tick(1, `${engine}, ${concurrency} connections`);
         report(JSON.stringify({ engine, kind: "ceiling", concurrency, ...ref }));
-        for (const workers of workerCounts) {
+        for (const keyStore of kinds) for (const workers of workerCounts) {
           const database = (await databaseFor(engine))!;
-          const { child, port } = await launch(setup, database, workers);
+          const { child, port } = await launch(setup, database, workers, keyStore);
           children.push(child);
           const result = await measure(setup, port, child.pid!, concurrency);
           child.kill("SIGTERM");
           await new Promise((r) => child.once("exit", r));
           const ratio = round(result.pairsPerSecond! / Math.max(1, ref.pairsPerSecond!));
-          progress.tick(1, `${engine}, ${workers} worker(s), ${concurrency} connections`);
-          report(JSON.stringify({ engine, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
+          progress.tick(1, `${engine}, ${keyStore}, ${workers} worker(s), ${concurrency} connections`);
+          report(JSON.stringify({ engine, keyStore, workers, ...result, ceilingPairsPerSecond: ref.pairsPerSecond, ratioToCeiling: ratio }));
           // The load average at the end of the run: on a shared machine the figures are only as good as this is low.
           const load = loadavg()[0]!.toFixed(1);
-          table.push(`| ${engine} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${Math.round(result.pairsPerSecond! / Math.max(0.01, result.serverCpu!))} | ${result.errors} | ${load} |`);
+          table.push(`| ${engine} | ${keyStore} | ${workers} | ${concurrency} | ${result.pairsPerSecond} | ${result.pairP50Ms} | ${result.pairP99Ms} | ${ref.pairsPerSecond} | ${Math.round(ratio * 100)} % | ${result.serverCpu} | ${result.keyServiceCpu} | ${Math.round(result.pairsPerSecond! / Math.max(0.01, result.serverCpu!))} | ${result.errors} | ${load} |`);
         }
       }
     }
     progress.finish();
     // Pairs per CPU-second of the server's processes: what a pair costs, which other load on the machine changes less
     // than it changes pairs/s.
-    console.error(["| engine | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | pairs per server CPU-second | errors | load avg (1 min) |",
-      "|---|---|---|---|---|---|---|---|---|---|---|---|", ...table].join("\n"));
+    console.error(["| engine | key store | workers | connections | pairs/s | p50 ms | p99 ms | engine ceiling pairs/s | ratio | server CPU (cores) | of which key service | pairs per server CPU-second | errors | load avg (1 min) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", ...table].join("\n"));
     console.error(`load average at the end: ${loadavg().map((l) => l.toFixed(1)).join(", ")} (1, 5, 15 min) on ${cpus().length} cores`);
   } finally {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");

@@ -14,6 +14,7 @@ import { NodeSerial } from "../../../hosts/node/serial";
 import { createPtyPair, type PtyPair } from "../../../hosts/node/pty";
 import type { ApplicationProfile, VirtualCard } from "../../sim/cardsim/index";
 import type { FrontendConfig } from "../../frontend/index";
+import { softHsmTokenWithKeys } from "../../frontend/keys/softhsm";
 import { DatabaseReader } from "../frontend/index";
 import type { DevelopmentPki } from "../../pki/index";
 import { startEmulator, type EmulatorTiming, type Pn532Emulator } from "../../sim/pn532sim/index";
@@ -40,6 +41,8 @@ export interface RigOptions {
    * PostgreSQL; the caller creates the database or schema it names.
    */
   databases?: { 1?: string; 2?: string };
+  /** Where the front-ends' master keys are: the development file (default), or SoftHSM2 tokens through key services. */
+  keyStore?: "file" | "pkcs11";
 }
 
 export interface RigPurchase {
@@ -125,6 +128,7 @@ export class Rig {
       reconciliationTimeoutMs: o.reconciliationTimeoutMs ?? 60_000, reconciliationSweepMs: 200,
     });
     for (const level of [2, 1] as const) {
+      if (o.keyStore === "pkcs11") configs[level]!.keyStore = { pkcs11: softHsmTokenWithKeys(path.join(this.dir, "hsm"), `rig-level${level}`, world.keyStore) };
       const database = o.databases?.[level];
       if (database) configs[level]!.database = database;
       const configPath = path.join(this.dir, `level${level}.json`);
