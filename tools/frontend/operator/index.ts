@@ -69,15 +69,17 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
       const q = queries;
       sources.attention = async () => ({ ...(await q.attentionCounts()) });
       sources.waiting = () => waitingPerTerminal(store);
-      const secretText = config.operator.sessionSecret ?? process.env[SESSION_SECRET_ENV];
-      const sessions = new Sessions(secretText ? secretBytes(secretText) : randomBytes(32), operator.sessionMs, config.clock ?? Date.now);
+      // Sessions live in the database (operator/sessions.ts); sessionSecret is still checked but no longer signs anything.
+      if (config.operator.sessionSecret) secretBytes(config.operator.sessionSecret);
+      const sessions = new Sessions(store.operatorSessions, operator.accounts, operator.sessionMs, config.clock ?? Date.now);
+      void store.operatorSessions.pruneSessions((config.clock ?? Date.now)()).catch(() => undefined);
       const certificateOperators = config.operator.clientCertificates === false ? null : new Set(config.operators ?? []);
       running = await startConsole({
         name: config.name ?? `level-${config.level}`,
         tls: { cert: readPem(config.tls.cert, "tls.cert"), key: readPem(config.tls.key, "tls.key"), ca: readPem(config.tls.clientCa, "tls.clientCa") },
         host: operator.host, port: operator.port, accounts: operator.accounts, sessions, certificateOperators,
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
-        logLevel: config.log?.level ?? "info",
+        logLevel: config.log?.level ?? "info", loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });
     },
