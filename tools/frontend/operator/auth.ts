@@ -63,15 +63,26 @@ export function verifyPassword(password: string, stored: string): Promise<boolea
 // A hash checked when the user is unknown, so that a wrong name costs as long as a wrong password.
 const DUMMY = `scrypt$${N}$${R}$${P}$${Buffer.alloc(16).toString("base64url")}$${Buffer.alloc(KEY_LENGTH).toString("base64url")}`;
 
+function accountMap(accounts: OperatorAccount[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const a of accounts) {
+    if (!a || typeof a.user !== "string" || !USER_PATTERN.test(a.user)) throw new OperatorAuthError("BAD_ACCOUNT", `bad operator name ${JSON.stringify(a?.user)}`);
+    parseHash(a.password);
+    map.set(a.user, a.password);
+  }
+  return map;
+}
+
 export class Accounts {
-  readonly #accounts = new Map<string, string>();
+  #accounts: Map<string, string>;
 
   constructor(accounts: OperatorAccount[]) {
-    for (const a of accounts) {
-      if (!a || typeof a.user !== "string" || !USER_PATTERN.test(a.user)) throw new OperatorAuthError("BAD_ACCOUNT", `bad operator name ${JSON.stringify(a?.user)}`);
-      parseHash(a.password);
-      this.#accounts.set(a.user, a.password);
-    }
+    this.#accounts = accountMap(accounts);
+  }
+
+  /** Takes a new list (a re-read configuration file); a bad list throws and leaves the accounts as they were. */
+  replace(accounts: OperatorAccount[]): void {
+    this.#accounts = accountMap(accounts);
   }
 
   get size(): number {

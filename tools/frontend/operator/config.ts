@@ -13,6 +13,11 @@ export interface OperatorConfig {
    * operator-passwd end them). Still accepted, and checked to be at least 16 bytes as hex or base64.
    */
   sessionSecret?: string;
+  /**
+   * A configuration file whose `operator.accounts` the console re-reads when it changes (at most once a second), so
+   * that operator-add, operator-passwd and operator-remove take effect without a restart. Set by loadConfigFile.
+   */
+  accountsFile?: string;
   /** Login lockout per source address and per account (operator/login-guard.ts for the defaults). */
   loginLimits?: LoginLimits;
   /** Threads that check passwords, apart from the terminals' (default 1). */

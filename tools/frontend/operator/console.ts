@@ -17,6 +17,7 @@ import { formatSettlement, type PurchaseService } from "../purchases/service";
 import type { PurchaseRow, Store } from "../storage/store";
 import { CLEAR_SESSION, readCookie, SESSION_COOKIE, sessionCookie, type Accounts, type Sessions } from "./auth";
 import { barChart, chinaHour, CONSOLE_CSS, esc, lineChart, page, table, time, utcTime, yuan, type Bar } from "./html";
+import type { AccountsFile } from "./accounts-file";
 import { LoginGuard, type LoginLimits } from "./login-guard";
 import { PasswordPool, PasswordPoolBusyError } from "./password-pool";
 import type { FrontendMetrics } from "./metrics";
@@ -46,6 +47,8 @@ export interface ConsoleOptions {
   loginLimits?: LoginLimits;
   /** Threads that check passwords (default 1). */
   passwordThreads?: number;
+  /** The configuration file the accounts are re-read from when it changes. */
+  accountsFile?: AccountsFile;
 }
 
 const PUBLIC = new Set(["GET /login", "POST /login", "GET /console.css"]);
@@ -123,6 +126,7 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
 
   app.addHook("onRequest", async (request, reply) => {
     reply.headers(SECURITY_HEADERS);
+    o.accountsFile?.refresh();
     const path = request.url.split("?")[0]!;
     if (request.method === "POST") {
       // SameSite=Strict already keeps other sites' forms out; an Origin that is not ours is refused as well.

@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { readPem, type FrontendConfig } from "../config";
 import type { PurchaseService } from "../purchases/service";
 import { PostgresStore, SqliteStore, type Store } from "../storage/store";
+import { AccountsFile } from "./accounts-file";
 import { Sessions } from "./auth";
 import { checkOperatorConfig, secretBytes } from "./config";
 import { startConsole } from "./console";
@@ -80,6 +81,7 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
         host: operator.host, port: operator.port, accounts: operator.accounts, sessions, certificateOperators,
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
         logLevel: config.log?.level ?? "info", loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
+        accountsFile: config.operator.accountsFile ? new AccountsFile(config.operator.accountsFile, operator.accounts, (m) => process.emitWarning(m)) : undefined,
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });
     },
