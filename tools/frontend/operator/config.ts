@@ -57,7 +57,7 @@ export function checkOperatorConfig(c: OperatorConfig): {
   const limits = c.loginLimits ?? {};
   if (typeof limits !== "object" || limits === null || Array.isArray(limits)) throw new OperatorConfigError("operator.loginLimits must be an object");
   for (const [key, value] of Object.entries(limits)) {
-    if (!["freeFailures", "baseLockMs", "maxLockMs", "perAddressInFlight", "forgetAfterMs"].includes(key)) throw new OperatorConfigError(`operator.loginLimits.${key} is not a setting`);
+    if (!["freeFailures", "baseLockMs", "maxLockMs", "perAddressInFlight", "forgetAfterMs", "tarpitMs", "perAddressHeld"].includes(key)) throw new OperatorConfigError(`operator.loginLimits.${key} is not a setting`);
     if (!Number.isInteger(value) || (value as number) < 1) throw new OperatorConfigError(`operator.loginLimits.${key} must be a whole number above 0`);
   }
   return { accounts, port, host: c.host ?? "127.0.0.1", sessionMs: Math.round(hours * 3600_000), statusEveryMs: every, loginLimits: limits, passwordThreads: threads };

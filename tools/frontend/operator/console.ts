@@ -43,6 +43,7 @@ export interface ConsoleOptions {
   statusEveryMs: number;
   now: () => number;
   logLevel: string;
+  logFile?: string;
   /** Login lockout and queue limits (login-guard.ts). */
   loginLimits?: LoginLimits;
   /** Threads that check passwords (default 1). */
@@ -110,7 +111,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
       // A certificate is asked for but not required: operators without one log in with a password.
       requestCert: o.certificateOperators !== null, rejectUnauthorized: false,
     },
-    logger: { level: o.logLevel, redact: ["req.headers.cookie"] },
+    // The same log as the terminals' listener (the audit of logins goes there too).
+    logger: { level: o.logLevel, ...(o.logFile ? { file: o.logFile } : {}), redact: ["req.headers.cookie"] },
     bodyLimit: 65_536,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     return503OnClosing: true,
@@ -178,7 +180,10 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     // Locked out, or this address already has its checks queued: refused before any password is looked at.
     const refusal = guard.check(address, name);
     if (refusal) {
-      request.log.warn({ audit: "operator-login", outcome: refusal.reason, address, user: name, lockedBy: refusal.key, retryAfterMs: refusal.retryAfterMs }, "operator login refused");
+      // One line per lockout, not per attempt: a flood must not turn into a flood of log writes. The answer is held
+      // (tarpit): a client that waits for it cannot make more than a few attempts a second.
+      if (refusal.first) request.log.warn({ audit: "operator-login", outcome: refusal.reason, address, user: name, lockedBy: refusal.key, retryAfterMs: refusal.retryAfterMs }, "operator login refused (further refusals of this lockout are not logged)");
+      if (!(await guard.tarpit(address, refusal))) reply.header("connection", "close");
       return refuse(429, refusal.retryAfterMs, refusal.reason === "locked" ? "Too many failed logins: try again later." : "Busy: try again in a moment.");
     }
     guard.begin(address);

@@ -80,7 +80,7 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
         tls: { cert: readPem(config.tls.cert, "tls.cert"), key: readPem(config.tls.key, "tls.key"), ca: readPem(config.tls.clientCa, "tls.clientCa") },
         host: operator.host, port: operator.port, accounts: operator.accounts, sessions, certificateOperators,
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
-        logLevel: config.log?.level ?? "info", loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
+        logLevel: config.log?.level ?? "info", logFile: config.log?.file, loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
         accountsFile: config.operator.accountsFile ? new AccountsFile(config.operator.accountsFile, operator.accounts, (m) => process.emitWarning(m)) : undefined,
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });

@@ -4,6 +4,10 @@
  * login is refused before any password check, the right password included, so a flood costs no scrypt at all. An
  * address may also have only `perAddressInFlight` checks waiting or running at once (its queue).
  *
+ * A refusal (locked out, or the address's queue full) is answered after a pause (up to a second, "tarpit"): a client that waits for its
+ * answers, as scripts do, then sends a handful of attempts a second at most, each of them cheap. An address has at most
+ * `perAddressHeld` answers held at once; beyond that it is answered at once and its connection closed.
+ *
  * The counts live in the process: with --workers N each worker keeps its own, so an address gets up to N times the
  * free failures before every worker has locked it (the lockout then holds in each).
  */
@@ -19,21 +23,31 @@ export interface LoginLimits {
   perAddressInFlight?: number;
   /** How long a key's failures are remembered after its last one. Default 1 h. */
   forgetAfterMs?: number;
+  /** The longest pause before a refusal during a lockout. Default 1 s. */
+  tarpitMs?: number;
+  /** Refusals of one address held at once. Default 16. */
+  perAddressHeld?: number;
 }
 
 interface Entry {
   failures: number;
   lockedUntil: number;
   lastFailure: number;
+  /** Attempts refused during the current lockout. */
+  refused: number;
 }
 
-export type Refusal = { reason: "locked"; key: string; retryAfterMs: number } | { reason: "busy"; key: string; retryAfterMs: number };
+/** `first`: the first refusal of this lockout (the audit logs that one). */
+export type Refusal = { reason: "locked" | "busy"; key: string; retryAfterMs: number; first: boolean };
 
 const MAX_ENTRIES = 100_000;
 
 export class LoginGuard {
   readonly #entries = new Map<string, Entry>();
   readonly #inFlight = new Map<string, number>();
+  readonly #held = new Map<string, number>();
+  readonly #tarpit: number;
+  readonly #perAddressHeld: number;
   readonly #free: number;
   readonly #base: number;
   readonly #max: number;
@@ -47,6 +61,8 @@ export class LoginGuard {
     this.#max = limits.maxLockMs ?? 15 * 60_000;
     this.#perAddress = limits.perAddressInFlight ?? 2;
     this.#forget = limits.forgetAfterMs ?? 3600_000;
+    this.#tarpit = limits.tarpitMs ?? 1000;
+    this.#perAddressHeld = limits.perAddressHeld ?? 16;
     this.#now = now;
   }
 
@@ -59,9 +75,9 @@ export class LoginGuard {
     const now = this.#now();
     for (const key of LoginGuard.keys(address, user)) {
       const e = this.#entries.get(key);
-      if (e && e.lockedUntil > now) return { reason: "locked", key, retryAfterMs: e.lockedUntil - now };
+      if (e && e.lockedUntil > now) return { reason: "locked", key, retryAfterMs: e.lockedUntil - now, first: e.refused++ === 0 };
     }
-    if ((this.#inFlight.get(address) ?? 0) >= this.#perAddress) return { reason: "busy", key: `address:${address}`, retryAfterMs: 1000 };
+    if ((this.#inFlight.get(address) ?? 0) >= this.#perAddress) return { reason: "busy", key: `address:${address}`, retryAfterMs: 1000, first: true };
     return null;
   }
 
@@ -81,18 +97,37 @@ export class LoginGuard {
     let longest = 0;
     this.#prune(now);
     for (const key of LoginGuard.keys(address, user)) {
-      const e = this.#entries.get(key) ?? { failures: 0, lockedUntil: 0, lastFailure: 0 };
+      const e = this.#entries.get(key) ?? { failures: 0, lockedUntil: 0, lastFailure: 0, refused: 0 };
       if (now - e.lastFailure > this.#forget) e.failures = 0;
       e.failures++;
       e.lastFailure = now;
       if (e.failures >= this.#free) {
         const lock = Math.min(this.#max, this.#base * 2 ** Math.min(30, e.failures - this.#free));
         e.lockedUntil = now + lock;
+        e.refused = 0;
         longest = Math.max(longest, lock);
       }
       this.#entries.set(key, e);
     }
     return longest;
+  }
+
+  /**
+   * Holds a refused attempt's answer: resolves with true after the pause, or at once with false when the address
+   * already has its share held (then close its connection).
+   */
+  async tarpit(address: string, refusal: Refusal): Promise<boolean> {
+    const held = this.#held.get(address) ?? 0;
+    if (held >= this.#perAddressHeld) return false;
+    this.#held.set(address, held + 1);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(this.#tarpit, refusal.retryAfterMs)));
+    } finally {
+      const n = (this.#held.get(address) ?? 1) - 1;
+      if (n > 0) this.#held.set(address, n);
+      else this.#held.delete(address);
+    }
+    return true;
   }
 
   /** A right password clears both counts. */

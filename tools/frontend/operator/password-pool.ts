@@ -2,7 +2,7 @@
  * Password checks on threads of their own (worker_threads), never on libuv's thread pool: that pool runs the TLS and
  * crypto work of terminal requests and the journal's fsyncs, and a flood of scrypt calls there queued every terminal
  * request behind it (issue 23: purchase p50 went from 109 ms to 671 ms). Here a flood waits in a bounded queue of its
- * own, and what it can cost the terminals is one busy thread.
+ * own, and the thread runs at a lower scheduling priority (PASSWORD_NICE), so it gets the CPU the terminals leave.
  */
 import { Worker } from "node:worker_threads";
 
@@ -24,8 +24,14 @@ interface Job {
 
 // The worker's whole program: scryptSync on its own thread, a constant-time compare, one answer per job.
 const WORKER = `
-const { parentPort } = require("node:worker_threads");
+const { parentPort, workerData } = require("node:worker_threads");
 const { scryptSync, timingSafeEqual } = require("node:crypto");
+// Linux schedules threads on their own: this one gives way to the terminals' threads when the CPU is short
+// (setpriority on a thread ID renices that thread only). Elsewhere, or without /proc, it keeps the process's priority.
+try {
+  const tid = Number(require("node:fs").readlinkSync("/proc/thread-self").split("/").pop());
+  require("node:os").setPriority(tid, workerData.nice);
+} catch {}
 parentPort.on("message", (j) => {
   try {
     const candidate = scryptSync(j.password, Buffer.from(j.salt), j.hash.length, { N: j.n, r: j.r, p: j.p, maxmem: j.maxmem });
@@ -34,6 +40,12 @@ parentPort.on("message", (j) => {
     parentPort.postMessage({ error: String(e && e.message || e) });
   }
 });`;
+
+/**
+ * The password threads' nice value: a login then takes longer on a busy machine (scrypt gets about a tenth of what a
+ * terminal's thread gets while both want the CPU), and the terminals keep their share.
+ */
+export const PASSWORD_NICE = 10;
 
 interface Slot {
   worker: Worker;
@@ -53,7 +65,7 @@ export class PasswordPool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(WORKER, { eval: true, name: "operator-password-check" });
+    const worker = new Worker(WORKER, { eval: true, name: "operator-password-check", workerData: { nice: PASSWORD_NICE } });
     const slot: Slot = { worker, job: null };
     worker.on("message", (m: { ok?: boolean; error?: string }) => {
       const job = slot.job;
