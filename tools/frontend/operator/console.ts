@@ -65,7 +65,9 @@ export const SECURITY_HEADERS: Record<string, string> = {
   "x-frame-options": "DENY",
   "x-content-type-options": "nosniff",
   "strict-transport-security": "max-age=31536000; includeSubDomains",
-  "referrer-policy": "no-referrer",
+  // same-origin, not no-referrer: with no-referrer chromium sends "Origin: null" on the console's own form posts,
+  // which the cross-site check refuses. Other sites still get no referrer.
+  "referrer-policy": "same-origin",
   "cross-origin-opener-policy": "same-origin",
 };
 
