@@ -2,9 +2,10 @@
  * The operator console: its own Fastify instance on its own port, over TLS with the front-end's server certificate,
  * separate from the terminals' mutual-TLS listener. Server-rendered pages, `GET /metrics` and `GET /openapi.json`.
  *
- * Authentication (README "Operator console"): an operator logs in with a name and password checked against the
- * configuration's scrypt hashes and gets an HttpOnly, Secure, SameSite=Strict session cookie signed with HMAC-SHA256;
- * or presents an operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
+ * Authentication (docs/operate-console.md): an operator logs in with a name and password checked against the
+ * configuration's scrypt hashes (on threads of their own, behind the login limits of login-guard.ts) and gets an
+ * HttpOnly, Secure, SameSite=Strict cookie naming a session kept in the database (sessions.ts); or presents an
+ * operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
  * the metrics and the OpenAPI document, the login page for a browser.
  */
 import type { TLSSocket } from "node:tls";

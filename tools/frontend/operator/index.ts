@@ -3,7 +3,7 @@
  * the terminals' listener, and, when the configuration has `operator`, the console on its own port.
  *
  * With --workers every worker runs its own console on the shared operator port. A session cookie is valid in all of
- * them (one signing secret, handed down by the primary), and `/metrics` in any worker answers the aggregate of all
+ * them (the sessions are in the database; on SQLite the workers reach them through the primary), and `/metrics` in any worker answers the aggregate of all
  * workers and of the primary's journal (prom-client's AggregatorRegistry, asked for over the cluster channel).
  */
 import cluster from "node:cluster";
