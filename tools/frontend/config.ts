@@ -183,5 +183,7 @@ export function loadConfigFile(file: string): FrontendConfig {
   }
   if (parsed.hotlistFile) parsed.hotlistFile = resolve(parsed.hotlistFile);
   if (parsed.log?.file) parsed.log = { ...parsed.log, file: resolve(parsed.log.file) };
+  // The console re-reads its accounts from here, so operator-remove and operator-passwd take effect without a restart.
+  if (isObject(parsed.operator)) parsed.operator = { ...parsed.operator, accountsFile: path.resolve(file) };
   return checkConfig(parsed);
 }

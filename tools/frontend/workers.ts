@@ -17,12 +17,13 @@ import { isPkcs11KeyStore, type FrontendConfig } from "./config";
 import { startKeyService } from "./keys/open";
 import { FrontendError } from "./errors";
 import { FLEET_METHODS, type FleetStore } from "./fleet/store";
+import { SESSION_METHODS, type SessionStore } from "./operator/sessions";
 import { startFrontend, type RunningFrontend } from "./app";
 import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./storage/store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS] as const;
+const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS, ...SESSION_METHODS] as const;
 type Method = (typeof METHODS)[number];
 
 interface Call {
@@ -66,6 +67,8 @@ export class IpcStore implements Store {
   readonly schemaVersion: number;
   /** The fleet's methods, each one message to the primary (undefined answers travel as null). */
   readonly fleet: FleetStore = Object.fromEntries(FLEET_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as FleetStore;
+  /** The console's sessions, likewise. */
+  readonly operatorSessions: SessionStore = Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as SessionStore;
   commits = 0;
   committedWrites = 0;
   #next = 0;
@@ -191,7 +194,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
       for (const call of m.calls) {
         if (!METHODS.includes(call.method)) continue;
         const fleetCall = (FLEET_METHODS as readonly string[]).includes(call.method);
-        const target: object = fleetCall ? store.fleet : store;
+        const target: object = fleetCall ? store.fleet : (SESSION_METHODS as readonly string[]).includes(call.method) ? store.operatorSessions : store;
         const method = (target as Record<string, (...a: unknown[]) => Promise<unknown>>)[call.method]!;
         method.apply(target, call.args).then(
           (value) => reply(worker, { kind: "store-reply", id: call.id, value: value ?? null }),

@@ -1,9 +1,11 @@
 /**
  * Operator authentication for the console: accounts with scrypt-hashed passwords in the front-end's configuration,
- * and a session cookie that is an HMAC-signed token (operator, expiry), so that every process of `--workers N` checks
- * it with the same secret and no session table has to be shared between them.
+ * checked on threads of their own (password-pool.ts), and sessions kept in the database (sessions.ts), so that
+ * logout, removing an account and changing its password end them, in every process of `--workers N`.
  */
-import { createHmac, randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
+import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
+import type { PasswordPool } from "./password-pool";
+import { newSessionToken, tokenHash, type SessionStore } from "./sessions";
 
 /** One operator: a name and `scrypt$N$r$p$salt$hash` (salt and hash in base64url). */
 export interface OperatorAccount {
@@ -45,8 +47,8 @@ export function parseHash(stored: string): { n: number; r: number; p: number; sa
 }
 
 /**
- * On libuv's thread pool, not the event loop: one scrypt costs about a quarter of a second on a loaded 2-core machine,
- * which would otherwise stall every terminal request the same process serves.
+ * On libuv's thread pool, not the event loop: for tools and tests. The console checks passwords on its own threads
+ * (PasswordPool), because libuv's pool also serves the terminals' TLS and the journal's fsyncs.
  */
 export function verifyPassword(password: string, stored: string): Promise<boolean> {
   const h = parseHash(stored);
@@ -61,63 +63,83 @@ export function verifyPassword(password: string, stored: string): Promise<boolea
 // A hash checked when the user is unknown, so that a wrong name costs as long as a wrong password.
 const DUMMY = `scrypt$${N}$${R}$${P}$${Buffer.alloc(16).toString("base64url")}$${Buffer.alloc(KEY_LENGTH).toString("base64url")}`;
 
+function accountMap(accounts: OperatorAccount[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const a of accounts) {
+    if (!a || typeof a.user !== "string" || !USER_PATTERN.test(a.user)) throw new OperatorAuthError("BAD_ACCOUNT", `bad operator name ${JSON.stringify(a?.user)}`);
+    parseHash(a.password);
+    map.set(a.user, a.password);
+  }
+  return map;
+}
+
 export class Accounts {
-  readonly #accounts = new Map<string, string>();
+  #accounts: Map<string, string>;
 
   constructor(accounts: OperatorAccount[]) {
-    for (const a of accounts) {
-      if (!a || typeof a.user !== "string" || !USER_PATTERN.test(a.user)) throw new OperatorAuthError("BAD_ACCOUNT", `bad operator name ${JSON.stringify(a?.user)}`);
-      parseHash(a.password);
-      this.#accounts.set(a.user, a.password);
-    }
+    this.#accounts = accountMap(accounts);
+  }
+
+  /** Takes a new list (a re-read configuration file); a bad list throws and leaves the accounts as they were. */
+  replace(accounts: OperatorAccount[]): void {
+    this.#accounts = accountMap(accounts);
   }
 
   get size(): number {
     return this.#accounts.size;
   }
 
-  /** The operator's name when the password is right, else null. */
-  async check(user: string, password: string): Promise<string | null> {
-    const stored = this.#accounts.get(user);
-    const ok = await verifyPassword(password, stored ?? DUMMY);
-    return stored !== undefined && ok ? user : null;
+  has(user: string): boolean {
+    return this.#accounts.has(user);
+  }
+
+  /** The operator's name when the password is right, else null; on the pool's threads when one is given. */
+  async check(user: string, password: string, pool?: PasswordPool): Promise<string | null> {
+    const stored = this.#accounts.get(user) ?? DUMMY;
+    const h = parseHash(stored);
+    const ok = pool ? await pool.verify(password, h, 256 * h.n * h.r + MAX_MEMORY) : await verifyPassword(password, stored);
+    return this.#accounts.has(user) && ok ? user : null;
   }
 }
 
 export const SESSION_COOKIE = "console_session";
+const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
-/** Session tokens: `user.expiresMs.hmac`, HMAC-SHA256 over the first two parts. */
+/**
+ * Sessions in the database: the cookie holds a random token, the table its hash, the operator and the expiry. A token
+ * is good while its row exists, has not expired, and names an operator the configuration still has (an account
+ * removed from the file while the server was down ends its sessions at the next start as well).
+ */
 export class Sessions {
-  readonly #secret: Buffer;
+  readonly #store: SessionStore;
+  readonly #accounts: Accounts;
   readonly #lifetimeMs: number;
   readonly #now: () => number;
 
-  constructor(secret: Buffer, lifetimeMs: number, now: () => number = Date.now) {
-    if (secret.length < 16) throw new OperatorAuthError("BAD_SESSION_SECRET", "the session secret needs at least 16 bytes");
-    this.#secret = secret;
+  constructor(store: SessionStore, accounts: Accounts, lifetimeMs: number, now: () => number = Date.now) {
+    this.#store = store;
+    this.#accounts = accounts;
     this.#lifetimeMs = lifetimeMs;
     this.#now = now;
   }
 
-  #mac(body: string): Buffer {
-    return createHmac("sha256", this.#secret).update(body).digest();
+  async issue(user: string): Promise<string> {
+    const token = newSessionToken();
+    const now = this.#now();
+    await this.#store.createSession(tokenHash(token), user, now, now + this.#lifetimeMs);
+    return token;
   }
 
-  issue(user: string): string {
-    const body = `${user}.${this.#now() + this.#lifetimeMs}`;
-    return `${body}.${this.#mac(body).toString("base64url")}`;
+  /** The operator of a live session, else null. */
+  async verify(token: string | undefined): Promise<string | null> {
+    if (!token || !TOKEN.test(token)) return null;
+    const row = await this.#store.findSession(tokenHash(token), this.#now());
+    if (!row || !this.#accounts.has(row.operator)) return null;
+    return row.operator;
   }
 
-  /** The operator of a valid, unexpired token, else null. */
-  verify(token: string | undefined): string | null {
-    if (!token) return null;
-    const m = /^([A-Za-z0-9._-]{1,64})\.([0-9]{1,16})\.([A-Za-z0-9_-]{43})$/.exec(token);
-    if (!m) return null;
-    const given = Buffer.from(m[3]!, "base64url");
-    const expected = this.#mac(`${m[1]}.${m[2]}`);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return null;
-    if (Number(m[2]) <= this.#now()) return null;
-    return m[1]!;
+  async end(token: string | undefined): Promise<void> {
+    if (token && TOKEN.test(token)) await this.#store.endSession(tokenHash(token));
   }
 
   get lifetimeMs(): number {

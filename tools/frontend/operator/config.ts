@@ -1,5 +1,6 @@
 /** The operator listener's part of the front-end configuration (`operator: {...}`), and its checks. */
 import { Accounts, OperatorAuthError, type OperatorAccount } from "./auth";
+import type { LoginLimits } from "./login-guard";
 
 export interface OperatorConfig {
   /** The console's own port (default 8445), separate from the terminals' mutual-TLS listener. */
@@ -8,10 +9,19 @@ export interface OperatorConfig {
   /** Operators and their scrypt password hashes (npm run frontend -- operator-add). */
   accounts?: OperatorAccount[];
   /**
-   * The key that signs session cookies, at least 16 bytes as hex or base64. Absent: a random one at each start (the
-   * primary of --workers hands the same one to all its workers), so a restart logs everyone out.
+   * No longer needed: sessions are kept in the database (a restart keeps them; logout, operator-remove and
+   * operator-passwd end them). Still accepted, and checked to be at least 16 bytes as hex or base64.
    */
   sessionSecret?: string;
+  /**
+   * A configuration file whose `operator.accounts` the console re-reads when it changes (at most once a second), so
+   * that operator-add, operator-passwd and operator-remove take effect without a restart. Set by loadConfigFile.
+   */
+  accountsFile?: string;
+  /** Login lockout per source address and per account (operator/login-guard.ts for the defaults). */
+  loginLimits?: LoginLimits;
+  /** Threads that check passwords, apart from the terminals' (default 1). */
+  passwordThreads?: number;
   /** How long a login lasts. Default 8 hours. */
   sessionHours?: number;
   /** The interval terminals report their status at; a terminal is offline after two of them without a report. Default 5 min. */
@@ -24,7 +34,9 @@ export class OperatorConfigError extends Error {
   readonly code = "CONFIG";
 }
 
-export function checkOperatorConfig(c: OperatorConfig): { accounts: Accounts; port: number; host: string; sessionMs: number; statusEveryMs: number } {
+export function checkOperatorConfig(c: OperatorConfig): {
+  accounts: Accounts; port: number; host: string; sessionMs: number; statusEveryMs: number; loginLimits: LoginLimits; passwordThreads: number;
+} {
   if (typeof c !== "object" || c === null || Array.isArray(c)) throw new OperatorConfigError("operator must be an object");
   const port = c.port ?? 8445;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new OperatorConfigError("operator.port must be 0..65535");
@@ -40,7 +52,15 @@ export function checkOperatorConfig(c: OperatorConfig): { accounts: Accounts; po
     if (e instanceof OperatorAuthError) throw new OperatorConfigError(`operator.accounts: ${e.message}`);
     throw e;
   }
-  return { accounts, port, host: c.host ?? "127.0.0.1", sessionMs: Math.round(hours * 3600_000), statusEveryMs: every };
+  const threads = c.passwordThreads ?? 1;
+  if (!Number.isInteger(threads) || threads < 1 || threads > 8) throw new OperatorConfigError("operator.passwordThreads must be 1 to 8");
+  const limits = c.loginLimits ?? {};
+  if (typeof limits !== "object" || limits === null || Array.isArray(limits)) throw new OperatorConfigError("operator.loginLimits must be an object");
+  for (const [key, value] of Object.entries(limits)) {
+    if (!["freeFailures", "baseLockMs", "maxLockMs", "perAddressInFlight", "forgetAfterMs", "tarpitMs", "perAddressHeld"].includes(key)) throw new OperatorConfigError(`operator.loginLimits.${key} is not a setting`);
+    if (!Number.isInteger(value) || (value as number) < 1) throw new OperatorConfigError(`operator.loginLimits.${key} must be a whole number above 0`);
+  }
+  return { accounts, port, host: c.host ?? "127.0.0.1", sessionMs: Math.round(hours * 3600_000), statusEveryMs: every, loginLimits: limits, passwordThreads: threads };
 }
 
 /** The session secret's bytes from hex or base64. */

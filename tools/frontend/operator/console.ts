@@ -2,9 +2,10 @@
  * The operator console: its own Fastify instance on its own port, over TLS with the front-end's server certificate,
  * separate from the terminals' mutual-TLS listener. Server-rendered pages, `GET /metrics` and `GET /openapi.json`.
  *
- * Authentication (README "Operator console"): an operator logs in with a name and password checked against the
- * configuration's scrypt hashes and gets an HttpOnly, Secure, SameSite=Strict session cookie signed with HMAC-SHA256;
- * or presents an operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
+ * Authentication (docs/operate-console.md): an operator logs in with a name and password checked against the
+ * configuration's scrypt hashes (on threads of their own, behind the login limits of login-guard.ts) and gets an
+ * HttpOnly, Secure, SameSite=Strict cookie naming a session kept in the database (sessions.ts); or presents an
+ * operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
  * the metrics and the OpenAPI document, the login page for a browser.
  */
 import type { TLSSocket } from "node:tls";
@@ -16,7 +17,10 @@ import { FrontendError } from "../errors";
 import { formatSettlement, type PurchaseService } from "../purchases/service";
 import type { PurchaseRow, Store } from "../storage/store";
 import { CLEAR_SESSION, readCookie, SESSION_COOKIE, sessionCookie, type Accounts, type Sessions } from "./auth";
-import { barChart, esc, lineChart, page, table, time, yuan, type Bar } from "./html";
+import { barChart, chinaHour, CONSOLE_CSS, esc, lineChart, page, table, time, utcTime, yuan, type Bar } from "./html";
+import type { AccountsFile } from "./accounts-file";
+import { LoginGuard, type LoginLimits } from "./login-guard";
+import { PasswordPool, PasswordPoolBusyError } from "./password-pool";
 import type { FrontendMetrics } from "./metrics";
 import type { ConsoleQueries, PurchaseQuery } from "./queries";
 import { configPage, declinesFromReports, fleetPage, saveConfig, tapSeries, terminalPage } from "./fleet-pages";
@@ -40,11 +44,33 @@ export interface ConsoleOptions {
   statusEveryMs: number;
   now: () => number;
   logLevel: string;
+  logFile?: string;
+  /** Login lockout and queue limits (login-guard.ts). */
+  loginLimits?: LoginLimits;
+  /** Threads that check passwords (default 1). */
+  passwordThreads?: number;
+  /** The configuration file the accounts are re-read from when it changes. */
+  accountsFile?: AccountsFile;
 }
 
-const PUBLIC = new Set(["GET /login", "POST /login"]);
+const PUBLIC = new Set(["GET /login", "POST /login", "GET /console.css"]);
 const DAY = /^[0-9]{8}$/;
-const MAX_LOGIN_CHECKS = 2;
+
+/**
+ * Sent with every console answer. The pages carry no script at all, so the policy allows none; styles come from
+ * /console.css only. frame-ancestors 'none' and X-Frame-Options DENY: no other site can frame the console (a click
+ * on a framed console could save a configuration). HSTS: the console is HTTPS only.
+ */
+export const SECURITY_HEADERS: Record<string, string> = {
+  "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  "x-frame-options": "DENY",
+  "x-content-type-options": "nosniff",
+  "strict-transport-security": "max-age=31536000; includeSubDomains",
+  // same-origin, not no-referrer: with no-referrer chromium sends "Origin: null" on the console's own form posts,
+  // which the cross-site check refuses. Other sites still get no referrer.
+  "referrer-policy": "same-origin",
+  "cross-origin-opener-policy": "same-origin",
+};
 
 const operatorOf = new WeakMap<FastifyRequest, string>();
 
@@ -75,11 +101,11 @@ const status = (s: string) => `<span class="${s === "completed" ? "ok" : s === "
 
 function purchaseRows(rows: PurchaseRow[]): string[][] {
   return rows.map((r) => [
-    `<a href="/purchases/${esc(r.id)}" class="mono">${esc(r.id.slice(0, 13))}…</a>`, esc(time(r.authorized_at)), `<span class="mono">${esc(r.terminal_id)}</span>`,
+    `<a href="/purchases/${esc(r.id)}" class="mono">${esc(r.id.slice(0, 13))}…</a>`, esc(r.date), `<span title="${esc(utcTime(r.authorized_at))}">${esc(time(r.authorized_at))}</span>`, `<span class="mono">${esc(r.terminal_id)}</span>`,
     esc(r.tsn), esc(r.order_no), `<span class="mono">${esc(r.asn)}</span>`, esc(yuan(r.amount)), status(r.status) + (r.needs_review ? ' <span class="warn">review</span>' : ""),
   ]);
 }
-const PURCHASE_HEADERS = ["Purchase", "Authorized", "Terminal", "TSN", "Order", "ASN", "Amount (yuan)", "Status"];
+const PURCHASE_HEADERS = ["Purchase", "Business day", "Authorized (China time)", "Terminal", "TSN", "Order", "ASN", "Amount (yuan)", "Status"];
 
 export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; close(): Promise<void> }> {
   const app = Fastify({
@@ -88,7 +114,8 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
       // A certificate is asked for but not required: operators without one log in with a password.
       requestCert: o.certificateOperators !== null, rejectUnauthorized: false,
     },
-    logger: { level: o.logLevel, redact: ["req.headers.cookie"] },
+    // The same log as the terminals' listener (the audit of logins goes there too).
+    logger: { level: o.logLevel, ...(o.logFile ? { file: o.logFile } : {}), redact: ["req.headers.cookie"] },
     bodyLimit: 65_536,
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     return503OnClosing: true,
@@ -99,8 +126,12 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
   o.metrics.instrument(app, "operator");
+  const pool = new PasswordPool(o.passwordThreads ?? 1);
+  const guard = new LoginGuard(o.loginLimits, o.now);
 
   app.addHook("onRequest", async (request, reply) => {
+    reply.headers(SECURITY_HEADERS);
+    o.accountsFile?.refresh();
     const path = request.url.split("?")[0]!;
     if (request.method === "POST") {
       // SameSite=Strict already keeps other sites' forms out; an Origin that is not ours is refused as well.
@@ -108,7 +139,7 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
       if (origin && origin !== `https://${request.headers.host}`) return reply.code(403).send({ error: { code: "BAD_ORIGIN", message: "cross-site request refused" } });
     }
     if (PUBLIC.has(`${request.method} ${path}`)) return;
-    let who = o.sessions.verify(readCookie(request.headers.cookie, SESSION_COOKIE));
+    let who = await o.sessions.verify(readCookie(request.headers.cookie, SESSION_COOKIE));
     if (!who && o.certificateOperators) {
       const socket = request.raw.socket as TLSSocket;
       const cn = socket.authorized ? socket.getPeerCertificate?.()?.subject?.CN : undefined;
@@ -132,34 +163,58 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: { code: "NOT_FOUND", message: `no route ${request.method} ${request.url.split("?")[0]}` } }));
 
-  let checking = 0;
   const html = (reply: FastifyReply, request: FastifyRequest, title: string, body: string) =>
     reply.type("text/html; charset=utf-8").send(page(title, body, { path: request.url.split("?")[0], user: user(request), name: o.name }));
+
+  app.get("/console.css", async (_request, reply) => reply.type("text/css; charset=utf-8").header("cache-control", "max-age=3600").send(CONSOLE_CSS));
 
   app.get("/login", async (request, reply) => reply.type("text/html; charset=utf-8").send(loginForm(o.name, safeNext((request.query as { next?: string }).next))));
 
   app.post<{ Body: { user?: string; password?: string; next?: string } }>("/login", {
     schema: { body: { type: "object", required: ["user", "password"], properties: { user: { type: "string", maxLength: 64 }, password: { type: "string", maxLength: 1024 }, next: { type: "string", maxLength: 2048 } } } },
   }, async (request, reply) => {
-    // scrypt runs on libuv's thread pool, which the SQLite journal's fsyncs share: a flood of logins must not delay
-    // the terminals' commits, so only two are checked at a time and the rest are told to retry.
-    if (checking >= MAX_LOGIN_CHECKS) return reply.code(429).header("retry-after", "1").type("text/html; charset=utf-8").send(loginForm(o.name, safeNext(request.body.next), "Busy: try again in a moment."));
-    checking++;
+    const address = request.ip;
+    const name = request.body.user ?? "";
+    const next = safeNext(request.body.next);
+    const refuse = (code: 429 | 401, retryAfterMs: number, text: string) => {
+      if (code === 429) reply.header("retry-after", String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+      return reply.code(code).type("text/html; charset=utf-8").send(loginForm(o.name, next, text));
+    };
+    // Locked out, or this address already has its checks queued: refused before any password is looked at.
+    const refusal = guard.check(address, name);
+    if (refusal) {
+      // One line per lockout, not per attempt: a flood must not turn into a flood of log writes. The answer is held
+      // (tarpit): a client that waits for it cannot make more than a few attempts a second.
+      if (refusal.first) request.log.warn({ audit: "operator-login", outcome: refusal.reason, address, user: name, lockedBy: refusal.key, retryAfterMs: refusal.retryAfterMs }, "operator login refused (further refusals of this lockout are not logged)");
+      if (!(await guard.tarpit(address, refusal))) reply.header("connection", "close");
+      return refuse(429, refusal.retryAfterMs, refusal.reason === "locked" ? "Too many failed logins: try again later." : "Busy: try again in a moment.");
+    }
+    guard.begin(address);
     let who: string | null;
     try {
-      who = await o.accounts.check(request.body.user ?? "", request.body.password ?? "");
+      who = await o.accounts.check(name, request.body.password ?? "", pool);
+    } catch (e) {
+      if (!(e instanceof PasswordPoolBusyError)) throw e;
+      request.log.warn({ audit: "operator-login", outcome: "busy", address, user: name }, "operator login refused");
+      return refuse(429, 1000, "Busy: try again in a moment.");
     } finally {
-      checking--;
+      guard.end(address);
     }
     if (!who) {
-      request.log.warn({ user: request.body.user }, "operator login refused");
-      return reply.code(401).type("text/html; charset=utf-8").send(loginForm(o.name, safeNext(request.body.next), "Wrong operator name or password."));
+      const lockMs = guard.failed(address, name);
+      request.log.warn({ audit: "operator-login", outcome: "wrong-password", address, user: name, ...(lockMs ? { lockedForMs: lockMs } : {}) }, "operator login refused");
+      return refuse(401, 0, "Wrong operator name or password.");
     }
-    request.log.info({ operator: who }, "operator logged in");
-    return reply.code(303).header("set-cookie", sessionCookie(o.sessions.issue(who), Math.floor(o.sessions.lifetimeMs / 1000))).header("location", safeNext(request.body.next)).send();
+    guard.succeeded(address, who);
+    request.log.info({ audit: "operator-login", outcome: "ok", address, operator: who }, "operator logged in");
+    return reply.code(303).header("set-cookie", sessionCookie(await o.sessions.issue(who), Math.floor(o.sessions.lifetimeMs / 1000))).header("location", next).send();
   });
 
-  app.post("/logout", async (_request, reply) => reply.code(303).header("set-cookie", CLEAR_SESSION).header("location", "/login").send());
+  app.post("/logout", async (request, reply) => {
+    await o.sessions.end(readCookie(request.headers.cookie, SESSION_COOKIE));
+    request.log.info({ audit: "operator-logout", operator: user(request) }, "operator logged out");
+    return reply.code(303).header("set-cookie", CLEAR_SESSION).header("location", "/login").send();
+  });
 
   app.get("/metrics", async (_request, reply) => reply.type("text/plain; version=0.0.4; charset=utf-8").send(await o.metricsText()));
   app.get("/openapi.json", async (_request, reply) => reply.type("application/json").send(o.openApi()));
@@ -184,9 +239,9 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     const rows = await o.queries.search(query);
     const field = (name: string, label: string, extra = "") => `<label>${label}<input name="${name}" value="${esc(q[name] ?? "")}" ${extra}></label>`;
     const statuses = ["", "authorized", "completed", "voided", "flagged", "reconciliation"].map((s) => `<option${q.status === s ? " selected" : ""}>${s}</option>`).join("");
-    const form = `<form class="inline" method="get">${field("order", "Order")}${field("asn", "ASN", 'size="22"')}${field("terminal", "Terminal", 'size="14"')}${field("day", "Business day (YYYYMMDD)", 'size="10"')}
+    const form = `<form class="inline" method="get">${field("order", "Order")}${field("asn", "ASN", 'size="22"')}${field("terminal", "Terminal", 'size="14"')}${field("day", "Business day (YYYYMMDD, China time)", 'size="10"')}
 <label>Status<select name="status">${statuses}</select></label><button class="primary">Search</button></form>`;
-    return html(reply, request, "Purchases", `${form}<p class="muted">${rows.length} purchase(s), newest first${rows.length >= 100 ? " (first 100)" : ""}.</p>${table(PURCHASE_HEADERS, purchaseRows(rows), [3, 6])}`);
+    return html(reply, request, "Purchases", `${form}<p class="muted">${rows.length} purchase(s), newest first${rows.length >= 100 ? " (first 100)" : ""}.</p>${table(PURCHASE_HEADERS, purchaseRows(rows), [4, 7])}`);
   });
 
   app.get<{ Params: { id: string } }>("/purchases/:id", { schema: { params: { type: "object", properties: { id: { type: "string", maxLength: 64 } } } } }, async (request, reply) => {
@@ -204,7 +259,7 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
       `<div class="card">Marked for review<b>${counts.review}</b></div><div class="card">Awaiting completion<b>${counts.authorized}</b></div></div>`;
     const sweepForm = `<form method="post" action="/attention/sweep"><button class="primary">Run the reconciliation sweep now</button> <span class="muted">(it also runs on its timer; authorizations without a completion for ${Math.round(o.service.reconciliationTimeoutMs / 1000)} s are marked)</span></form>`;
     const notice = (request.query as { swept?: string }).swept !== undefined ? `<div class="notice">The sweep marked ${esc((request.query as { swept: string }).swept)} authorization(s).</div>` : "";
-    return html(reply, request, "Flagged and unresolved purchases", `${notice}${cards}${table(PURCHASE_HEADERS, purchaseRows(rows), [3, 6])}<h2>Reconciliation and verification events</h2>${sweepForm}` +
+    return html(reply, request, "Flagged and unresolved purchases", `${notice}${cards}${table(PURCHASE_HEADERS, purchaseRows(rows), [4, 7])}<h2>Reconciliation and verification events</h2>${sweepForm}` +
       table(["At", "Event", "Purchase", "Terminal", "TSN", "Amount (yuan)", "Detail"], sweeps.map((e) => [esc(time(e.at)), esc(e.kind), `<a class="mono" href="/purchases/${esc(e.purchase_id)}">${esc(e.purchase_id.slice(0, 13))}…</a>`,
         `<span class="mono">${esc(e.terminal_id)}</span>`, esc(e.tsn), esc(yuan(Number(e.amount ?? 0))), `<code>${esc(e.detail)}</code>`]), [4, 5]));
   });
@@ -248,14 +303,14 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     const hours = await o.queries.perHour(since);
     const byHour = new Map(hours.map((h) => [h.hour, h.count]));
     const bars: Bar[] = [];
-    for (let h = since / 3600_000; h <= Math.floor(now / 3600_000); h++) bars.push({ label: `${String(new Date(h * 3600_000).getUTCHours()).padStart(2, "0")}:00`, value: byHour.get(h) ?? 0 });
+    for (let h = since / 3600_000; h <= Math.floor(now / 3600_000); h++) bars.push({ label: `${String(chinaHour(h * 3600_000)).padStart(2, "0")}:00`, value: byHour.get(h) ?? 0 });
     const declines: Bar[] = await declinesFromReports(o.store, since);
     // The front-end's own count of the declines it gave, when the terminals' reports hold none yet.
     const own = (await o.metrics.registry.getSingleMetric("frontend_authorizations_total")?.get())?.values ?? [];
     const fromFrontend: Bar[] = own.filter((v) => v.labels.outcome !== "approved").map((v) => ({ label: String(v.labels.outcome), value: v.value }));
     const tap = await tapSeries(o.store, since);
     const body = `<div class="charts">
-<figure><figcaption>Purchases per hour (completed, last 24 h, UTC)</figcaption>${barChart(bars, { label: "purchases per hour" })}</figure>
+<figure><figcaption>Purchases per hour (completed, last 24 h, China time)</figcaption>${barChart(bars, { label: "purchases per hour" })}</figure>
 <figure><figcaption>Declines by reason (terminals' reports, last 24 h)</figcaption>${barChart(declines, { label: "declines by reason", color: "#b3261e" })}</figure>
 <figure><figcaption>Declines by reason (this front-end since its start)</figcaption>${barChart(fromFrontend, { label: "front-end declines by reason", color: "#8a5a00" })}</figure>
 <figure><figcaption>Tap to approved over time (ms, terminals' reports, last 24 h)</figcaption>${lineChart(tap, { label: "tap to approved", unit: "" })}</figure>
@@ -273,7 +328,13 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   await app.listen({ host: o.host, port: o.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  return { app, port, url: `https://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`, close: () => app.close() };
+  return {
+    app, port, url: `https://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`,
+    close: async () => {
+      await app.close();
+      await pool.close();
+    },
+  };
 }
 
 function purchaseDetail(r: PurchaseRow): string {
@@ -281,8 +342,9 @@ function purchaseDetail(r: PurchaseRow): string {
     ["Status", status(r.status) + (r.needs_review ? ' <span class="warn">marked for review</span>' : "")],
     ["Terminal / TSN", `<span class="mono">${esc(r.terminal_id)}</span> / ${esc(r.tsn)}`], ["Order", esc(r.order_no)],
     ["Amount", `${esc(yuan(r.amount))} yuan (${esc(r.amount)} fen), transaction type ${esc(r.transaction_type)}`],
-    ["Authorized", esc(time(r.authorized_at))], ["Card date/time (CST)", esc(`${r.date} ${r.time}`)],
-    ["Completed", esc(time(r.completed_at))], ["Outcome", esc(r.outcome ?? "")], ["Reconciliation reason", esc(r.reconciliation_reason ?? "")],
+    ["Business day (China)", esc(r.date)], ["Authorized", `${esc(time(r.authorized_at))} <span class="muted">(${esc(utcTime(r.authorized_at))})</span>`],
+    ["Card date/time (China)", esc(`${r.date} ${r.time}`)],
+    ["Completed", r.completed_at ? `${esc(time(r.completed_at))} <span class="muted">(${esc(utcTime(r.completed_at))})</span>` : ""], ["Outcome", esc(r.outcome ?? "")], ["Reconciliation reason", esc(r.reconciliation_reason ?? "")],
   ];
   const card: [string, string][] = [
     ["Application", esc(r.application)], ["Issuer", `<span class="mono">${esc(r.issuer)}</span>`], ["City", esc(r.city_code)], ["Card type", esc(r.card_type)],

@@ -1,7 +1,12 @@
 /**
- * Server-rendered HTML for the console: escaping, the page frame with inline CSS (no CDN, no scripts), tables, and
- * charts as inline SVG. Everything shown that came from a terminal or the database goes through esc().
+ * Server-rendered HTML for the console: escaping, the page frame (its CSS served as /console.css: no inline style
+ * element, no CDN, no scripts, so the Content-Security-Policy can forbid them), tables, and charts as inline SVG.
+ * Everything shown that came from a terminal or the database goes through esc().
+ *
+ * One time rule: every time shown is China time (UTC+8, no daylight saving), the clock the cards and the business
+ * day use (modules/china-time), written with its offset; UTC stands beside it where a person may compare with logs.
  */
+import { chinaDateTime } from "../../../modules/china-time/china-time";
 
 export function esc(value: unknown): string {
   return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -14,12 +19,25 @@ export function yuan(fen: number): string {
   return `${sign}${Math.floor(a / 100)}.${String(a % 100).padStart(2, "0")}`;
 }
 
+/** China time with its offset: `2026-11-26 12:00:00 +08:00` (the business day is its date). */
 export function time(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined || !Number.isFinite(ms)) return "";
+  const { date, time: t } = chinaDateTime(ms);
+  return `${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)} ${t.slice(0, 2)}:${t.slice(2, 4)}:${t.slice(4, 6)} +08:00`;
+}
+
+/** The same instant in UTC, `2026-11-26 04:00:00Z`, shown beside China time where it helps (logs are in UTC). */
+export function utcTime(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "";
   return new Date(ms).toISOString().replace("T", " ").replace(/\.[0-9]+Z$/, "Z");
 }
 
-const CSS = `
+/** The hour of day in China time, 0..23. */
+export function chinaHour(ms: number): number {
+  return Number(chinaDateTime(ms).time.slice(0, 2));
+}
+
+export const CONSOLE_CSS = `
 *{box-sizing:border-box}body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#1b1f24;background:#f4f5f7}
 header{background:#12324a;color:#fff;padding:.6em 1.2em;display:flex;gap:1.2em;align-items:center;flex-wrap:wrap}
 header a{color:#dbe9f5;text-decoration:none}header a.on{color:#fff;font-weight:600;border-bottom:2px solid #fff}
@@ -50,7 +68,7 @@ export function page(title: string, body: string, options: { path?: string; user
   }).join("");
   const who = options.user === undefined ? "" : `<span class="who">${esc(options.user)} <form method="post" action="/logout"><button>Log out</button></form></span>`;
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>${esc(title)} · ${esc(options.name ?? "front-end")}</title><style>${CSS}</style></head>
+<title>${esc(title)} · ${esc(options.name ?? "front-end")}</title><link rel="stylesheet" href="/console.css"></head>
 <body><header><strong>${esc(options.name ?? "front-end")}</strong>${nav}${who}</header><main><h1>${esc(title)}</h1>${body}</main></body></html>`;
 }
 

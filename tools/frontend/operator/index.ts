@@ -3,7 +3,7 @@
  * the terminals' listener, and, when the configuration has `operator`, the console on its own port.
  *
  * With --workers every worker runs its own console on the shared operator port. A session cookie is valid in all of
- * them (one signing secret, handed down by the primary), and `/metrics` in any worker answers the aggregate of all
+ * them (the sessions are in the database; on SQLite the workers reach them through the primary), and `/metrics` in any worker answers the aggregate of all
  * workers and of the primary's journal (prom-client's AggregatorRegistry, asked for over the cluster channel).
  */
 import cluster from "node:cluster";
@@ -13,6 +13,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { readPem, type FrontendConfig } from "../config";
 import type { PurchaseService } from "../purchases/service";
 import { PostgresStore, SqliteStore, type Store } from "../storage/store";
+import { AccountsFile } from "./accounts-file";
 import { Sessions } from "./auth";
 import { checkOperatorConfig, secretBytes } from "./config";
 import { startConsole } from "./console";
@@ -69,15 +70,18 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
       const q = queries;
       sources.attention = async () => ({ ...(await q.attentionCounts()) });
       sources.waiting = () => waitingPerTerminal(store);
-      const secretText = config.operator.sessionSecret ?? process.env[SESSION_SECRET_ENV];
-      const sessions = new Sessions(secretText ? secretBytes(secretText) : randomBytes(32), operator.sessionMs, config.clock ?? Date.now);
+      // Sessions live in the database (operator/sessions.ts); sessionSecret is still checked but no longer signs anything.
+      if (config.operator.sessionSecret) secretBytes(config.operator.sessionSecret);
+      const sessions = new Sessions(store.operatorSessions, operator.accounts, operator.sessionMs, config.clock ?? Date.now);
+      void store.operatorSessions.pruneSessions((config.clock ?? Date.now)()).catch(() => undefined);
       const certificateOperators = config.operator.clientCertificates === false ? null : new Set(config.operators ?? []);
       running = await startConsole({
         name: config.name ?? `level-${config.level}`,
         tls: { cert: readPem(config.tls.cert, "tls.cert"), key: readPem(config.tls.key, "tls.key"), ca: readPem(config.tls.clientCa, "tls.clientCa") },
         host: operator.host, port: operator.port, accounts: operator.accounts, sessions, certificateOperators,
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
-        logLevel: config.log?.level ?? "info",
+        logLevel: config.log?.level ?? "info", logFile: config.log?.file, loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
+        accountsFile: config.operator.accountsFile ? new AccountsFile(config.operator.accountsFile, operator.accounts, (m) => process.emitWarning(m)) : undefined,
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });
     },

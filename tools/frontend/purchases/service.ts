@@ -321,8 +321,18 @@ export function settlementRecords(rows: unknown[], businessDay: string): Settlem
   }));
 }
 
+/**
+ * A cell a spreadsheet would read as a formula (a leading =, +, -, @, tab or CR; OWASP "CSV injection") gets a leading
+ * apostrophe, which spreadsheets show as text. The order number comes from the terminal, or the vending controller
+ * behind it, so it is not ours to trust. Only the CSV is changed: the JSONL keeps every value as it is.
+ */
+export function neutraliseFormula(text: string): string {
+  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+}
+
 function csvField(value: unknown): string {
-  const text = String(value);
+  // A number (a negative balance before) is a value, not a formula; text is what a terminal chose.
+  const text = typeof value === "string" ? neutraliseFormula(value) : String(value);
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

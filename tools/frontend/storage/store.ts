@@ -17,6 +17,7 @@ import pg from "pg";
 import type { Application } from "../config";
 import { FrontendError } from "../errors";
 import { PostgresFleet, SqliteFleet, type FleetStore } from "../fleet/store";
+import { PostgresSessions, SqliteSessions, type SessionStore } from "../operator/sessions";
 import { Journal, MIGRATIONS, POSTGRES_DIALECT, SCHEMA_VERSION, type Durability } from "./journal";
 import type { Outcome, PurchaseStatus } from "../purchases/service";
 import type { PurseAlgorithm } from "../../purse-crypto/index";
@@ -91,6 +92,8 @@ export type Engine = "sqlite" | "postgres";
 export interface Store {
   /** The fleet's status reports and configuration, on the same engine (fleet/store.ts). */
   readonly fleet: FleetStore;
+  /** The operator console's sessions, on the same engine (operator/sessions.ts). */
+  readonly operatorSessions: SessionStore;
   readonly engine: Engine;
   /** The schema version the database runs (after migrations). */
   readonly schemaVersion: number;
@@ -155,11 +158,13 @@ export class SqliteStore implements Store {
   readonly schemaVersion = SCHEMA_VERSION;
   readonly journal: Journal;
   readonly fleet: SqliteFleet;
+  readonly operatorSessions: SqliteSessions;
   readonly #sql: Record<"reserve" | "insert" | "get" | "spent" | "settle" | "review" | "event" | "overdue" | "settlement", Statement<unknown[]>>;
 
   constructor(journal: Journal) {
     this.journal = journal;
     this.fleet = new SqliteFleet(journal);
+    this.operatorSessions = new SqliteSessions(journal);
     const db = journal.db;
     this.#sql = {
       reserve: db.prepare(RESERVE_SQL),
@@ -279,12 +284,14 @@ export class PostgresStore implements Store {
   readonly schemaVersion: number;
   readonly pool: pg.Pool;
   readonly fleet: PostgresFleet;
+  readonly operatorSessions: PostgresSessions;
   commits = 0;
   committedWrites = 0;
 
   private constructor(pool: pg.Pool, schemaVersion: number) {
     this.pool = pool;
     this.schemaVersion = schemaVersion;
+    this.operatorSessions = new PostgresSessions(pool, unavailable);
     this.fleet = new PostgresFleet(pool, unavailable, (writes) => {
       this.commits++;
       this.committedWrites += writes;
