@@ -165,6 +165,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     operator.noteError(request, mapped.code);
     if (mapped.status >= 500 && !(err instanceof FrontendError)) request.log.error({ err }, "unexpected error");
     else request.log.info({ code: mapped.code }, "request refused");
+    if (err instanceof FrontendError && err.headers) reply.headers(err.headers);
     return reply.code(mapped.status).type("application/json").send(errorBody(mapped.code, mapped.message));
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)));
