@@ -3,6 +3,8 @@
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
  * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
+ * npm run frontend -- revoke --config <file> --terminal <id> [--serial HEX] [--reason TEXT]   revokes a terminal's
+ *                                                          certificates (or one of them); running front-ends close its connections
  * npm run frontend -- operator-add --config <file> --user NAME   adds (or replaces) an operator console account; the
  *                                                          password is read from stdin (or OPERATOR_PASSWORD)
  */
@@ -17,13 +19,15 @@ import { isWorker, runPrimary, runWorker } from "./workers";
 import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./purchases/service";
 import { isPostgresUrl, PostgresStore } from "./storage/store";
 import { addOperator } from "./operator/accounts-cli";
+import { revokeFromCli } from "./terminals/cli";
 
 const USAGE = `Usage:
   npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
   npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
   npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]
-  npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)`;
+  npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)
+  npm run frontend -- revoke --config <file> --terminal <12 hex digits> [--serial HEX] [--reason TEXT]`;
 
 class UsageError extends Error {}
 
@@ -162,6 +166,11 @@ async function main(): Promise<void> {
     case "keys": return keys(options);
     case "init": return init(options);
     case "operator-add": return addOperator(one(options, "config")!, one(options, "user")!);
+    case "revoke": {
+      const r = await revokeFromCli(one(options, "config")!, one(options, "terminal")!, one(options, "serial", false), one(options, "reason", false));
+      console.log(JSON.stringify({ event: "revoked", terminalId: r.terminalId, serial: r.serial ?? "all", version: r.id, reason: r.reason }));
+      return;
+    }
     default: throw new UsageError(`unknown command ${command}`);
   }
 }
