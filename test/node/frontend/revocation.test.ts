@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { connect, type TLSSocket } from "node:tls";
+import { ensureDatabase } from "./postgres-support";
+import {
+  clientFor, describeEngines, getFixture, killed, launchFrontend, level1Config, purchase, T1, T2, tunionCard, type Fixture,
+} from "./support";
+
+const MAIN = path.resolve(import.meta.dirname, "../../../tools/frontend/main.ts");
+
+/** A keep-alive TLS connection as a terminal, proven live by one request on it. */
+async function liveConnection(f: Fixture, url: string, who: string): Promise<{ socket: TLSSocket; closedAt: Promise<number> }> {
+  const { hostname, port } = new URL(url);
+  const bundle = f.pki.terminals[who]!;
+  const socket = connect({ host: hostname, port: Number(port), ca: f.pki.ca.certPem, cert: bundle.certPem, key: bundle.keyPem, servername: undefined });
+  const closedAt = new Promise<number>((resolve) => socket.once("close", () => resolve(Date.now())));
+  socket.on("error", () => { /* a closed connection: the test looks at closedAt */ });
+  await new Promise<void>((resolve, reject) => {
+    let text = "";
+    const onData = (d: Buffer) => {
+      text += d.toString();
+      if (/\r\n\r\n[\s\S]*"status":"ok"/.test(text)) {
+        socket.off("data", onData);
+        resolve();
+      }
+    };
+    socket.on("data", onData);
+    socket.once("secureConnect", () => socket.write(`GET /v1/health HTTP/1.1\r\nhost: ${hostname}\r\nconnection: keep-alive\r\n\r\n`));
+    socket.once("close", () => reject(new Error(`connection closed before its answer: ${text}`)));
+  });
+  return { socket, closedAt };
+}
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string; doneAt: number }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    let doneAt = 0;
+    child.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+      // The revocation is committed when the CLI prints it; closing the CLI's own store comes after.
+      if (!doneAt && out.includes('"event":"revoked"')) doneAt = Date.now();
+    });
+    child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+    child.on("exit", (code) => resolve({ code, out, err, doneAt: doneAt || Date.now() }));
+  });
+}
+
+describeEngines("terminal revocation with --workers 2", function (engine) {
+  this.timeout(180_000);
+
+  it("closes every keep-alive connection of the revoked terminal within a second, refuses its next request, and others keep paying", async () => {
+    const f = await getFixture();
+    const config = level1Config(f, { log: { level: "warn" } });
+    await ensureDatabase(config.database);
+    const configPath = path.join(f.dir, `revocation-${engine}-${process.pid}.json`);
+    writeFileSync(configPath, JSON.stringify(config));
+    const { child, url } = await launchFrontend(configPath, ["--workers", "2"]);
+    try {
+      // Several connections each, so that both workers hold some (the primary deals them out in turn).
+      const revoked = await Promise.all([1, 2, 3, 4].map(() => liveConnection(f, url, T1)));
+      const others = await Promise.all([1, 2, 3, 4].map(() => liveConnection(f, url, T2)));
+      const cli = await runCli(["revoke", "--config", configPath, "--terminal", T1, "--reason", "stolen vending machine"]);
+      assert.equal(cli.code, 0, cli.err);
+      const closed = await Promise.race([
+        Promise.all(revoked.map((c) => c.closedAt)),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the revoked terminal's connections stayed open 10 s")), 10_000)),
+      ]);
+      const slowest = Math.max(...closed) - cli.doneAt;
+      assert.ok(slowest < 1000, `the last connection closed ${slowest} ms after the revocation`);
+      for (const c of others) assert.ok(!c.socket.destroyed && c.socket.readyState === "open", "another terminal's connection stays open");
+
+      // Its next request, on a new connection, is refused; another terminal pays.
+      const t1 = clientFor(f, url, T1);
+      const t2 = clientFor(f, url, T2);
+      try {
+        for (let i = 0; i < 2; i++) {
+          const refused = await t1.raw("GET", "/v1/health");
+          assert.equal(refused.status, 403);
+          assert.equal((refused.json as { error: { code: string } }).error.code, "TERMINAL_REVOKED");
+        }
+        const { completion } = await purchase(t2, tunionCard(f), "tunion", 150, T2);
+        assert.equal(completion.status, "completed");
+      } finally {
+        t1.close();
+        t2.close();
+        for (const c of others) c.socket.destroy();
+      }
+    } finally {
+      await killed(child, "SIGTERM");
+    }
+  });
+});
