@@ -2,36 +2,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { connect, type TLSSocket } from "node:tls";
+import { liveConnection } from "./live-connection";
 import { ensureDatabase } from "./postgres-support";
 import {
-  clientFor, describeEngines, getFixture, killed, launchFrontend, level1Config, purchase, T1, T2, tunionCard, type Fixture,
+  clientFor, describeEngines, getFixture, killed, launchFrontend, level1Config, purchase, T1, T2, tunionCard,
 } from "./support";
 
 const MAIN = path.resolve(import.meta.dirname, "../../../tools/frontend/main.ts");
-
-/** A keep-alive TLS connection as a terminal, proven live by one request on it. */
-async function liveConnection(f: Fixture, url: string, who: string): Promise<{ socket: TLSSocket; closedAt: Promise<number> }> {
-  const { hostname, port } = new URL(url);
-  const bundle = f.pki.terminals[who]!;
-  const socket = connect({ host: hostname, port: Number(port), ca: f.pki.ca.certPem, cert: bundle.certPem, key: bundle.keyPem, servername: undefined });
-  const closedAt = new Promise<number>((resolve) => socket.once("close", () => resolve(Date.now())));
-  socket.on("error", () => { /* a closed connection: the test looks at closedAt */ });
-  await new Promise<void>((resolve, reject) => {
-    let text = "";
-    const onData = (d: Buffer) => {
-      text += d.toString();
-      if (/\r\n\r\n[\s\S]*"status":"ok"/.test(text)) {
-        socket.off("data", onData);
-        resolve();
-      }
-    };
-    socket.on("data", onData);
-    socket.once("secureConnect", () => socket.write(`GET /v1/health HTTP/1.1\r\nhost: ${hostname}\r\nconnection: keep-alive\r\n\r\n`));
-    socket.once("close", () => reject(new Error(`connection closed before its answer: ${text}`)));
-  });
-  return { socket, closedAt };
-}
 
 function runCli(args: string[]): Promise<{ code: number | null; out: string; err: string; doneAt: number }> {
   return new Promise((resolve) => {
