@@ -7,7 +7,7 @@ import { FrontendClient } from "../../../tools/rigs/frontend/index";
 import { loadCa, makeCrl, signTerminalCsr } from "../../../tools/pki/operator-ca";
 import { normalSerial } from "../../../tools/frontend/terminals/store";
 import { liveConnection } from "./live-connection";
-import { clientFor, describeEngines, getFixture, level1Config, purchase, start, stopAll, T1, T2, tunionCard, type Fixture } from "./support";
+import { clientFor, describeEngines, getFixture, level1Config, OPERATOR, purchase, start, stopAll, T1, T2, tunionCard, type Fixture } from "./support";
 
 const PKI_MAIN = path.resolve(import.meta.dirname, "../../../tools/pki/main.ts");
 
@@ -129,6 +129,51 @@ describe("a CRL from the operator's CA (tls.crl)", function () {
     } finally {
       t1.close();
       t2.socket.destroy();
+    }
+  });
+});
+
+describeEngines("operator console: certificate expiry and the revoke button", function () {
+  this.timeout(120_000);
+  afterEach(stopAll);
+
+  it("flags a certificate that expires within 30 days, and revokes a terminal from its page with an audit row", async function () {
+    const missing = opensslMissing();
+    if (missing) return this.skip();
+    const f = await getFixture();
+    const fe = await start(level1Config(f, { operator: { port: 0, accounts: [] } }));
+    const SHORT = "A1B2C3D4E5F6";
+    const { keyPath, csrPath } = opensslCsr(f.dir, `short-${process.pid}`, `/CN=${SHORT}`);
+    const signed = signTerminalCsr(loadCa(f.pki.dir), readFileSync(csrPath, "utf8"), 20);
+    const short = new FrontendClient(fe.url, { ca: f.pki.ca.certPem, cert: signed.certPem, key: readFileSync(keyPath, "utf8") });
+    const t1 = clientFor(f, fe.url, T1);
+    const operator = f.pki.operators[OPERATOR]!;
+    const web = new FrontendClient(fe.operator.url!, { ca: f.pki.ca.certPem, cert: operator.certPem, key: operator.keyPem });
+    try {
+      await purchase(short, tunionCard(f), "tunion", 100, SHORT);
+      await purchase(t1, tunionCard(f), "tunion", 100, T1);
+      await until("both terminals' certificates recorded", async () => (await fe.store.terminals.certificates()).length >= 2);
+      const fleet = await web.raw("GET", "/", undefined, { accept: "text/html" });
+      assert.equal(fleet.status, 200);
+      assert.match(fleet.text, /Certificate expires/);
+      assert.match(fleet.text, /certificate expires in (19|20) days/, "the 20-day certificate is flagged");
+      assert.equal(fleet.text.match(/certificate expires in/g)?.length, 1, "the 825-day one is not");
+
+      const page = await web.raw("GET", `/fleet/${T1}`, undefined, { accept: "text/html" });
+      assert.match(page.text, /id="revoke-form"/);
+      const posted = await web.raw("POST", `/fleet/${T1}/revoke`, "serial=&reason=machine+stolen", { "content-type": "application/x-www-form-urlencoded", accept: "text/html" });
+      assert.equal(posted.status, 303, posted.text);
+      await until("the terminal refused", async () => (await refusedCode(t1)) === "TERMINAL_REVOKED");
+      assert.equal((await purchase(short, tunionCard(f), "tunion", 100, SHORT)).completion.status, "completed", "another terminal pays");
+      const audit = await fe.store.fleet.configAudit({ scope: `terminal:${T1}` });
+      const row = audit.find((a) => a.kind === "revoke");
+      assert.ok(row, `a revoke row in the audit: ${JSON.stringify(audit)}`);
+      assert.equal(row.actor, `${OPERATOR} (certificate)`);
+      assert.match((await web.raw("GET", `/fleet/${T1}`, undefined, { accept: "text/html" })).text, /This terminal is revoked/);
+    } finally {
+      short.close();
+      t1.close();
+      web.close();
     }
   });
 });
