@@ -73,9 +73,9 @@ export class TerminalCertificates {
     });
   }
 
-  /** Loads every revocation so far, then polls for new ones; call before listening. */
+  /** Loads every revocation so far (a failure stops the start: no revoked terminal gets in), then polls for new ones. */
   async start(): Promise<void> {
-    await this.poll();
+    await this.#load();
     this.#timer = setInterval(() => { void this.poll(); }, REVOCATION_POLL_MS);
     this.#timer.unref();
     if (this.#o.crlFile) watchFile(this.#o.crlFile, { interval: REVOCATION_POLL_MS, persistent: false }, this.#crlChanged);
@@ -91,15 +91,19 @@ export class TerminalCertificates {
     if (this.#polling) return;
     this.#polling = true;
     try {
-      const version = await this.#o.store.terminals.revocationVersion();
-      if (version <= this.#version) return;
-      for (const r of await this.#o.store.terminals.revocationsSince(this.#version)) this.#apply(r);
+      await this.#load();
     } catch (e) {
       // The next poll tries again; until then the revocations known so far keep being enforced.
       this.#o.log({ err: (e as Error).message }, "revocation poll failed");
     } finally {
       this.#polling = false;
     }
+  }
+
+  async #load(): Promise<void> {
+    const version = await this.#o.store.terminals.revocationVersion();
+    if (version <= this.#version) return;
+    for (const r of await this.#o.store.terminals.revocationsSince(this.#version)) this.#apply(r);
   }
 
   #apply(r: Revocation): void {
