@@ -12,14 +12,16 @@ export type DeclineReason =
   | "no-route"
   // the front-end: unreachable, or a refusal with one of its codes
   | "frontend-unavailable" | "card-hotlisted" | "card-type-not-accepted" | "card-data-invalid" | "amount-over-limit"
-  | "replay" | "terminal-mismatch" | "key-not-found" | "algorithm-not-supported" | "tsn-exhausted" | "frontend-refused";
+  | "replay" | "terminal-mismatch" | "key-not-found" | "algorithm-not-supported" | "tsn-exhausted" | "frontend-refused"
+  // the front-end's limits on this terminal, and a revoked terminal certificate
+  | "rate-limited" | "daily-limit" | "terminal-revoked";
 
 /** Every decline reason, once: the status report's counters have one fixed slot each. */
 export const DECLINE_REASONS: readonly DeclineReason[] = Object.freeze([
   "timeout", "cancelled", "journal-full", "no-application", "card-not-enabled", "card-expired", "card-not-yet-valid",
   "insufficient-balance", "card-error", "card-refused", "mac2-mismatch", "no-route", "frontend-unavailable", "card-hotlisted",
   "card-type-not-accepted", "card-data-invalid", "amount-over-limit", "replay", "terminal-mismatch", "key-not-found",
-  "algorithm-not-supported", "tsn-exhausted", "frontend-refused",
+  "algorithm-not-supported", "tsn-exhausted", "frontend-refused", "rate-limited", "daily-limit", "terminal-revoked",
 ] as DeclineReason[]);
 
 /**
@@ -42,6 +44,10 @@ const FRONTEND_REFUSALS: { readonly [code: string]: DeclineReason } = Object.fre
   KEY_NOT_FOUND: "key-not-found",
   ALGORITHM_NOT_SUPPORTED: "algorithm-not-supported",
   TSN_EXHAUSTED: "tsn-exhausted",
+  // A 429 on authorization comes before the terminal's DEBIT: a decline, never an unknown outcome.
+  RATE_LIMITED: "rate-limited",
+  DAILY_LIMIT: "daily-limit",
+  TERMINAL_REVOKED: "terminal-revoked",
 });
 
 export function frontendRefusal(code: string): DeclineReason {

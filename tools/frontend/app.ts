@@ -16,6 +16,7 @@ import { prepareOperator, type OperatorSide } from "./operator/index";
 import { PurchaseService, type Client } from "./purchases/service";
 import { registerPurchases } from "./purchases/routes";
 import { registerRefunds } from "./refunds/routes";
+import { readCrl, TerminalCertificates } from "./terminals/service";
 
 /**
  * Modern suites first (the server's order wins), then the plain-RSA AES-CBC suites that Moddable's TLS on the ESP32
@@ -97,12 +98,12 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const clientCa = readPem(config.tls.clientCa, "tls.clientCa");
   const operators = new Set(config.operators ?? []);
   const log = config.log ?? {};
+  // The context's options: a CRL reload (terminals/service.ts) makes a new context from the same ones.
+  const tlsContext = { cert, key, ca: clientCa, minVersion: "TLSv1.2", maxVersion: "TLSv1.3", ciphers: TLS_CIPHERS, honorCipherOrder: true } as const;
   const app = Fastify({
     https: {
-      cert, key, ca: clientCa,
+      ...tlsContext, ...(config.tls.crl ? { crl: readCrl(config.tls.crl) } : {}),
       requestCert: true, rejectUnauthorized: true,
-      minVersion: "TLSv1.2", maxVersion: "TLSv1.3",
-      ciphers: TLS_CIPHERS, honorCipherOrder: true,
     },
     logger: { level: log.level ?? "info", ...(log.file ? { file: log.file } : {}), redact: ["req.headers.authorization"] },
     logController: new LogController({ disableRequestLogging: log.requests === false }),
@@ -171,6 +172,11 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     throw e;
   }
 
+  // Revoked terminals are refused before any route, and their open connections closed (docs/certificates.md).
+  const certificates = new TerminalCertificates(app, {
+    store, tls: tlsContext, crlFile: config.tls.crl, now: config.clock ?? Date.now, log: (event, message) => app.log.info(event, message),
+  });
+
   // JSON only: Fastify also parses text/plain by default, which would turn a wrong content type into a 400.
   app.removeContentTypeParser("text/plain");
 
@@ -179,6 +185,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     operator.noteError(request, mapped.code);
     if (mapped.status >= 500 && !(err instanceof FrontendError)) request.log.error({ err }, "unexpected error");
     else request.log.info({ code: mapped.code }, "request refused");
+    if (err instanceof FrontendError && err.headers) reply.headers(err.headers);
     return reply.code(mapped.status).type("application/json").send(errorBody(mapped.code, mapped.message));
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody("NOT_FOUND", `no route ${request.method} ${request.url.split("?")[0]}`)));
@@ -207,10 +214,12 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
 
   const host = config.listen?.host ?? "127.0.0.1";
   try {
+    await certificates.start();
     await app.listen({ host, port: config.listen?.port ?? 8443 });
     await operator.start(service);
   } catch (e) {
     clearInterval(sweeper);
+    certificates.close();
     await operator.close();
     await store.close();
     await keys.close();
@@ -228,6 +237,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
+        certificates.close();
         await operator.close();
         await app.close();
         await store.close();

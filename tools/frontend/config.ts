@@ -40,6 +40,11 @@ export interface FrontendConfig {
     key: PemSource;
     /** The CA(s) terminal certificates must chain to. */
     clientCa: PemSource;
+    /**
+     * A file with the CRL(s) of the terminal CA, PEM (docs/certificates.md). Certificates it lists are refused at the
+     * handshake; the file is reloaded when it changes. Every CA in clientCa then needs its CRL in the file.
+     */
+    crl?: string;
   };
   /** The SQLite journal file, or a PostgreSQL URL (postgres://user@host:port/db) shared by any number of front-ends. */
   database: string;
@@ -62,6 +67,12 @@ export interface FrontendConfig {
     maxAmount?: number;
     /** Largest request body in bytes. Default 4096. */
     bodyLimit?: number;
+    /** Authorizations a terminal may make per second, on average (a token bucket per process). Default 5. */
+    authorizationsPerSecond?: number;
+    /** How many authorizations a terminal may make at once before the rate applies. Default 10. */
+    authorizationBurst?: number;
+    /** Most fen a terminal may authorize per China business day (docs/limits.md). Absent: no ceiling. */
+    dailyAmount?: number;
   };
   /** Card types (file 0x15) accepted; absent = all. */
   acceptedCardTypes?: number[];
@@ -141,6 +152,13 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
   if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 0xffffffff)) throw new ConfigError("limits.maxAmount must be whole fen, 1..4294967295");
   const body = c.limits?.bodyLimit;
   if (body !== undefined && (!Number.isInteger(body) || body < 256)) throw new ConfigError("limits.bodyLimit must be at least 256 bytes");
+  const rate = c.limits?.authorizationsPerSecond;
+  if (rate !== undefined && (typeof rate !== "number" || !(rate > 0) || rate > 100_000)) throw new ConfigError("limits.authorizationsPerSecond must be a number above 0");
+  const burst = c.limits?.authorizationBurst;
+  if (burst !== undefined && (!Number.isInteger(burst) || burst < 1 || burst > 100_000)) throw new ConfigError("limits.authorizationBurst must be a whole number, at least 1");
+  const daily = c.limits?.dailyAmount;
+  if (daily !== undefined && (!Number.isInteger(daily) || daily < 1 || daily > Number.MAX_SAFE_INTEGER)) throw new ConfigError("limits.dailyAmount must be whole fen, at least 1");
+  if (c.tls.crl !== undefined && (typeof c.tls.crl !== "string" || !c.tls.crl)) throw new ConfigError("tls.crl must be the path of a PEM file");
   if (c.acceptedCardTypes !== undefined && (!Array.isArray(c.acceptedCardTypes) || c.acceptedCardTypes.some((t) => !Number.isInteger(t) || t < 0 || t > 255))) {
     throw new ConfigError("acceptedCardTypes must be bytes");
   }
@@ -174,7 +192,9 @@ export function loadConfigFile(file: string): FrontendConfig {
   if (!isObject(parsed)) throw new ConfigError(`${file}: configuration must be an object`);
   const base = path.dirname(path.resolve(file));
   const resolve = (p: unknown) => (typeof p === "string" && p && !p.includes("-----BEGIN") ? path.resolve(base, p) : p) as string;
-  if (isObject(parsed.tls)) parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa) };
+  if (isObject(parsed.tls)) {
+    parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa), ...(parsed.tls.crl ? { crl: resolve(parsed.tls.crl) } : {}) };
+  }
   if (!/^postgres(ql)?:\/\//i.test(String(parsed.database))) parsed.database = resolve(parsed.database);
   if (typeof parsed.keyStore === "string") parsed.keyStore = resolve(parsed.keyStore);
   if (isPkcs11KeyStore(parsed.keyStore) && isObject(parsed.keyStore.pkcs11)) {

@@ -5,11 +5,14 @@
 export class FrontendError extends Error {
   readonly code: string;
   readonly statusCode: number;
-  constructor(code: string, statusCode: number, message: string) {
+  /** Headers the answer carries (Retry-After of a 429). */
+  readonly headers: Readonly<Record<string, string>> | undefined;
+  constructor(code: string, statusCode: number, message: string, headers?: Record<string, string>) {
     super(message);
     this.name = "FrontendError";
     this.code = code;
     this.statusCode = statusCode;
+    this.headers = headers;
   }
 }
 
@@ -24,6 +27,9 @@ export const ERROR_CODES = {
   UNSUPPORTED_MEDIA_TYPE: 415,
   CLIENT_NOT_ALLOWED: 403,
   TERMINAL_MISMATCH: 403,
+  TERMINAL_REVOKED: 403,
+  RATE_LIMITED: 429,
+  DAILY_LIMIT: 422,
   NOT_FOUND: 404,
   PURCHASE_NOT_FOUND: 404,
   ROUTES_NOT_SERVED: 404,

@@ -18,6 +18,7 @@ import { addOperator, changePassword, listOperators, removeOperator } from "./op
 import { Token, createTokenKeys, type KeyListing } from "./keys/pkcs11";
 import { initSoftHsmToken, softhsmMissing } from "./keys/softhsm";
 import { CeremonyUsageError, keyCeremony, parseKeyRef } from "./keys/ceremony-cli";
+import { revokeFromCli } from "./terminals/cli";
 
 class UsageError extends Error {}
 
@@ -265,6 +266,18 @@ const COMMANDS: Record<string, Command> = {
     notes: "A development setup: make your own PKI and keys for production (docs/operate.md).",
     options: { dir: { type: "string" }, host: { type: "string", multiple: true }, listen: { type: "string" }, terminal: { type: "string", multiple: true }, "esp32-certs": { type: "string" } },
     run: init,
+  },
+  revoke: {
+    summary: "revoke a terminal's certificates (or one of them): running front-ends refuse it and close its connections within a second",
+    usage: "revoke --config <file> --terminal <12 hex digits> [--serial HEX] [--reason TEXT]",
+    help: [CONFIG, ["--terminal <id>", "the terminal ID (its certificate's CN)"], ["--serial <hex>", "revoke only this certificate (the old one after a renewal)"],
+      ["--reason <text>", "recorded with the revocation"]],
+    notes: "Recorded in the database on both engines; see docs/certificates.md.",
+    options: { config: { type: "string" }, terminal: { type: "string" }, serial: { type: "string" }, reason: { type: "string" } },
+    run: async (v) => {
+      const r = await revokeFromCli(text(v, "config")!, text(v, "terminal")!, text(v, "serial", false), text(v, "reason", false));
+      console.log(JSON.stringify({ event: "revoked", terminalId: r.terminalId, serial: r.serial ?? "all", version: r.id, reason: r.reason }));
+    },
   },
   "operator-add": {
     summary: "add a console operator",

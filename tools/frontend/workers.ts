@@ -17,14 +17,23 @@ import { isPkcs11KeyStore, type FrontendConfig } from "./config";
 import { startKeyService } from "./keys/open";
 import { FrontendError } from "./errors";
 import { FLEET_METHODS, type FleetStore } from "./fleet/store";
+import { LIMIT_METHODS, type LimitsStore } from "./limits/store";
+import { TERMINAL_METHODS, type TerminalsStore } from "./terminals/store";
 import { SESSION_METHODS, type SessionStore } from "./operator/sessions";
 import { startFrontend, type RunningFrontend } from "./app";
 import { newSessionSecret, primaryMetrics, SESSION_SECRET_ENV } from "./operator/index";
 import { isPostgresUrl, openStore, type PurchaseInsert, type PurchaseRow, type SettleValues, type Store } from "./storage/store";
 
 /** The Store methods a worker may call in the primary. */
-const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement", ...FLEET_METHODS, ...SESSION_METHODS] as const;
+const METHODS = ["spent", "reserveTsn", "reserveTsnUnlessSpent", "insert", "get", "settle", "markConflict", "sweep", "settlement",
+  ...FLEET_METHODS, ...TERMINAL_METHODS, ...LIMIT_METHODS, ...SESSION_METHODS] as const;
 type Method = (typeof METHODS)[number];
+
+/** The feature stores a Store holds as fields, and which of them answers a method (the rest are the Store's own). */
+const PART_OF = new Map<string, "fleet" | "terminals" | "limits" | "operatorSessions">([
+  ...FLEET_METHODS.map((m) => [m, "fleet"] as const), ...TERMINAL_METHODS.map((m) => [m, "terminals"] as const), ...LIMIT_METHODS.map((m) => [m, "limits"] as const),
+  ...SESSION_METHODS.map((m) => [m, "operatorSessions"] as const),
+]);
 
 interface Call {
   kind: "store-call";
@@ -66,9 +75,11 @@ export class IpcStore implements Store {
   readonly engine = "sqlite" as const;
   readonly schemaVersion: number;
   /** The fleet's methods, each one message to the primary (undefined answers travel as null). */
-  readonly fleet: FleetStore = Object.fromEntries(FLEET_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as FleetStore;
+  readonly fleet: FleetStore = this.#forward(FLEET_METHODS) as unknown as FleetStore;
+  readonly terminals: TerminalsStore = this.#forward(TERMINAL_METHODS) as unknown as TerminalsStore;
+  readonly limits: LimitsStore = this.#forward(LIMIT_METHODS) as unknown as LimitsStore;
   /** The console's sessions, likewise. */
-  readonly operatorSessions: SessionStore = Object.fromEntries(SESSION_METHODS.map((m) => [m, (...args: unknown[]) => this.#call(m, args)])) as unknown as SessionStore;
+  readonly operatorSessions: SessionStore = this.#forward(SESSION_METHODS) as unknown as SessionStore;
   commits = 0;
   committedWrites = 0;
   #next = 0;
@@ -104,6 +115,10 @@ export class IpcStore implements Store {
   constructor(schemaVersion: number) {
     this.schemaVersion = schemaVersion;
     process.on("message", this.#onMessage);
+  }
+
+  #forward(methods: readonly Method[]): Record<string, (...args: unknown[]) => Promise<unknown>> {
+    return Object.fromEntries(methods.map((m) => [m, (...args: unknown[]) => this.#call(m, args)]));
   }
 
   #call<T>(method: Method, args: unknown[]): Promise<T> {
@@ -193,8 +208,8 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
       if (m?.kind !== "store-calls" || !store) return;
       for (const call of m.calls) {
         if (!METHODS.includes(call.method)) continue;
-        const fleetCall = (FLEET_METHODS as readonly string[]).includes(call.method);
-        const target: object = fleetCall ? store.fleet : (SESSION_METHODS as readonly string[]).includes(call.method) ? store.operatorSessions : store;
+        const part = PART_OF.get(call.method);
+        const target: object = part ? store[part] : store;
         const method = (target as Record<string, (...a: unknown[]) => Promise<unknown>>)[call.method]!;
         method.apply(target, call.args).then(
           (value) => reply(worker, { kind: "store-reply", id: call.id, value: value ?? null }),

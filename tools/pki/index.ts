@@ -65,7 +65,7 @@ export interface DevelopmentPki {
 
 export const TERMINAL_ID_PATTERN = /^[0-9A-Fa-f]{12}$/;
 
-interface Issuer {
+export interface Issuer {
   cert: forge.pki.Certificate;
   key: forge.pki.rsa.PrivateKey;
 }
@@ -104,7 +104,7 @@ function isIpAddress(host: string): boolean {
 
 type Profile = "ca" | "server" | "client";
 
-function makeCertificate(commonName: string, key: KeyMaterial, profile: Profile, days: number, issuer: Issuer | null, hosts: string[] = []): forge.pki.Certificate {
+export function makeCertificate(commonName: string, key: Pick<KeyMaterial, "forgePublic" | "forgePrivate">, profile: Profile, days: number, issuer: Issuer | null, hosts: string[] = []): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = key.forgePublic;
   cert.serialNumber = serialNumber();
@@ -145,7 +145,7 @@ function makeCertificate(commonName: string, key: KeyMaterial, profile: Profile,
   return cert;
 }
 
-function certificateDer(cert: forge.pki.Certificate): Uint8Array {
+export function certificateDer(cert: forge.pki.Certificate): Uint8Array {
   return new Uint8Array(Buffer.from(forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes(), "binary"));
 }
 

@@ -154,6 +154,12 @@ export function newDatabasePath(f: Fixture): string {
   return path.join(f.dir, `journal-${process.pid}-${++dbCounter}.sqlite`);
 }
 
+/**
+ * Suites about other subjects make authorizations faster than a terminal would: the per-terminal rate limit (default
+ * 5 a second, bursts of 10; test/node/frontend/limits.test.ts) is lifted unless a test sets it.
+ */
+const UNTHROTTLED = { authorizationsPerSecond: 100_000, authorizationBurst: 100_000 };
+
 export function level1Config(f: Fixture, overrides: Partial<FrontendConfig> = {}): FrontendConfig {
   return {
     name: "test-level-1", level: 1, listen: { host: "127.0.0.1", port: 0 },
@@ -166,6 +172,7 @@ export function level1Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
     ],
     routesVersion: 3,
     ...overrides,
+    limits: { ...UNTHROTTLED, ...overrides.limits },
   };
 }
 
@@ -176,6 +183,7 @@ export function level2Config(f: Fixture, overrides: Partial<FrontendConfig> = {}
     database: newDatabasePath(f), keyStore: fixtureKeyStore(f, 2), cities: [{ cityCode: "4100", applications: ["cityunion"] }],
     operators: [OPERATOR], log: { level: "silent" },
     ...overrides,
+    limits: { ...UNTHROTTLED, ...overrides.limits },
   };
 }
 

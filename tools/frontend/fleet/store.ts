@@ -35,8 +35,8 @@ export interface ConfigScope {
 export interface ConfigAuditRow {
   id: number;
   scope: string;
-  /** `settings` (a scope's values) or `group` (a terminal's membership, scope terminal:<id>). */
-  kind: "settings" | "group";
+  /** `settings` (a scope's values), `group` (a terminal's membership, scope terminal:<id>) or `revoke` (terminals/store.ts). */
+  kind: "settings" | "group" | "revoke";
   version: number;
   actor: string;
   at: number;
@@ -146,7 +146,7 @@ const clampLimit = (limit: number | undefined, fallback: number, max: number): n
 
 interface ScopeDbRow { scope: string; version: number; revision: number; settings: string; updated_at: number; updated_by: string }
 interface StatusDbRow { terminal_id: string; received_at: number; report: string }
-interface AuditDbRow { id: number; scope: string; kind: "settings" | "group"; version: number; actor: string; at: number; old_value: string | null; new_value: string | null }
+interface AuditDbRow { id: number; scope: string; kind: "settings" | "group" | "revoke"; version: number; actor: string; at: number; old_value: string | null; new_value: string | null }
 interface GroupDbRow { terminal_id: string; group_name: string | null; version: number; revision: number }
 
 function scopeOf(scope: string, row: ScopeDbRow | undefined): ConfigScope {

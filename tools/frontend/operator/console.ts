@@ -24,6 +24,7 @@ import { PasswordPool, PasswordPoolBusyError } from "./password-pool";
 import type { FrontendMetrics } from "./metrics";
 import type { ConsoleQueries, PurchaseQuery } from "./queries";
 import { configPage, declinesFromReports, fleetPage, saveConfig, tapSeries, terminalPage } from "./fleet-pages";
+import { registerRevokeRoute } from "../terminals/pages";
 
 export interface ConsoleOptions {
   name: string;
@@ -222,6 +223,7 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
   app.get("/", async (request, reply) => html(reply, request, "Fleet", await fleetPage(o)));
   app.get<{ Params: { id: string } }>("/fleet/:id", async (request, reply) =>
     html(reply, request, `Terminal ${request.params.id.toUpperCase()}`, await terminalPage(o, request.params.id.toUpperCase())));
+  registerRevokeRoute(app, o.store, user, o.now);
 
   app.get<{ Querystring: Record<string, string> }>("/purchases", {
     schema: {

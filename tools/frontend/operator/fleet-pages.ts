@@ -9,6 +9,7 @@ import { FrontendError } from "../errors";
 import type { Store } from "../storage/store";
 import type { ConsoleOptions } from "./console";
 import { esc, table, time, type Bar, type Series } from "./html";
+import { certificatesByTerminal, certificatesSection, expiryCell } from "../terminals/pages";
 
 /** Reasons a terminal reports at once: each is an alert until a later report says otherwise. */
 const URGENT = new Set(["journal-fill", "completion-refused", "unresolved-reported", "reader-faults", "clock-skew", "config-refused"]);
@@ -59,6 +60,8 @@ export async function fleetPage(o: ConsoleOptions): Promise<string> {
   const reports = await o.store.fleet.latestStatus();
   const reported = new Set(reports.map((r) => r.terminalId));
   const terminals = await o.queries.terminals();
+  const certificates = await certificatesByTerminal(o.store);
+  const expiry = (id: string) => expiryCell(certificates.certs.get(id) ?? [], certificates.revocations.get(id) ?? [], now);
   let online = 0;
   let alerting = 0;
   const rows: string[][] = [];
@@ -67,6 +70,8 @@ export async function fleetPage(o: ConsoleOptions): Promise<string> {
     const up = isOnline(row, now, await intervalOf(o, row.terminalId));
     if (up) online++;
     const alerts = alertsOf(row, up);
+    const cert = expiry(row.terminalId);
+    if (cert.alert) alerts.push({ level: "warn", text: cert.alert });
     if (alerts.length) alerting++;
     const declines = Object.values(r.counts?.declines ?? {}).reduce((s, n) => s + n, 0);
     rows.push([
@@ -76,19 +81,20 @@ export async function fleetPage(o: ConsoleOptions): Promise<string> {
       esc(r.firmware), esc(duration(r.uptimeMs)), esc(`${r.journal?.fillPercent ?? "?"}%`), esc(r.pendingCompletions), esc(r.unresolved),
       `${esc(r.counts?.approvals ?? 0)} / ${esc(declines)}`,
       r.tapToApprovedMs ? `${esc(r.tapToApprovedMs.p50)} / ${esc(r.tapToApprovedMs.p90)}` : "",
-      esc(r.clockOffsetMs ?? ""), esc(r.config?.version ?? ""),
+      esc(r.clockOffsetMs ?? ""), esc(r.config?.version ?? ""), cert.html,
       alerts.map((a) => `<span class="${a.level}">${esc(a.text)}</span>`).join("<br>"),
     ]);
   }
   for (const t of terminals) {
     if (reported.has(t.terminalId)) continue;
+    const cert = expiry(t.terminalId);
     rows.push([`<span class="mono">${esc(t.terminalId)}</span>`, `<span class="pill offline">no report</span>`, `<span class="muted">last purchase ${esc(time(t.lastPurchaseAt || null))}</span>`,
-      "", "", "", "", "", `${esc(t.purchases)} purchases`, "", "", "", `<span class="warn">never reported</span>`]);
+      "", "", "", "", "", `${esc(t.purchases)} purchases`, "", "", "", cert.html, `<span class="warn">never reported</span>${cert.alert ? `<br><span class="warn">${esc(cert.alert)}</span>` : ""}`]);
   }
   const cards = `<div class="cards"><div class="card">Terminals<b>${rows.length}</b></div><div class="card">Online<b class="ok">${online}</b></div>` +
     `<div class="card">Offline<b class="${reports.length - online ? "bad" : ""}">${reports.length - online}</b></div><div class="card">With alerts<b class="${alerting ? "bad" : ""}">${alerting}</b></div></div>`;
   return `${cards}<p class="muted">Online: a report within two of the terminal's report intervals. Counts are since the terminal's previous report.</p>` +
-    table(["Terminal", "State", "Last report", "Firmware", "Uptime", "Journal", "Completions waiting", "Unresolved", "Approved / declined", "Tap→approved p50 / p90 (ms)", "Clock offset (ms)", "Config", "Alerts"], rows, [6, 7, 10, 11]);
+    table(["Terminal", "State", "Last report", "Firmware", "Uptime", "Journal", "Completions waiting", "Unresolved", "Approved / declined", "Tap→approved p50 / p90 (ms)", "Clock offset (ms)", "Config", "Certificate expires", "Alerts"], rows, [6, 7, 10, 11]);
 }
 
 export async function terminalPage(o: ConsoleOptions, terminalId: string): Promise<string> {
@@ -97,6 +103,7 @@ export async function terminalPage(o: ConsoleOptions, terminalId: string): Promi
   const effective = await o.store.fleet.effectiveConfig(terminalId);
   const latest = history[0];
   return `<p><a href="/config?scope=terminal:${esc(terminalId)}">Edit this terminal's configuration</a> · <a href="/purchases?terminal=${esc(terminalId)}">Its purchases</a></p>` +
+    await certificatesSection(o.store, terminalId, o.now()) +
     `<h2>Configuration in force (version ${esc(effective.version)}, group ${esc(effective.group ?? "none")})</h2><pre class="mono">${esc(JSON.stringify(effective.settings, null, 2))}</pre>` +
     (latest ? `<h2>Latest report</h2><pre class="mono">${esc(JSON.stringify(latest.report, null, 2))}</pre>` : "<p class='muted'>No report yet.</p>") +
     `<h2>Reports</h2>` + table(["Received", "Reason", "Seq", "Approved", "Declines", "Tears", "Reader faults", "Waiting", "Unresolved", "Journal"], history.map((h) => [

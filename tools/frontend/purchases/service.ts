@@ -15,6 +15,7 @@ import { decline, FrontendError, validation } from "../errors";
 import type { PurchaseRow, Store } from "../storage/store";
 import type { Authorization, AuthorizeRequest } from "../../../modules/frontend-client/client";
 import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "../keys/keystore";
+import { TerminalLimits } from "../limits/service";
 
 // The wire shapes of an authorization are defined once, by the terminal's own client.
 export type { AuthorizeRequest };
@@ -126,6 +127,7 @@ export class PurchaseService {
   readonly #cardTypes: Set<number> | null;
   readonly #timeoutMs: number;
   readonly #log: (event: object, message: string) => void;
+  readonly #limits: TerminalLimits;
 
   constructor(config: FrontendConfig, store: Store, keys: KeyStore, log: (event: object, message: string) => void = () => {}) {
     this.#config = config;
@@ -143,6 +145,7 @@ export class PurchaseService {
     this.#cardTypes = config.acceptedCardTypes ? new Set(config.acceptedCardTypes) : null;
     this.#timeoutMs = config.reconciliationTimeoutMs ?? 600_000;
     this.#log = log;
+    this.#limits = new TerminalLimits(config, store);
   }
 
   get reconciliationTimeoutMs(): number {
@@ -160,6 +163,9 @@ export class PurchaseService {
     if (terminalId !== client.commonName) throw new FrontendError("TERMINAL_MISMATCH", 403, `terminal ID ${terminalId} is not the one in the client certificate`);
     if (!Number.isInteger(req.amount) || req.amount < 1) throw validation("amount must be a positive whole number of fen");
     if (req.amount > this.#maxAmount) throw decline("AMOUNT_OVER_LIMIT", `amount ${req.amount} is over the limit of ${this.#maxAmount} fen per purchase`);
+    this.#limits.checkAmount(req.amount);
+    // The rate is of real time (monotonic), not the configured clock, which tests move and a wall clock can jump.
+    this.#limits.admit(terminalId, performance.now());
     const rawBasic = fromHex(req.basicData);
     const rawInit = fromHex(req.initResponse);
     let basic: BasicData;
@@ -201,7 +207,8 @@ export class PurchaseService {
     };
     const macs = await this.#keys.authorize(ref, this.#factors(basic, rawBasic), input);
     const purchaseId = purchaseIdentifier(now);
-    await this.#store.insert([purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
+    // Within the terminal's daily ceiling, checked by the database in the insert's own transaction (limits/store.ts).
+    await this.#limits.record([purchaseId, terminalId, tsn, req.order, basic.layout, req.transactionType, req.amount, ref.keyIndex, ref.keyVersion,
       algorithm, basic.issuer, basic.cityCode, basic.cardType, basic.asn, init.epSerial, init.balance, init.overdraftLimit,
       toHex(rawBasic), toHex(rawInit), date, time, now]);
     this.#log({ purchaseId, terminalId, tsn, amount: req.amount, asn: basic.asn, epSerial: init.epSerial }, "purchase authorized");
@@ -278,6 +285,10 @@ export class PurchaseService {
     if (!recorded) {
       // Another completion of the same purchase landed while the key store worked (here or in another process).
       return (await this.#repeat((await this.#store.get(purchaseId))!, canonical))!;
+    }
+    if (status === "voided") {
+      // Nothing was debited: the amount goes back to the terminal's daily ceiling.
+      await this.#limits.release(row.terminal_id, row.date, row.amount).catch((e: Error) => this.#log({ purchaseId, err: e.message }, "daily total not released"));
     }
     if (answer.status === "flagged") this.#log({ purchaseId, terminalId: row.terminal_id, tsn: row.tsn, ...verdict }, "completion failed verification: flagged");
     return answer;

@@ -15,6 +15,8 @@ import path from "node:path";
 import { Worker } from "node:worker_threads";
 import { FrontendError } from "../errors";
 import { FLEET_MIGRATION } from "../fleet/schema";
+import { LIMITS_MIGRATION } from "../limits/schema";
+import { TERMINALS_MIGRATION } from "../terminals/schema";
 import { SESSIONS_MIGRATION } from "../operator/schema";
 
 type Db = Database.Database;
@@ -123,6 +125,8 @@ export const MIGRATIONS: ((d: SqlDialect) => string)[] = [
    );
    CREATE UNIQUE INDEX refunds_card_serial ON refunds (application, asn, online_serial) WHERE status IN ('completed', 'flagged');
    CREATE INDEX refunds_day ON refunds (date, terminal_id) WHERE status IN ('completed', 'flagged', 'owed');`,
+  TERMINALS_MIGRATION,
+  LIMITS_MIGRATION,
   SESSIONS_MIGRATION,
 ];
 

@@ -17,6 +17,8 @@ import pg from "pg";
 import type { Application } from "../config";
 import { FrontendError } from "../errors";
 import { PostgresFleet, SqliteFleet, type FleetStore } from "../fleet/store";
+import { PostgresLimits, SqliteLimits, type LimitsStore } from "../limits/store";
+import { PostgresTerminals, SqliteTerminals, type TerminalsStore } from "../terminals/store";
 import { PostgresSessions, SqliteSessions, type SessionStore } from "../operator/sessions";
 import { Journal, MIGRATIONS, POSTGRES_DIALECT, SCHEMA_VERSION, type Durability } from "./journal";
 import type { Outcome, PurchaseStatus } from "../purchases/service";
@@ -66,8 +68,10 @@ export type PurchaseInsert = [
   authorizedAt: number,
 ];
 
-const INSERT_COLUMNS = "id, terminal_id, tsn, order_no, application, transaction_type, amount, key_index, key_version, algorithm, issuer, " +
+export const INSERT_COLUMNS = "id, terminal_id, tsn, order_no, application, transaction_type, amount, key_index, key_version, algorithm, issuer, " +
   "city_code, card_type, asn, ep_serial, balance, overdraft_limit, basic_data, init_response, date, time, authorized_at";
+/** Records an authorization (`?` placeholders, in the order of PurchaseInsert). */
+export const INSERT_PURCHASE_SQL = `INSERT INTO purchases (${INSERT_COLUMNS}, status) VALUES (${Array(22).fill("?").join(", ")}, 'authorized')`;
 
 /** What a completion writes; `event` names the event to log with it (flagged, reconciliation) or null. */
 export interface SettleValues {
@@ -92,6 +96,10 @@ export type Engine = "sqlite" | "postgres";
 export interface Store {
   /** The fleet's status reports and configuration, on the same engine (fleet/store.ts). */
   readonly fleet: FleetStore;
+  /** Terminal certificates: revocations and the certificates seen (terminals/store.ts). */
+  readonly terminals: TerminalsStore;
+  /** The daily amount ceiling (limits/store.ts). */
+  readonly limits: LimitsStore;
   /** The operator console's sessions, on the same engine (operator/sessions.ts). */
   readonly operatorSessions: SessionStore;
   readonly engine: Engine;
@@ -158,17 +166,21 @@ export class SqliteStore implements Store {
   readonly schemaVersion = SCHEMA_VERSION;
   readonly journal: Journal;
   readonly fleet: SqliteFleet;
+  readonly terminals: SqliteTerminals;
+  readonly limits: SqliteLimits;
   readonly operatorSessions: SqliteSessions;
   readonly #sql: Record<"reserve" | "insert" | "get" | "spent" | "settle" | "review" | "event" | "overdue" | "settlement", Statement<unknown[]>>;
 
   constructor(journal: Journal) {
     this.journal = journal;
     this.fleet = new SqliteFleet(journal);
+    this.terminals = new SqliteTerminals(journal);
+    this.limits = new SqliteLimits(journal);
     this.operatorSessions = new SqliteSessions(journal);
     const db = journal.db;
     this.#sql = {
       reserve: db.prepare(RESERVE_SQL),
-      insert: db.prepare(`INSERT INTO purchases (${INSERT_COLUMNS}, status) VALUES (${Array(22).fill("?").join(", ")}, 'authorized')`),
+      insert: db.prepare(INSERT_PURCHASE_SQL),
       get: db.prepare("SELECT * FROM purchases WHERE id = ?"),
       spent: db.prepare(SPENT_SQL),
       settle: db.prepare(`UPDATE purchases SET ${SETTLE_SET} WHERE ${SETTLE_WHERE}`),
@@ -273,7 +285,7 @@ const types = {
 const MIGRATION_LOCK = 0x7472616e; // "tran"
 
 /** Connection-level failures (server gone, restarting, refusing connections): retryable by the terminal. */
-function unavailable(e: unknown): FrontendError {
+export function unavailable(e: unknown): FrontendError {
   if (e instanceof FrontendError) return e;
   const err = e as { code?: string; message?: string };
   return new FrontendError("JOURNAL_UNAVAILABLE", 503, `database: ${err.code ? `${err.code} ` : ""}${err.message ?? String(e)}`);
@@ -284,6 +296,8 @@ export class PostgresStore implements Store {
   readonly schemaVersion: number;
   readonly pool: pg.Pool;
   readonly fleet: PostgresFleet;
+  readonly terminals: PostgresTerminals;
+  readonly limits: PostgresLimits;
   readonly operatorSessions: PostgresSessions;
   commits = 0;
   committedWrites = 0;
@@ -296,6 +310,8 @@ export class PostgresStore implements Store {
       this.commits++;
       this.committedWrites += writes;
     });
+    this.terminals = new PostgresTerminals(pool, unavailable);
+    this.limits = new PostgresLimits(pool, unavailable);
   }
 
   static async open(url: string, options: StoreOptions = {}): Promise<PostgresStore> {
@@ -381,7 +397,7 @@ export class PostgresStore implements Store {
   }
 
   async insert(values: PurchaseInsert): Promise<void> {
-    await this.#query(numbered(`INSERT INTO purchases (${INSERT_COLUMNS}, status) VALUES (${Array(22).fill("?").join(", ")}, 'authorized')`), values, 1);
+    await this.#query(numbered(INSERT_PURCHASE_SQL), values, 1);
   }
 
   async get(id: string): Promise<PurchaseRow | undefined> {
