@@ -99,8 +99,8 @@ export async function retapUntilResolved(rig: Rig, card: VirtualCard, order: str
 
 /**
  * After a fault: the terminal must settle, card, terminal journal and front-end journals must agree, and every order
- * the controller paid so far has had exactly one final event (finalEventViolations). An
- * authorization whose DEBIT never happened may stay open only until the front-end's reconciliation sweep marks it.
+ * the controller paid so far has had exactly one final event (finalEventViolations). An authorization whose DEBIT
+ * never happened may stay open only until the front-end's reconciliation sweep marks it.
  */
 export async function checkAfterFault(rig: Rig, card: VirtualCard, initialBalance: number, options: { reconciliationWaitMs?: number } = {}): Promise<string[]> {
   const violations: string[] = [];
