@@ -226,8 +226,8 @@ export class Terminal {
     c.state = "waiting-for-card";
     c.order = order;
     c.cancelled = false;
-    this.#takeReader();
     if (request.asn !== undefined && !/^[0-9A-Fa-f]{1,20}$/.test(request.asn)) throw new TerminalError("BAD_ASN", "asn must be hex digits");
+    this.#takeReader();
     return this.#purchase.run(order, amount, c.timers.now() + timeout, request.asn).finally(() => {
       if (c.state !== "closed") c.state = "idle";
       c.order = undefined;
