@@ -69,6 +69,7 @@ export class IdleSettle {
       await c.timers.within(stopped, c.config.idlePollMs, undefined);
       if (stopping || !this.#wanted()) break;
       await c.releasing;
+      if (stopping) break;
       let found = false;
       try {
         await c.o.reader.detect({ timeout: 0 });
