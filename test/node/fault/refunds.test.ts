@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import type { JournalStorage } from "../../../modules/journal/storage";
 import type { TerminalEvent } from "../../../src/terminal";
 import type { TearWhen, VirtualCard } from "../../../tools/sim/cardsim/card";
-import { cardAsn, moneyViolations, refundViolations } from "../../../tools/rigs/harness/consistency";
+import { cardAsn, finalEventViolations, moneyViolations, refundViolations } from "../../../tools/rigs/harness/consistency";
 import { FaultTally } from "../../../tools/rigs/harness/faults";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
@@ -203,5 +203,10 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
     assert.ok(tally.points >= 4, `fault points: ${tally.tried.join(", ")}`);
     assert.deepEqual(tally.violations, []);
     void cardAsn;
+  });
+
+  it("every payment of these runs got exactly one final event", () => {
+    assert.ok(events.filter((e) => e.event === "approved").length >= 20);
+    assert.deepEqual(finalEventViolations(events), []);
   });
 });

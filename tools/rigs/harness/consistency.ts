@@ -80,7 +80,8 @@ const PAYMENT_EVENTS = new Set(["waiting-for-card", "card-read", "reader-fault"]
  * final event: its outcome comes later as `resolved`. An `error` naming an order that never started is the refusal
  * of that pay request (BUSY, BAD_AMOUNT...), which is all that order gets.
  */
-export function finalEventViolations(events: readonly { event: string; order?: unknown; code?: unknown; [field: string]: unknown }[]): string[] {
+export function finalEventViolations<E extends { event: string }>(heard: readonly E[]): string[] {
+  const events = heard as readonly (E & { order?: unknown; code?: unknown })[];
   const out: string[] = [];
   const finals = new Map<string, number>();
   const open = new Set<string>();
