@@ -175,6 +175,11 @@ describe("terminal (unit, on the device interfaces)", () => {
     await s.clock.advance(10_000);
     const looks = polls() - before;
     assert.ok(looks >= 5 && looks <= 26, `looks for a card at a low duty cycle while a purchase is owed (${looks} in 10 s)`);
+    // An hour of looks keeps no timer per look: the terminal holds what it held.
+    const held = t.timersHeld;
+    const pending = s.clock.pending;
+    await s.clock.advance(3600_000);
+    assert.ok(t.timersHeld <= held + 1 && s.clock.pending <= pending + 1, `timers: ${held} -> ${t.timersHeld}, on the clock ${pending} -> ${s.clock.pending}`);
     assert.equal(t.state, "idle");
     assert.equal(s.events.filter((e) => e.event === "resolved").length, 0);
     // The customer taps the card at the idle machine, with no payment pending.
