@@ -5,7 +5,8 @@ import { TerminalError, type Terminal, type TerminalEvent } from "./terminal";
 /**
  * The controller port: JSON lines over a serial line, one object per line, as a vending controller speaks it.
  * Requests: {"type":"pay","amount":350,"order":"A-1","timeoutMs":30000}, {"type":"cancel"}, {"type":"status"}.
- * Events: {"event":"waiting-for-card"|"card-read"|"approved"|"declined"|"unknown-outcome"|"resolved"|"error"|"status",...}.
+ * Events: {"event":"waiting-for-card"|"reader-fault"|"card-read"|"approved"|"declined"|"unknown-outcome"|"resolved"|"error"|"status",...};
+ * each order gets exactly one final event: approved, declined or unknown-outcome (docs/reference/controller-port.md).
  * A request that is not valid gets an error event and changes nothing.
  */
 

@@ -69,7 +69,8 @@ export class Purchase {
       let basic: BasicData | undefined;
       try {
         basic = await c.readForRecovery(purse);
-        await this.#recovery.resolvePending(purse, basic);
+        // The card that opens an MDB session settles what it owes first, torn refunds included.
+        await this.#recovery.settleCard(purse, basic);
         this.#checkCard(basic);
         const balance = await purse.getBalance();
         return { kind: "card", asn: basic.asn, cityCode: basic.cityCode, application: basic.layout, balance };
@@ -122,9 +123,8 @@ export class Purchase {
     const purse = c.purse(tap);
     const basic = await this.#selectAndRead(purse, tap);
     // Settling a torn purchase always has room (it is reserved below), and may be what frees the journal.
-    await this.#recovery.resolvePending(purse, basic);
-    // A refund torn during CREDIT FOR LOAD is settled by this card's next tap here.
-    if (c.refunds.hasPendingFor(basic.asn)) await c.refunds.settle(purse, basic);
+    // A refund torn during CREDIT FOR LOAD is settled by this card's next tap here too.
+    await this.#recovery.settleCard(purse, basic);
     if (!c.hasRoomForPurchase()) throw new Decline("journal-full");
     c.emit({ event: "card-read", order: tap.order, asn: basic.asn, cityCode: basic.cityCode, application: basic.layout });
     if (tap.asn !== undefined && basic.asn.toUpperCase() !== tap.asn.toUpperCase()) throw new Decline("card-refused", "not the card that began the session");

@@ -66,8 +66,7 @@ export class Recovery {
       if (!(await c.waitForCard(until))) return;
       try {
         const purse = c.purse({ apdus: 0, apduBytes: 0 });
-        const basic = await c.readForRecovery(purse);
-        await this.resolvePending(purse, basic);
+        await this.settleCard(purse, await c.readForRecovery(purse));
       } catch {
         // Pulled again, or another card: keep looking.
       } finally {
@@ -76,6 +75,15 @@ export class Recovery {
         c.releasing = c.o.reader.release();
       }
     }
+  }
+
+  /**
+   * Settles everything this card owes here: its purchases whose outcome is unknown, then its refunds torn during
+   * CREDIT FOR LOAD. Every tap calls it: a payment's, an MDB session's first read, and the idle terminal's look.
+   */
+  async settleCard(purse: PurseCard, basic: BasicData): Promise<void> {
+    await this.resolvePending(purse, basic);
+    if (this.#c.refunds.hasPendingFor(basic.asn)) await this.#c.refunds.settle(purse, basic);
   }
 
   /** Settles every unknown outcome of this card: its counter says whether the torn DEBIT happened. */

@@ -22,6 +22,11 @@ export interface TerminalConfig extends TerminalSettings {
   /** More city codes whose routes are kept warm from the start (a terminal near a city boundary, say). */
   warmCityCodes?: string[];
   detectIntervalMs?: number;
+  /**
+   * While the journal holds a torn purchase or refund, the idle terminal looks for a card every this many ms, so that
+   * a tap at an idle machine settles it (src/idle-settle.ts). Default 400.
+   */
+  idlePollMs?: number;
   /** The firmware version the status reports name (package.json's, or the manifest's). */
   firmware?: string;
   /** How long a refund waits for the card to be (back) in the field, ms (src/refund.ts). */
@@ -46,6 +51,7 @@ export function resolveConfig(c: TerminalConfig): ResolvedConfig {
     terminalId: c.terminalId.toUpperCase(),
     level1Url: c.level1Url,
     detectIntervalMs: c.detectIntervalMs ?? 50,
+    idlePollMs: c.idlePollMs ?? 400,
     firmware: c.firmware ?? "unknown",
     warmCityCodes: warm,
   };

@@ -80,13 +80,11 @@ export class Telemetry {
         this.#faultsInARow = 0;
         return undefined;
       case "error":
-        if (event.code === "COMPLETION_REFUSED") return "completion-refused";
-        if (event.code.startsWith("PN532") || event.code === "READER") {
-          this.#readerFaults++;
-          this.#faultsInARow++;
-          return this.#faultsInARow === READER_FAULTS_IN_A_ROW ? "reader-faults" : undefined;
-        }
-        return undefined;
+        return event.code === "COMPLETION_REFUSED" ? "completion-refused" : undefined;
+      case "reader-fault":
+        this.#readerFaults++;
+        this.#faultsInARow++;
+        return this.#faultsInARow === READER_FAULTS_IN_A_ROW ? "reader-faults" : undefined;
       default:
         return undefined;
     }

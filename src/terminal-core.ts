@@ -140,8 +140,9 @@ export class TerminalCore {
       } catch (error) {
         const code = error instanceof CodedError ? error.code : undefined;
         if (code === "PN532_NO_CARD" || code === "PN532_ABORTED" || this.cancelled) return false;
-        // A reader fault while polling: report it and keep polling until the deadline, at a gentler pace.
-        this.emit({ event: "error", code: code ?? "READER", message: (error as Error).message, order: this.order });
+        // A reader fault while polling: report it and keep polling until the deadline, at a gentler pace. Not an
+        // `error`: the payment goes on, and its final event (approved, declined...) is still to come.
+        this.emit({ event: "reader-fault", code: code ?? "READER", message: (error as Error).message, order: this.order });
         await this.timers.sleep(200);
       }
     }

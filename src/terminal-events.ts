@@ -45,6 +45,11 @@ export type TerminalEvent =
   | { event: "unknown-outcome"; order: string; purchaseId: string; asn: string; detail?: string }
   | { event: "resolved"; order: string; purchaseId: string; result: "approved" | "declined" | "unresolvable"; tac?: string }
   | { event: "error"; code: string; message: string; order?: string }
+  /**
+   * The reader failed while the terminal waited for a card (a PN532 timeout, a garbled frame): it keeps polling, and
+   * the payment named goes on to its own final event. Never final (docs/reference/controller-port.md).
+   */
+  | { event: "reader-fault"; code: string; message: string; order?: string }
   | { event: "message"; text: string }
   | { event: "config"; version: number; applied: boolean; refused?: string[] }
   | RefundEvent

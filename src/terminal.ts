@@ -1,5 +1,6 @@
 import type { RoutingTable } from "../modules/frontend-client/client";
 import type { StatusReason } from "../modules/frontend-client/status";
+import { IdleSettle } from "./idle-settle";
 import type { PurchasePhase } from "./phases";
 import { Purchase } from "./purchase";
 import { readRecord, writeRecord, type RoutesRecord } from "./records";
@@ -32,6 +33,7 @@ export class Terminal {
   readonly #reports: StatusReports;
   readonly #recovery: Recovery;
   readonly #purchase: Purchase;
+  readonly #idle: IdleSettle;
   /** The repeating timer of each periodic job (routes, keep-warm, status), started again when an interval changes. */
   readonly #periodic: unknown[] = [];
   #routesSeq: number | undefined;
@@ -59,6 +61,7 @@ export class Terminal {
     });
     this.#recovery = new Recovery(c, report);
     this.#purchase = new Purchase(c, this.#recovery);
+    this.#idle = new IdleSettle(c, this.#recovery);
   }
 
   get state(): TerminalState {
@@ -149,6 +152,7 @@ export class Terminal {
     if (c.config.message) c.emit({ event: "message", text: c.config.message });
     this.#settings.applyPending();
     this.#reports.report("start");
+    this.#idle.start();
   }
 
   /** The periodic jobs, each one repeating timer; started again when a new configuration changes an interval. */
@@ -223,6 +227,7 @@ export class Terminal {
     c.order = order;
     c.cancelled = false;
     if (request.asn !== undefined && !/^[0-9A-Fa-f]{1,20}$/.test(request.asn)) throw new TerminalError("BAD_ASN", "asn must be hex digits");
+    this.#takeReader();
     return this.#purchase.run(order, amount, c.timers.now() + timeout, request.asn).finally(() => {
       if (c.state !== "closed") c.state = "idle";
       c.order = undefined;
@@ -230,7 +235,16 @@ export class Terminal {
       // Between purchases: a configuration that arrived meanwhile, then any report that waited for the end.
       this.#settings.applyPending();
       this.#reports.sendDue();
+      this.#idle.start();
     });
+  }
+
+  /** The reader is wanted (a payment, a card read, a refund): the idle look for cards gives it up first. */
+  #takeReader(): void {
+    const c = this.#c;
+    if (!this.#idle.running) return;
+    const before = c.releasing;
+    c.releasing = this.#idle.stop().then(() => before);
   }
 
   /**
@@ -240,7 +254,12 @@ export class Terminal {
   async readCard(request: { timeoutMs: number }): Promise<CardReading | undefined> {
     const state = this.#c.state;
     if (state !== "idle") throw new TerminalError(state === "closed" ? "CLOSED" : "BUSY", `cannot read a card while ${state}`);
-    return this.#purchase.readCard(request.timeoutMs);
+    this.#takeReader();
+    try {
+      return await this.#purchase.readCard(request.timeoutMs);
+    } finally {
+      this.#idle.start();
+    }
   }
 
   /**
@@ -258,12 +277,14 @@ export class Terminal {
     }
     c.state = "processing";
     c.order = request.order;
+    this.#takeReader();
     try {
       await c.releasing;
       return await c.refunds.run(request, c.routes.lookup(request.cityCode, request.application));
     } finally {
       if (!c.isClosed()) c.state = "idle";
       c.order = undefined;
+      this.#idle.start();
     }
   }
 

@@ -22,7 +22,12 @@ export type Outgoing =
   | { k: "trace"; line: string }
   | { k: "digital"; pin: number; value: number }
   | { k: "ready" }
-  | { k: "fatal"; message: string };
+  | { k: "fatal"; message: string }
+  /** A journal write or erase that landed on the worker's flash (the parent keeps the image a restart starts from). */
+  | { k: "flash"; offset: number; hex: string }
+  | { k: "flash-erase"; offset: number; length: number }
+  /** The power died just before a journal write: the parent kills the worker, and nothing after this goes out. */
+  | { k: "power-cut" };
 
 export type Incoming =
   | { k: "serial"; port: string; hex: string }

@@ -3,7 +3,8 @@
  * device of ./device. The parent starts it with {t:"start"}, then ticks it; after each tick the worker says when its
  * next timer is due.
  */
-import { MemoryStorage } from "../../modules/journal/storage";
+import { toHex, fromHex } from "../../modules/bytes/bytes";
+import { MemoryStorage, PowerCut, type JournalStorage } from "../../modules/journal/storage";
 import type { TerminalConfig } from "../../src/terminal";
 import { assembleTerminal, type RunningTerminal } from "../../src/assemble";
 import { BridgeConnector, ParentClock, bridgeSerial, decodeCommand, deliver, send, type Incoming } from "./device";
@@ -12,12 +13,55 @@ declare const setImmediate: (callback: () => void) => void;
 declare const gc: () => void;
 
 type Command =
-  | { t: "start"; now: number; wall: number; config: TerminalConfig; journalSize: number; trace?: boolean; indicator?: { red: number; green: number; blue: number; buzzer: number } }
+  | { t: "start"; now: number; wall: number; config: TerminalConfig; journalSize: number; journal?: string; trace?: boolean; indicator?: { red: number; green: number; blue: number; buzzer: number } }
+  | { t: "cut-power"; atWrite: number }
   | { t: "tick"; now: number; wall: number; inputs: Incoming[]; gc?: boolean }
   | { t: "gc" };
 
 const clock = new ParentClock();
 let running: RunningTerminal | undefined;
+
+/**
+ * The journal's flash, kept by the parent across restarts as a device's flash outlives a reset: every write and
+ * erase that lands is sent to it. A power cut armed at the n-th write from now (cut-power) lands nothing and tells
+ * the parent, which kills this worker.
+ */
+class ForwardedFlash implements JournalStorage {
+  readonly #memory: MemoryStorage;
+  #writes = 0;
+  #cutAt = 0;
+  constructor(size: number, image: Uint8Array | undefined) {
+    this.#memory = new MemoryStorage(size, 4096, image);
+  }
+  get size(): number {
+    return this.#memory.size;
+  }
+  get blockSize(): number {
+    return this.#memory.blockSize;
+  }
+  cutAt(writesFromNow: number): void {
+    this.#cutAt = this.#writes + writesFromNow;
+  }
+  read(offset: number, length: number): Uint8Array {
+    return this.#memory.read(offset, length);
+  }
+  write(offset: number, bytes: Uint8Array): void {
+    this.#land();
+    this.#memory.write(offset, bytes);
+    send({ k: "flash", offset, hex: toHex(bytes) });
+  }
+  eraseBlock(block: number): void {
+    this.#land();
+    this.#memory.eraseBlock(block);
+    send({ k: "flash-erase", offset: block * this.blockSize, length: this.blockSize });
+  }
+  #land(): void {
+    if (++this.#writes !== this.#cutAt) return;
+    send({ k: "power-cut" });
+    throw new PowerCut();
+  }
+}
+let flash: ForwardedFlash | undefined;
 
 /** A Digital output whose writes the parent sees, like pins on a logic analyser. */
 class ForwardedDigital {
@@ -45,6 +89,10 @@ function tock(collect: boolean): void {
     gc();
     return;
   }
+  if (command.t === "cut-power") {
+    flash?.cutAt(command.atWrite);
+    return;
+  }
   clock.advanceTo(command.now, command.wall);
   if (command.t === "start") {
     const trace = command.trace ? (line: string) => send({ k: "trace", line }) : undefined;
@@ -52,7 +100,7 @@ function tock(collect: boolean): void {
       pn532: { io: bridgeSerial("pn532"), baud: 115200 },
       controller: { io: bridgeSerial("controller"), baud: 115200 },
       connector: new BridgeConnector(clock),
-      storage: new MemoryStorage(command.journalSize),
+      storage: (flash = new ForwardedFlash(command.journalSize, command.journal ? fromHex(command.journal) : undefined)),
       timers: clock,
       clock: { now: () => clock.wall() },
       indicator: command.indicator ? { io: ForwardedDigital, mode: 1, pins: command.indicator } : undefined,

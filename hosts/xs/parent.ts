@@ -49,6 +49,8 @@ export interface XsTerminalHostOptions {
   tls: NodeHttpsOptions;
   config: TerminalConfig;
   journalSize?: number;
+  /** The journal's flash to start from (`journal` of a host that lost power): a restart on the same device. */
+  journal?: Uint8Array;
   /** Indicator pins (an RGB LED and a buzzer) whose writes are recorded in `pins`. */
   indicator?: { red: number; green: number; blue: number; buzzer: number };
   trace?: (line: string) => void;
@@ -111,9 +113,18 @@ export class XsTerminalHost {
   #closed = false;
   #ready: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #failure: Error | undefined;
+  /** The worker's journal flash as its writes landed; it outlives the worker. */
+  readonly #flash: Uint8Array;
+  #poweredOff = false;
+  #powerCut: (() => void) | undefined;
+  /** Resolves when a power cut armed by cutPowerAtWrite() has happened (the worker is gone). */
+  readonly poweredOff: Promise<void>;
 
   private constructor(options: XsTerminalHostOptions) {
     this.#options = options;
+    const size = options.journalSize ?? 64 * 1024;
+    this.#flash = options.journal ? options.journal.slice() : new Uint8Array(size).fill(0xff);
+    this.poweredOff = new Promise<void>((resolve) => (this.#powerCut = resolve));
     this.#connector = new NodeHttpsConnector(options.tls);
     this.#child = fork(path.join(root, "hosts/xs/worker.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [] });
     this.#child.on("message", (answer: WorkerAnswer) => {
@@ -162,8 +173,8 @@ export class XsTerminalHost {
     const ready = new Promise<void>((resolve, reject) => (this.#ready = { resolve, reject }));
     this.#handle(await this.#rpc({
       t: "cmd", body: {
-        t: "start", now: this.now(), wall: this.wall(), config: this.#options.config, journalSize: this.#options.journalSize ?? 64 * 1024,
-        trace: !!this.#options.trace, indicator: this.#options.indicator,
+        t: "start", now: this.now(), wall: this.wall(), config: this.#options.config, journalSize: this.#flash.length,
+        journal: this.#options.journal ? toHex(this.#flash) : undefined, trace: !!this.#options.trace, indicator: this.#options.indicator,
       },
     }));
     this.#schedule();
@@ -246,6 +257,20 @@ export class XsTerminalHost {
     await this.collect();
     const answer = await this.#rpc({ t: "snapshot" });
     return answer.bytes ?? 0;
+  }
+
+  /**
+   * Arms a power cut just before the terminal's n-th journal write (or erase) from now: that write lands nothing, the
+   * worker is killed, and nothing it does after it reaches the lines or the network. `journal` is then what a
+   * restarted device finds in its flash.
+   */
+  async cutPowerAtWrite(n: number): Promise<void> {
+    await this.#rpc({ t: "cmd", body: { t: "cut-power", atWrite: n } });
+  }
+
+  /** The journal's flash now (a copy). */
+  get journal(): Uint8Array {
+    return this.#flash.slice();
   }
 
   resetMeter(): void {
@@ -331,7 +356,11 @@ export class XsTerminalHost {
       this.meter.maxHeapCount = Math.max(this.meter.maxHeapCount, m.currentHeapCount ?? 0);
       this.meter.allocate = Math.max(this.meter.allocate, m.allocate ?? 0);
     }
-    for (const out of answer.outputs ?? []) this.#output(out);
+    for (const out of answer.outputs ?? []) {
+      // After a power cut the worker is dead to the world: whatever it did after the cut went nowhere.
+      if (this.#poweredOff) return;
+      this.#output(out);
+    }
   }
 
   #output(out: Outgoing): void {
@@ -379,6 +408,16 @@ export class XsTerminalHost {
         return;
       case "fatal":
         this.#fail(new Error(`terminal inside XS failed to start: ${out.message}`));
+        return;
+      case "flash":
+        this.#flash.set(fromHex(out.hex).map((b, i) => b & this.#flash[out.offset + i]!), out.offset);
+        return;
+      case "flash-erase":
+        this.#flash.fill(0xff, out.offset, out.offset + out.length);
+        return;
+      case "power-cut":
+        this.#poweredOff = true;
+        void this.close().then(() => this.#powerCut?.());
         return;
     }
   }

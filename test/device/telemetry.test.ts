@@ -93,7 +93,7 @@ describe("terminal status reports", () => {
 
   it("counts reader faults and calls for a report at the fifth in a row", () => {
     const telemetry = new Telemetry({ terminalId: ID, firmware: "x", journal: new Journal({ storage: new MemoryStorage(4096, 1024) }), now: () => 0 });
-    const fault: TerminalEvent = { event: "error", code: "PN532_TIMEOUT", message: "no ACK" };
+    const fault: TerminalEvent = { event: "reader-fault", code: "PN532_TIMEOUT", message: "no ACK" };
     const reasons = [];
     for (let i = 0; i < READER_FAULTS_IN_A_ROW + 2; i++) reasons.push(telemetry.observe(fault));
     assert.deepEqual(reasons.map((r) => r ?? "-"), ["-", "-", "-", "-", "reader-faults", "-", "-"]);

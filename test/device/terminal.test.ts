@@ -1,6 +1,7 @@
 import * as assert from "../lib/assert";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
 import { Journal } from "../../modules/journal/journal";
+import { MemoryStorage } from "../../modules/journal/storage";
 import { Command } from "../../modules/pn532/commands";
 import { readRecord } from "../../src/records";
 import { PURCHASE_PHASES, type PurchasePhase, type TerminalEvent } from "../../src/terminal";
@@ -147,6 +148,116 @@ describe("terminal (unit, on the device interfaces)", () => {
     assert.equal(resolved && resolved.event === "resolved" ? resolved.tac : undefined, TAC);
     assert.equal(s.card.debits, 1);
     assert.equal(toHex(new Uint8Array([s.running.terminal.unresolved])), "00");
+    s.running.close();
+  });
+
+  it("a terminal stopped right after DEBIT and started again: a tap at the idle terminal settles the purchase", async () => {
+    const first = await start();
+    // The journal as a power cut right after DEBIT leaves it: the intent, and no outcome.
+    let image: Uint8Array | undefined;
+    first.onPhase = (p) => {
+      if (p === "debit-sent") image = first.storage.bytes.slice();
+    };
+    await first.clock.run(first.running.terminal.pay({ amount: 300, order: "K-1" }));
+    first.running.close();
+    assert.equal(first.card.debits, 1, "the card ran the DEBIT");
+    assert.ok(image, "the journal at DEBIT");
+    if (!image) return;
+    const s = await start(false, { storage: new MemoryStorage(first.storage.size, first.storage.blockSize, image) });
+    s.card.balance = first.card.balance;
+    s.card.serial = first.card.serial;
+    const t = s.running.terminal;
+    const ready = s.events.find((e) => e.event === "ready");
+    assert.equal(ready?.event === "ready" ? ready.unresolved : undefined, 1, "the restarted terminal keeps the unfinished purchase");
+    const polls = () => s.peer.commands.filter((c) => c.code === Command.InListPassiveTarget).length;
+    // Idle with nothing in the field: it looks now and then, one bounded poll at a time, and nothing else happens.
+    const before = polls();
+    await s.clock.advance(10_000);
+    const looks = polls() - before;
+    assert.ok(looks >= 5 && looks <= 26, `looks for a card at a low duty cycle while a purchase is owed (${looks} in 10 s)`);
+    // An hour of looks keeps no timer per look: the terminal holds what it held.
+    const held = t.timersHeld;
+    const pending = s.clock.pending;
+    await s.clock.advance(3600_000);
+    assert.ok(t.timersHeld <= held + 1 && s.clock.pending <= pending + 1, `timers: ${held} -> ${t.timersHeld}, on the clock ${pending} -> ${s.clock.pending}`);
+    assert.equal(t.state, "idle");
+    assert.equal(s.events.filter((e) => e.event === "resolved").length, 0);
+    // The customer taps the card at the idle machine, with no payment pending.
+    s.field.present = true;
+    await s.clock.advance(2000);
+    const resolved = s.events.find((e) => e.event === "resolved");
+    assert.ok(resolved?.event === "resolved", `the tap settled the purchase (${s.events.map((e) => e.event).join(",")})`);
+    if (resolved?.event !== "resolved") return;
+    assert.equal(resolved.order, "K-1");
+    assert.equal(resolved.result, "approved");
+    assert.equal(resolved.tac, TAC);
+    assert.equal(t.unresolved, 0);
+    assert.equal(s.card.debits, 0, "settled from the card's counter and proof, never debited again");
+    await s.clock.advance(1000);
+    assert.ok(s.fe.requests.some((r) => r.path === "/v1/purchases/P-1/completion"), "the completion went to the front-end");
+    assert.equal(t.pendingCompletions, 0);
+    // Nothing owed any more: no more looks, with or without the card in the field.
+    s.field.present = false;
+    const after = polls();
+    await s.clock.advance(10_000);
+    assert.equal(polls(), after, "no polling while nothing is owed");
+    // And a payment goes on as usual.
+    s.field.present = true;
+    await s.clock.run(t.pay({ amount: 300, order: "K-2" }));
+    assert.equal(finalOf(s.events)?.event, "approved");
+    s.running.close();
+  });
+
+  it("a payment asked for while the idle terminal looks for a card takes the reader at once", async () => {
+    const first = await start();
+    let image: Uint8Array | undefined;
+    first.onPhase = (p) => {
+      if (p === "debit-sent") image = first.storage.bytes.slice();
+    };
+    await first.clock.run(first.running.terminal.pay({ amount: 300, order: "K-3" }));
+    first.running.close();
+    const s = await start(false, { storage: new MemoryStorage(first.storage.size, first.storage.blockSize, image) });
+    s.card.balance = first.card.balance;
+    s.card.serial = first.card.serial;
+    await s.clock.advance(1000);
+    // The owed card pays a new purchase: the payment's own tap settles the old one first, and both are told.
+    s.field.present = true;
+    await s.clock.run(s.running.terminal.pay({ amount: 300, order: "K-4" }));
+    const names = s.events.filter((e) => e.event !== "ready").map((e) => `${e.event}${"order" in e ? ` ${e.order}` : ""}`);
+    assert.deepEqual(names.filter((n) => !n.startsWith("config")), ["waiting-for-card K-4", "resolved K-3", "card-read K-4", "approved K-4"]);
+    s.running.close();
+    await s.clock.advance(10_000);
+    await settle();
+    assert.equal(s.clock.pending, 0, `timers left after close: ${s.clock.describe()}`);
+  });
+
+  it("a PN532 timeout while a payment waits for the card is a reader-fault, not an error: one final event for the order", async () => {
+    const s = await start();
+    // The chip answers no InListPassiveTarget for 2 s (no ACK, resends too): the driver times out, then it recovers.
+    let dropped = false;
+    const until = s.clock.now() + 2000;
+    const play = s.peer.onCommand;
+    s.peer.onCommand = (c, p) => {
+      if (c.code === Command.InListPassiveTarget && s.clock.now() < until) {
+        dropped = true;
+        return;
+      }
+      play(c, p);
+    };
+    await s.clock.run(s.running.terminal.pay({ amount: 300, order: "T2" }));
+    assert.ok(dropped);
+    const ours = s.events.filter((e) => "order" in e && e.order === "T2");
+    // Each failed poll is one reader-fault (the terminal polls on, at a gentler pace): the same event, repeated.
+    const kinds = (list: { event: string }[]) => list.map((e) => e.event).filter((e, i, all) => e !== all[i - 1]);
+    assert.deepEqual(kinds(ours), ["waiting-for-card", "reader-fault", "card-read", "approved"]);
+    const fault = ours[1]!;
+    assert.equal(fault.event === "reader-fault" ? fault.code : undefined, "PN532_TIMEOUT");
+    assert.equal(s.events.filter((e) => e.event === "error").length, 0, "no error event");
+    assert.equal(ours.filter((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome").length, 1);
+    // The controller port carries the same: the only line naming T2 that a controller may take as final is approved.
+    const lines = ControllerLine.last!.lines.map((l) => JSON.parse(l) as { event: string; order?: string });
+    assert.deepEqual(kinds(lines.filter((e) => e.order === "T2")), ["waiting-for-card", "reader-fault", "card-read", "approved"]);
+    assert.equal(s.card.debits, 1);
     s.running.close();
   });
 

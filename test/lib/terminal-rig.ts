@@ -72,6 +72,8 @@ export interface System {
   storage: MemoryStorage;
   running: RunningTerminal;
   events: TerminalEvent[];
+  /** Whether the card is in the field: InListPassiveTarget finds it only then. */
+  field: { present: boolean };
   /** Called with each phase the trace reports. */
   onPhase: (phase: PurchasePhase) => void;
 }
@@ -92,14 +94,13 @@ export async function start(cardPresent = true, options: RigOptions = {}): Promi
   const clock = options.clock ?? new VirtualClock();
   const peer = new ScriptedPeer(clock);
   const card = new ScriptedCard();
-  let present = cardPresent;
+  const field = { present: cardPresent };
   peer.onCommand = (c, p) => {
     if (c.code === Command.GetFirmwareVersion) p.answer(c.code, fromHex("32010607"));
-    else if (c.code === Command.InListPassiveTarget) p.answer(c.code, present ? TARGET : fromHex("00"));
+    else if (c.code === Command.InListPassiveTarget) p.answer(c.code, field.present ? TARGET : fromHex("00"));
     else if (c.code === Command.InDataExchange) p.answer(c.code, fromHex("00" + card.answer(c.params.subarray(1))));
     else p.answer(c.code, c.code === Command.InRelease || c.code === Command.InDeselect ? fromHex("00") : new Uint8Array(0));
   };
-  void present;
   const fe = options.fe ?? new ScriptedFrontend(clock);
   let tsn = 0;
   if (!options.fe) fe.script = (r) => {
@@ -112,7 +113,7 @@ export async function start(cardPresent = true, options: RigOptions = {}): Promi
   };
   const storage = options.storage ?? new MemoryStorage(16 * 1024, 1024);
   const events: TerminalEvent[] = [];
-  const system = { clock, peer, card, fe, storage, events, onPhase: (_p: PurchasePhase) => {} } as System;
+  const system = { clock, peer, card, fe, storage, events, field, onPhase: (_p: PurchasePhase) => {} } as System;
   const running = await clock.run(assembleTerminal({
     pn532: { io: peer.io }, controller: { io: ControllerLine }, connector: fe, storage, timers: clock,
     clock: { now: options.wall ?? (() => Date.UTC(2026, 11, 1, 4)) },

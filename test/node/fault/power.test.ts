@@ -6,7 +6,7 @@ import { hasSocat } from "../../../hosts/node/pty";
 import { Journal } from "../../../modules/journal/journal";
 import type { CardState } from "../../../tools/sim/cardsim/card";
 import { recordKind, scanJournalFile, type RawRecord } from "../../../tools/rigs/harness/consistency";
-import { EXHAUSTIVE, FaultTally, checkAfterFault, eventSince, payAndWait, retapUntilResolved, untilSettled } from "../../../tools/rigs/harness/faults";
+import { EXHAUSTIVE, FaultTally, checkAfterFault, eventSince, nextOrder, payAndWait, retapUntilResolved, untilSettled } from "../../../tools/rigs/harness/faults";
 import { Rig } from "../../../tools/rigs/harness/rig";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 
@@ -98,6 +98,36 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
     assert.ok(power.points >= 6, `only ${power.points} cut points`);
     assert.ok(snapshots.some((s) => s.kind === "intent") && snapshots.some((s) => s.kind === "outcome" && s.liveIntent), "cuts after the intent and after the outcome were seen");
     assert.deepEqual(power.violations, []);
+  });
+
+  it("killed right after DEBIT and restarted: a tap at the idle terminal, with no payment pending, settles the purchase", async () => {
+    // The cut that left the intent last is the one at the outcome's write: DEBIT had run on the card.
+    const atDebit = snapshots.find((s) => s.kind === "intent");
+    assert.ok(atDebit, "a cut right after DEBIT was seen");
+    rmSync(rig.journalPath, { force: true });
+    rig.clearField();
+    const card = rig.addCard();
+    assert.equal(await rig.startTerminal({ dieAtWrite: atDebit.k }), "ready");
+    rig.emulator!.place(card);
+    const order = nextOrder("KILL");
+    await payAndWait(rig, 200, order);
+    await rig.terminalExited();
+    rig.emulator!.remove(card);
+    assert.equal(card.state.applications[0]!.balance, 4800, "the card ran the DEBIT before the terminal died");
+    const from = rig.controller!.events.length;
+    assert.equal(await rig.startTerminal(), "ready", rig.terminalLog.slice(-20).join("\n"));
+    const ready = await eventSince(rig, from, (e) => e.event === "ready");
+    assert.equal(ready?.unresolved, 1, "the restarted terminal keeps the unfinished purchase");
+    const status = await rig.status();
+    assert.equal(status.state, "idle");
+    // The customer taps the card at the idle machine: no pay request.
+    rig.emulator!.place(card);
+    const resolved = await eventSince(rig, from, (e) => e.event === "resolved" && e.order === order, 15_000);
+    rig.emulator!.remove(card);
+    assert.ok(resolved, `the idle tap settled ${order}: ${JSON.stringify(rig.controller!.events.slice(from))}`);
+    assert.equal(resolved.result, "approved");
+    assert.deepEqual(await checkAfterFault(rig, card, 5000), []);
+    await rig.killTerminal("SIGTERM");
   });
 
   it("the same for a purchase torn after DEBIT and settled by a second tap: a cut at any write of the recovery", async () => {

@@ -11,7 +11,7 @@ import type { JournalStorage } from "../../../modules/journal/storage";
 import type { TerminalEvent } from "../../../src/terminal";
 import { readRefundRecord } from "../../../src/refund-records";
 import type { TearWhen, VirtualCard, VirtualCardOptions } from "../../../tools/sim/cardsim/card";
-import { cardAsn, moneyViolations, refundViolations } from "../../../tools/rigs/harness/consistency";
+import { cardAsn, finalEventViolations, moneyViolations, refundViolations } from "../../../tools/rigs/harness/consistency";
 import { FaultTally } from "../../../tools/rigs/harness/faults";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
@@ -141,6 +141,32 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
     assert.equal(tally.points, 16);
   });
 
+  it("a refund torn after CREDIT FOR LOAD is settled by a tap at the idle terminal, or by the card that opens an MDB session", async () => {
+    const t = sim.node.terminal;
+    for (const how of ["a tap at the idle terminal", "the read that opens an MDB session"] as const) {
+      const card = newCard();
+      const a = await pay(card, 200);
+      card.armTear({ command: "credit", when: "after" });
+      assert.equal(await refund(a), "in-doubt", how);
+      if (card.present) sim.emulator.remove(card);
+      assert.equal(card.state.applications[0]!.balance, 1000, "the card committed the load");
+      await until("an idle terminal", () => t.state === "idle");
+      const from = events.length;
+      if (how === "a tap at the idle terminal") {
+        sim.emulator.place(card);
+      } else {
+        // Card first (src/mdb-reader.ts): the read whose balance BEGIN SESSION carries.
+        const reading = t.readCard({ timeoutMs: 5000 });
+        sim.emulator.place(card);
+        const r = await reading;
+        assert.equal(r?.kind === "card" ? r.balance : undefined, 1000, `${how}: ${JSON.stringify(r)}`);
+      }
+      await until(`the refund settled by ${how}`, () => events.slice(from).some((e) => e.event === "refund" && e.order === a.order && e.result === "settled-refunded"));
+      sim.emulator.remove(card);
+      assert.deepEqual(await check(card, 1000, [a.purchaseId]), [], how);
+    }
+  });
+
   it("a power cut at every journal write of the refund: 0 violations", async () => {
     const tally = new FaultTally("power cut at every journal write of a refund");
     let finished = false;
@@ -201,5 +227,10 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
     assert.ok(tally.points >= 4, `fault points: ${tally.tried.join(", ")}`);
     assert.deepEqual(tally.violations, []);
     void cardAsn;
+  });
+
+  it("every payment of these runs got exactly one final event", () => {
+    assert.ok(events.filter((e) => e.event === "approved").length >= 20);
+    assert.deepEqual(finalEventViolations(events), []);
   });
 });

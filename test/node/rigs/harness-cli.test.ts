@@ -119,7 +119,8 @@ describe("harness: against the Node host terminal over pty pairs", function () {
 
   it("runs every shipped scenario and passes, with JUnit XML, a summary and one log per scenario", async () => {
     const dir = path.join(out, "shipped");
-    const run = await harness([...common(), "--out", dir, ...shipped()]);
+    // settle-on-idle-tap kills the terminal by its pid file; the supervisor above starts it again.
+    const run = await harness([...common(), "--out", dir, ...shipped()], { HARNESS_TERMINAL_PIDFILE: rig.pidFile });
     assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}\n${rig.terminalLog.slice(-30).join("\n")}`);
     const xml = readFileSync(path.join(dir, "junit.xml"), "utf8");
     const tests = Number(attr(xml, "testsuites", "tests"));

@@ -83,4 +83,38 @@ describe("the terminal inside XS", function () {
     assert.equal(sim.purchases(1).find((p) => p.id === unknown.purchaseId)!.tac, resolved.tac);
     assert.equal(xs.failure, undefined);
   });
+
+  it("killed right after DEBIT and started again: a tap at the idle terminal, with no payment pending, settles it", async () => {
+    const c = card();
+    // The power dies just before the second journal write from now: the purchase's intent lands, DEBIT runs, and
+    // the outcome's write is where the device dies. (Once the earlier purchases' completions are retired.)
+    await until("the earlier completions", () => sim.purchases(1).every((p) => p.status !== "authorized"));
+    await xs.settle();
+    await xs.cutPowerAtWrite(2);
+    sim.emulator.place(c);
+    sim.controller.send({ type: "pay", amount: 250, order: "XS-KILL" });
+    await xs.poweredOff;
+    sim.emulator.remove(c);
+    assert.equal(balance(c), 4750, "the card ran the DEBIT before the power died");
+    assert.ok(!sim.controller.events.some((e) => e.order === "XS-KILL" && e.event === "approved"), "no answer got out after the cut");
+    // The same device again: its flash, its lines, its configuration.
+    const from = sim.controller.events.length;
+    xs = await XsTerminalHost.start({
+      lines: sim.terminalLines(), tls: sim.terminalTls(), indicator: PINS, journal: xs.journal,
+      config: { terminalId: TERMINAL_ID, level1Url: sim.level1.url, recoveryWindowMs: 5000 },
+    });
+    await until("ready", () => sim.controller.events.slice(from).some((e) => e.event === "ready"));
+    const ready = sim.controller.events.slice(from).find((e) => e.event === "ready")!;
+    assert.equal(ready.unresolved, 1, "the restarted terminal keeps the unfinished purchase");
+    // The customer taps the card at the idle machine: no pay request.
+    sim.emulator.place(c);
+    await until("resolved", () => sim.controller.events.slice(from).some((e) => e.event === "resolved" && e.order === "XS-KILL"), 20_000);
+    sim.emulator.remove(c);
+    const resolved = sim.controller.events.slice(from).find((e) => e.event === "resolved")!;
+    assert.equal(resolved.result, "approved");
+    await until("the completion of the purchase", () => sim.purchases(1).some((p) => p.id === resolved.purchaseId && p.status === "completed"));
+    assert.equal(sim.purchases(1).find((p) => p.id === resolved.purchaseId)!.tac, resolved.tac);
+    assert.equal(balance(c), 4750, "debited once");
+    assert.equal(xs.failure, undefined);
+  });
 });

@@ -64,6 +64,52 @@ export function moneyViolations(check: MoneyCheck): string[] {
   return out;
 }
 
+/**
+ * The final events of a payment (docs/reference/controller-port.md): each order the terminal takes gets exactly one.
+ * `resolved` settles an `unknown-outcome` later; it is not a second final event.
+ */
+export const FINAL_EVENTS: ReadonlySet<string> = new Set(["approved", "declined", "unknown-outcome"]);
+
+/** Events that say a payment is under way for their order (it must end in a final event). */
+const PAYMENT_EVENTS = new Set(["waiting-for-card", "card-read", "reader-fault"]);
+
+/**
+ * The controller's rule, checked on what a controller heard (in order): every order gets exactly one final event, and
+ * no `error` names an order whose payment is still under way (a controller that takes such an error as the end would
+ * cancel a sale that then gets charged). A terminal that restarts (`ready`) mid-payment ends that payment without a
+ * final event: its outcome comes later as `resolved`. An `error` naming an order that never started is the refusal
+ * of that pay request (BUSY, BAD_AMOUNT...), which is all that order gets.
+ */
+export function finalEventViolations<E extends { event: string }>(heard: readonly E[]): string[] {
+  const events = heard as readonly (E & { order?: unknown; code?: unknown })[];
+  const out: string[] = [];
+  const finals = new Map<string, number>();
+  const open = new Set<string>();
+  const refused = new Set<string>();
+  for (const e of events) {
+    if (e.event === "ready") {
+      open.clear();
+      continue;
+    }
+    if (typeof e.order !== "string") continue;
+    const order = e.order;
+    if (FINAL_EVENTS.has(e.event)) {
+      const n = (finals.get(order) ?? 0) + 1;
+      finals.set(order, n);
+      open.delete(order);
+      if (n === 2) out.push(`order ${order}: more than one final event (the second: ${e.event})`);
+      if (refused.has(order)) out.push(`order ${order}: a final event (${e.event}) after an error refused the request`);
+    } else if (PAYMENT_EVENTS.has(e.event)) {
+      if (!finals.has(order)) open.add(order);
+    } else if (e.event === "error") {
+      if (open.has(order)) out.push(`order ${order}: an error (${String(e.code)}) while its payment was under way, before its final event`);
+      else if (!finals.has(order)) refused.add(order);
+    }
+  }
+  for (const order of open) out.push(`order ${order}: no final event`);
+  return out;
+}
+
 /** A refund as the front-end holds it (tools/frontend/refunds/store.ts). */
 export interface RefundRowView {
   purchase_id: string;

@@ -4,14 +4,15 @@
  */
 import type { VirtualCard } from "../../sim/cardsim/card";
 import type { ControllerEvent } from "../../sim/simulation/controller-link";
-import { moneyViolations, openAuthorizations } from "./consistency";
+import { FINAL_EVENTS, finalEventViolations, moneyViolations, openAuthorizations } from "./consistency";
 import type { Rig } from "./rig";
 import { Progress } from "../progress";
 
 /** FAULTS=exhaustive runs every point the default mode samples. */
 export const EXHAUSTIVE = process.env.FAULTS === "exhaustive";
 
-const FINAL = new Set(["approved", "declined", "unknown-outcome"]);
+/** The event-order violations each rig has reported already (the check reads the whole stream every time). */
+const reportedEventViolations = new WeakMap<Rig, Set<string>>();
 
 export class FaultTally {
   points = 0;
@@ -56,7 +57,7 @@ export function nextOrder(prefix = "F"): string {
 export async function payAndWait(rig: Rig, amount: number, order = nextOrder(), timeoutMs = 3000): Promise<ControllerEvent | undefined> {
   const link = rig.controller!;
   link.send({ type: "pay", amount, order, timeoutMs });
-  const final = link.next((e) => e.order === order && FINAL.has(e.event), timeoutMs + 15_000);
+  const final = link.next((e) => e.order === order && FINAL_EVENTS.has(e.event), timeoutMs + 15_000);
   final.catch(() => undefined);
   const exited = rig.terminalExited().then(() => undefined);
   return Promise.race([final, exited]);
@@ -97,8 +98,9 @@ export async function retapUntilResolved(rig: Rig, card: VirtualCard, order: str
 }
 
 /**
- * After a fault: the terminal must settle, and card, terminal journal and front-end journals must agree. An
- * authorization whose DEBIT never happened may stay open only until the front-end's reconciliation sweep marks it.
+ * After a fault: the terminal must settle, card, terminal journal and front-end journals must agree, and every order
+ * the controller paid so far has had exactly one final event (finalEventViolations). An authorization whose DEBIT
+ * never happened may stay open only until the front-end's reconciliation sweep marks it.
  */
 export async function checkAfterFault(rig: Rig, card: VirtualCard, initialBalance: number, options: { reconciliationWaitMs?: number } = {}): Promise<string[]> {
   const violations: string[] = [];
@@ -117,6 +119,14 @@ export async function checkAfterFault(rig: Rig, card: VirtualCard, initialBalanc
     violations.push(`authorization ${r.id} (EP serial ${r.ep_serial}) was neither voided nor marked for reconciliation`);
   }
   violations.push(...moneyViolations({ card, initialBalance, purchases: held }));
+  // What the controller heard, across the suite so far: exactly one final event per order, no error mid-payment.
+  const seen = reportedEventViolations.get(rig) ?? new Set<string>();
+  reportedEventViolations.set(rig, seen);
+  for (const v of finalEventViolations(rig.controller?.events ?? [])) {
+    if (seen.has(v)) continue;
+    seen.add(v);
+    violations.push(v);
+  }
   return violations;
 }
 
