@@ -67,6 +67,8 @@ export interface FileControlInformation {
   /** Tag 9F0C: on T-Union cards the same 30 bytes as file 0x15. */
   issuerDiscretionary?: Uint8Array;
   applicationVersion?: number;
+  /** Set when the answer's TLV did not parse: SELECT still succeeded, the FCI only carries nothing usable. */
+  malformed?: string;
 }
 
 interface Tlv {

@@ -83,6 +83,12 @@ export interface VirtualCardOptions {
   getResponse?: boolean;
   /** Random source for INIT (tests fix it to reproduce vectors). */
   random?: () => Uint8Array;
+  /**
+   * What tag 9F0C of the FCI carries. By default the application's file 0x15, as both card layouts do
+   * (docs/fci-fast-path.md); `null` leaves the tag out; a function gives other bytes (hex) for each application, for a
+   * malformed FCI or one that lies about the ASN while READ BINARY tells the truth.
+   */
+  fciBasicData?: null | ((app: ApplicationState) => string);
 }
 
 interface PurchaseSession {
@@ -243,8 +249,10 @@ export class VirtualCard {
 
   #fci(app: ApplicationState): Uint8Array {
     const aid = fromHex(app.aid);
-    const basic = fromHex(app.basicData);
-    const a5 = concatBytes(new Uint8Array([0x9f, 0x08, 0x01, 0x02, 0x9f, 0x0c, basic.length]), basic);
+    const option = this.#options.fciBasicData;
+    const basic = option === null ? undefined : fromHex(option ? option(app) : app.basicData);
+    const version = new Uint8Array([0x9f, 0x08, 0x01, 0x02]);
+    const a5 = basic ? concatBytes(version, new Uint8Array([0x9f, 0x0c, basic.length]), basic) : version;
     const inner = concatBytes(new Uint8Array([0x84, aid.length]), aid, new Uint8Array([0xa5, a5.length]), a5);
     return concatBytes(new Uint8Array([0x6f, inner.length]), inner);
   }
