@@ -10,6 +10,7 @@ import { SW } from "../../../modules/iso7816/status";
 import { encodeBalance } from "../../../modules/purse/amount";
 import { decodeBcd, isValidDate, isValidTime } from "../../../modules/purse/bcd";
 import { AID_CITY_UNION, AID_TUNION, SFI_BASIC_DATA, SFI_HOLDER_DATA, SFI_MANAGEMENT_DATA, SFI_TRANSACTION_LOG } from "../../../modules/purse/commands";
+import type { PhoneProfile } from "./phone";
 import {
   algorithmId, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
   type PurseAlgorithm,
@@ -89,6 +90,8 @@ export interface VirtualCardOptions {
    * malformed FCI or one that lies about the ASN while READ BINARY tells the truth.
    */
   fciBasicData?: null | ((app: ApplicationState) => string);
+  /** Answer as a phone does (tools/sim/cardsim/phone.ts): its ATS, its timing with S(WTX), its bit rates, its return. */
+  phone?: PhoneProfile;
 }
 
 interface PurchaseSession {
@@ -149,8 +152,17 @@ export class VirtualCard {
   get uid(): Uint8Array { return fromHex(this.state.uid); }
   get atqa(): Uint8Array { return fromHex(this.state.atqa); }
   get sak(): number { return this.state.sak; }
-  get ats(): Uint8Array { return fromHex(this.state.ats); }
+  get ats(): Uint8Array { return fromHex(this.#options.phone?.ats ?? this.state.ats); }
   get present(): boolean { return this.#present; }
+  /** A phone's own timing, ms; a plastic card leaves it to the emulator's table. */
+  processingMs(apdu: Uint8Array): number | undefined {
+    const phone = this.#options.phone;
+    if (!phone) return undefined;
+    return phone.processingMs[apdu.length > 1 ? apdu[1]! : -1] ?? phone.otherMs;
+  }
+  get requestsWtx(): boolean { return this.#options.phone !== undefined; }
+  get maxPpsKbps(): number | undefined { return this.#options.phone?.maxPpsKbps; }
+  get returnsAfterMs(): number | undefined { return this.#options.phone?.returnsAfterMs; }
 
   /** Brings the card (back) into the field: a fresh activation, nothing selected, no purchase in progress. */
   place(): void {
