@@ -95,7 +95,7 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
 
   it("a tear at any APDU of the recovery after a torn DEBIT is settled by the next tap", async () => {
     const tally = new FaultTally("card tear at every APDU of a recovery");
-    // Which APDUs a recovery sends: SELECT, READ BINARY, INIT, GET TRANSACTION PROVE.
+    // Which APDUs a recovery sends: SELECT, INIT, GET TRANSACTION PROVE (file 0x15 comes from the FCI).
     const probe = rig.addCard();
     probe.armTear({ command: "debit", when: "after" });
     await tornPayment(probe);
