@@ -15,6 +15,8 @@ import { DEFAULT_TIMING, byteTimeFor, frameWaitingTimeOf } from "../../sim/pn532
 import { LEVEL1_CITY, Simulation } from "../../sim/simulation/index";
 
 const TAPS = Number(process.env.BENCH_TAPS ?? 15);
+/** Only these rows, as card/mode/basicData/line/radio (e.g. `card/fast/fci-first/921600/424`), comma-separated. */
+const ONLY = process.env.BENCH_ONLY?.split(",");
 const RTT = Number(process.env.BENCH_RTT_MS ?? 40);
 /** PN532 framing around one InDataExchange: normal frame (7) + D4 40 Tg (3) out, ACK (6), frame (7) + D5 41 status (3) in. */
 const FRAMING_PER_EXCHANGE = 26;
@@ -66,6 +68,7 @@ for (const line of LINES) for (const radio of RADIOS) for (const strict of [fals
 for (const phone of [PHONE_SECURE_ELEMENT, PHONE_106_ONLY]) ROWS.push({ line: 921600, radio: 424, strict: false, basicData: "fci-first", phone });
 
 for (const { line, radio: chipRadio, strict, basicData, phone } of ROWS) {
+  if (ONLY && !ONLY.includes(`${phone?.name ?? "card"}/${strict ? "strict" : "fast"}/${basicData}/${line}/${chipRadio}`)) continue;
   const rates = line === 115200 ? undefined : [line];
   const sim = await Simulation.start({ timing: DEFAULT_TIMING, latencyMs: RTT / 2, terminal: { strict, basicData }, pn532Rates: rates });
   // The driver asks for 424 kbps after each activation; a chip capped at 106 refuses, and the tap runs at 106.
