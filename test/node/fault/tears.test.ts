@@ -89,7 +89,8 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
       }
     }
     console.log(`      ${tally.line()}`);
-    assert.ok(tally.points >= 18);
+    // 3 APDUs on a T-Union card, 4 on a city card (its SELECT of the T-Union AID first): file 0x15 comes from the FCI.
+    assert.ok(tally.points >= 14, `only ${tally.points} points`);
     assert.deepEqual(tally.violations, []);
   });
 
