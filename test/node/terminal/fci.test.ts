@@ -4,7 +4,7 @@ import { parseBasicData } from "../../../modules/purse/files";
 import { hasSocat } from "../../../hosts/node/pty";
 import type { ApplicationState, VirtualCard, VirtualCardOptions } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
-import { HOTLISTED_ASN, LEVEL1_CITY, LEVEL2_CITY, Simulation, type CardSpec } from "../../../tools/sim/simulation/index";
+import { HOTLISTED_ASN, LEVEL1_CITY, LEVEL2_CITY, Simulation, TERMINAL_ID, type CardSpec } from "../../../tools/sim/simulation/index";
 
 // The FCI fast path (docs/fci-fast-path.md): file 0x15 from tag 9F0C of SELECT's answer, READ BINARY only when the FCI
 // does not carry it, on the whole system (controller port -> terminal -> PN532 emulator -> front-ends over TLS).
@@ -118,6 +118,19 @@ describe("terminal: file 0x15 from the FCI (basicData fci-first)", function () {
     const honest = add("tunion", {}, HOTLISTED_ASN);
     const again = (await sim.pay(honest.name, 200, next())).at(-1)!;
     assert.equal(again.reason, "card-hotlisted");
+  });
+
+  it("the remote configuration switches the mode: basicData read gives 4 APDUs, fci-first 3 again", async () => {
+    const scope = `terminal:${TERMINAL_ID}`;
+    for (const [mode, expected] of [["read", [0xa4, READ_BINARY, 0x50, 0x54]], ["fci-first", [0xa4, 0x50, 0x54]]] as const) {
+      await sim.level1.store.fleet.putConfigScope(scope, { basicData: mode }, "fci test");
+      await sim.node.terminal.refreshRoutes();
+      await waitFor(() => sim.node.terminal.settings.basicData === mode);
+      const { name, card } = add("tunion");
+      const events = await sim.pay(name, 10, next());
+      assert.ok(events.some((e) => e.event === "approved"), JSON.stringify(events.at(-1)));
+      assert.deepEqual(instructions(card), expected, `with basicData ${mode}`);
+    }
   });
 
   async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
