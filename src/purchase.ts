@@ -19,9 +19,9 @@ import type { CardReading } from "./terminal-events";
 /**
  * The purchase, as the design describes it: detect a card without blocking, SELECT by the AID policy, file 0x15 (from
  * the FCI, or READ BINARY when the FCI does not carry it), check locally, route by city code, INIT, one authorize
- * round trip, DEBIT, compare MAC2, approve, release. The
- * intent goes to the journal before DEBIT and the outcome after it, so a cut or a pulled card never loses a charge;
- * completions go to the front-end from the journal until acknowledged.
+ * round trip, DEBIT, compare MAC2, approve, release. The intent goes to the journal before DEBIT and the outcome after
+ * it, so a cut or a pulled card never loses a charge; completions go to the front-end from the journal until
+ * acknowledged.
  */
 
 /** One tap of one payment, as it moves through the phases. */

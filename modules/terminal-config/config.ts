@@ -47,7 +47,7 @@ export const MESSAGE_MAX_LENGTH = 64;
 /** The largest amount the front-end protocol carries (an unsigned 32-bit fen count, as INIT does). */
 export const MAX_AMOUNT_LIMIT = 0xffffffff;
 
-/** How a setting's value is written and checked: fen, application names, a flag, milliseconds or display text. */
+/** How a setting's value is written and checked: fen, application names, a flag, milliseconds, display text, or one of a few names. */
 export type SettingKind = "amount" | "applications" | "boolean" | "duration" | "text" | "choice";
 
 export interface SettingSpec<T> {
