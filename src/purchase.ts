@@ -17,10 +17,11 @@ import { Decline, type TerminalCore, type Unresolved } from "./terminal-core";
 import type { CardReading } from "./terminal-events";
 
 /**
- * The purchase, as the design describes it: detect a card without blocking, SELECT by the AID policy, READ 0x15,
- * check locally, route by city code, INIT, one authorize round trip, DEBIT, compare MAC2, approve, release. The
- * intent goes to the journal before DEBIT and the outcome after it, so a cut or a pulled card never loses a charge;
- * completions go to the front-end from the journal until acknowledged.
+ * The purchase, as the design describes it: detect a card without blocking, SELECT by the AID policy, file 0x15 (from
+ * the FCI, or READ BINARY when the FCI does not carry it), check locally, route by city code, INIT, one authorize
+ * round trip, DEBIT, compare MAC2, approve, release. The intent goes to the journal before DEBIT and the outcome after
+ * it, so a cut or a pulled card never loses a charge; completions go to the front-end from the journal until
+ * acknowledged.
  */
 
 /** One tap of one payment, as it moves through the phases. */
@@ -54,7 +55,7 @@ export class Purchase {
 
   /**
    * Reads the card in the field without charging it (an MDB session's BEGIN SESSION carries its balance): detect,
-   * SELECT, READ 0x15, GET BALANCE, after settling any torn purchase of that card. Undefined when no card came before
+   * SELECT, file 0x15, GET BALANCE, after settling any torn purchase of that card. Undefined when no card came before
    * the timeout or cancel() stopped the wait; a card that went away mid-read is undefined too (nothing is at stake).
    */
   async readCard(timeoutMs: number): Promise<CardReading | undefined> {
@@ -178,9 +179,9 @@ export class Purchase {
 
   async #selectAndRead(purse: PurseCard, tap: Tap): Promise<BasicData> {
     try {
-      const { application } = await purse.selectApplication(this.#c.applications());
+      const { application, fci } = await purse.selectApplication(this.#c.applications());
       this.#c.enter(tap, "selected");
-      const basic = await purse.readBasicData(application.layout);
+      const basic = await this.#c.basicData(purse, application, fci);
       tap.basic = basic;
       this.#c.enter(tap, "basic-data-read");
       return basic;

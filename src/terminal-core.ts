@@ -5,7 +5,8 @@ import { CodedError } from "../modules/errors/errors";
 import type { FrontendClient, Route } from "../modules/frontend-client/client";
 import type { Journal } from "../modules/journal/journal";
 import type { BasicData } from "../modules/purse/files";
-import { CITY_UNION_APPLICATION, PurseCard, TUNION_APPLICATION, type PurseApplication } from "../modules/purse/session";
+import type { FileControlInformation } from "../modules/purse/responses";
+import { CITY_UNION_APPLICATION, PurseCard, TUNION_APPLICATION, basicDataFromFci, type PurseApplication } from "../modules/purse/session";
 import { describeCommand, describeResponse, tracingTransceiver } from "../modules/purse/trace";
 import type { DeclineReason } from "./declines";
 import { CompletionForwarder } from "./forwarder";
@@ -174,7 +175,24 @@ export class TerminalCore {
   }
 
   async readForRecovery(purse: PurseCard): Promise<BasicData> {
-    const { application } = await purse.selectApplication(this.applications());
+    const { application, fci } = await purse.selectApplication(this.applications());
+    return this.basicData(purse, application, fci);
+  }
+
+  /**
+   * File 0x15 of the selected application: with `basicData: "fci-first"` from the FCI's 9F0C when it holds 30 bytes
+   * that parse in that layout, else (and always with "read") by READ BINARY. Trusting the FCI adds no risk: READ
+   * BINARY is the card's word too, and MAC1 binds the ASN at DEBIT (docs/fci-fast-path.md).
+   */
+  async basicData(purse: PurseCard, application: PurseApplication, fci: FileControlInformation): Promise<BasicData> {
+    if (this.config.basicData === "fci-first") {
+      const fromFci = basicDataFromFci(fci, application.layout);
+      if ("basic" in fromFci) {
+        this.o.trace?.("  file 0x15 from the FCI (9F0C): READ BINARY skipped");
+        return fromFci.basic;
+      }
+      this.o.trace?.(`  file 0x15 not usable from the FCI (${fromFci.reason}): READ BINARY`);
+    }
     return purse.readBasicData(application.layout);
   }
 

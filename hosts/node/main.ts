@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { CodedError } from "../../modules/errors/errors";
 import type { JournalStorage } from "../../modules/journal/storage";
+import type { BasicDataMode } from "../../modules/terminal-config/config";
 import { Pn532Error } from "../../modules/pn532/errors";
 import { streamMdb, termiosMdb } from "./mdb-termios";
 import { NodeSerial } from "./serial";
@@ -29,6 +30,8 @@ export interface PcTerminalOptions {
   /** How often the status report goes (default 5 minutes). */
   statusEveryMs?: number;
   cityCode?: string;
+  /** Where file 0x15 comes from (docs/fci-fast-path.md); the remote configuration may change it. */
+  basicData?: BasicDataMode;
   dieAtWrite?: number;
   /** controller "mdb": the MDB cashless device on this UART (docs/mdb.md §8), beside the JSON-lines port. */
   mdb?: { tty: string; address?: number; level?: number; link?: "termios" | "stream" };
@@ -84,7 +87,7 @@ export async function runPcTerminal(o: PcTerminalOptions, log: (line: string) =>
       tls,
       journalPath,
       config: { terminalId: o.terminalId, level1Url: o.frontend, strict: o.strict, recoveryWindowMs: o.recoveryWindowMs, cityCode: o.cityCode,
-        ...(o.statusEveryMs ? { statusEveryMs: o.statusEveryMs } : {}) },
+        ...(o.basicData ? { basicData: o.basicData } : {}), ...(o.statusEveryMs ? { statusEveryMs: o.statusEveryMs } : {}) },
       trace: log,
       mdb: o.mdb && {
         ...(o.mdb.link === "stream" ? streamMdb({ tty: o.mdb.tty, address: o.mdb.address })

@@ -79,9 +79,11 @@ export function parseBalance(data: Uint8Array): number {
 
 export interface FileControlInformation {
   dfName?: string;
-  /** Tag 9F0C: on T-Union cards the same 30 bytes as file 0x15. */
+  /** Tag 9F0C: the same 30 bytes as file 0x15 (docs/purse.md §2, docs/fci-fast-path.md). */
   issuerDiscretionary?: Uint8Array;
   applicationVersion?: number;
+  /** Set when the answer's TLV did not parse: SELECT still succeeded, the FCI only carries nothing usable. */
+  malformed?: string;
 }
 
 interface Tlv {

@@ -6,7 +6,8 @@ import {
   initializeForPurchase, readBinary, readRecord, selectByName, type DebitForPurchaseRequest, type InitializeForPurchaseRequest,
   creditForLoad, initializeForLoad, type CreditForLoadRequest, type InitializeForLoadRequest,
 } from "./commands";
-import { parseBasicData, parseTransactionRecord, type BasicData, type BasicDataLayout, type TransactionRecord } from "./files";
+import { PurseFormatError } from "./errors";
+import { BASIC_DATA_LENGTH, parseBasicData, parseTransactionRecord, type BasicData, type BasicDataLayout, type TransactionRecord } from "./files";
 import {
   parseBalance, parseDebitForPurchase, parseFci, parseInitializeForPurchase, parseTransactionProve,
   type DebitForPurchaseResponse, type FileControlInformation, type InitializeForPurchaseResponse, type TransactionProveResponse,
@@ -20,6 +21,33 @@ export interface PurseApplication {
 
 export const TUNION_APPLICATION: PurseApplication = Object.freeze({ layout: "tunion", aid: AID_TUNION });
 export const CITY_UNION_APPLICATION: PurseApplication = Object.freeze({ layout: "cityunion", aid: AID_CITY_UNION });
+
+/** The FCI of a SELECT answer; one that does not parse is kept as `malformed`, since nothing depends on it (READ BINARY does the job). */
+function fciOf(data: Uint8Array): FileControlInformation {
+  try {
+    return parseFci(data);
+  } catch (error) {
+    if (error instanceof PurseFormatError) return { malformed: error.message };
+    throw error;
+  }
+}
+
+/**
+ * File 0x15 as the FCI's tag 9F0C carries it (docs/fci-fast-path.md): the 30 bytes parsed in `layout`, or the reason
+ * they cannot stand in for READ BINARY (no FCI, no 9F0C, another length, fields that do not parse).
+ */
+export function basicDataFromFci(fci: FileControlInformation, layout: BasicDataLayout): { basic: BasicData } | { reason: string } {
+  if (fci.malformed) return { reason: fci.malformed };
+  const value = fci.issuerDiscretionary;
+  if (!value) return { reason: "the FCI has no 9F0C" };
+  if (value.length !== BASIC_DATA_LENGTH) return { reason: `9F0C holds ${value.length} bytes, not ${BASIC_DATA_LENGTH}` };
+  try {
+    return { basic: parseBasicData(value, layout) };
+  } catch (error) {
+    if (error instanceof PurseFormatError) return { reason: `9F0C: ${error.message}` };
+    throw error;
+  }
+}
 
 /** The electronic-purse commands of one card, over any transceiver (a PN532, a virtual card). */
 export class PurseCard {
@@ -37,7 +65,7 @@ export class PurseCard {
       const response = await transmit(this.#card, selectByName(application.aid));
       if (response.sw === SW.OK) {
         this.application = application;
-        return { application, fci: parseFci(response.data) };
+        return { application, fci: fciOf(response.data) };
       }
       last = new ApduError(response.sw, "SELECT");
       if (response.sw !== SW.FILE_NOT_FOUND && response.sw !== SW.FUNCTION_NOT_SUPPORTED) throw last;

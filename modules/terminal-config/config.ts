@@ -8,6 +8,12 @@ import { CodedError } from "../errors/errors";
 
 export type ApplicationName = "tunion" | "cityunion";
 
+/**
+ * Where a tap takes file 0x15 from: "fci-first" uses the 30 bytes of the FCI's tag 9F0C when they parse for the
+ * selected layout and sends READ BINARY only when they do not; "read" always sends READ BINARY (docs/fci-fast-path.md).
+ */
+export type BasicDataMode = "fci-first" | "read";
+
 export interface TerminalSettings {
   /** The largest amount a purchase may have, fen; a larger one is declined with `amount-over-limit`. */
   maxAmount?: number;
@@ -29,6 +35,8 @@ export interface TerminalSettings {
   statusEveryMs?: number;
   /** Text for the indicator or the controller's display; "" clears it. */
   message?: string;
+  /** File 0x15 from the FCI when it carries it ("fci-first", one APDU less), or always by READ BINARY ("read"). */
+  basicData?: BasicDataMode;
 }
 
 export type SettingName = keyof TerminalSettings;
@@ -39,8 +47,8 @@ export const MESSAGE_MAX_LENGTH = 64;
 /** The largest amount the front-end protocol carries (an unsigned 32-bit fen count, as INIT does). */
 export const MAX_AMOUNT_LIMIT = 0xffffffff;
 
-/** How a setting's value is written and checked: fen, application names, a flag, milliseconds or display text. */
-export type SettingKind = "amount" | "applications" | "boolean" | "duration" | "text";
+/** How a setting's value is written and checked: fen, application names, a flag, milliseconds, display text, or one of a few names. */
+export type SettingKind = "amount" | "applications" | "boolean" | "duration" | "text" | "choice";
 
 export interface SettingSpec<T> {
   kind: SettingKind;
@@ -49,6 +57,8 @@ export interface SettingSpec<T> {
   /** The accepted range: fen or ms for numbers, characters for text (outside it a terminal would misbehave or hammer). */
   min?: number;
   max?: number;
+  /** For a `choice`: the values it may take. */
+  choices?: readonly string[];
 }
 
 /**
@@ -67,6 +77,7 @@ export const SETTINGS: { readonly [K in SettingName]-?: SettingSpec<Exclude<Term
   keepWarmMs: { kind: "duration", default: 30_000, min: 1_000, max: 3_600_000 },
   statusEveryMs: { kind: "duration", default: 5 * 60_000, min: 1_000, max: 24 * 3_600_000 },
   message: { kind: "text", default: "", max: MESSAGE_MAX_LENGTH },
+  basicData: { kind: "choice", default: "fci-first", choices: Object.freeze(["fci-first", "read"]) },
 });
 
 export const SETTING_NAMES: readonly SettingName[] = Object.freeze(Object.keys(SETTINGS) as SettingName[]);
@@ -119,6 +130,11 @@ function checkOne(name: string, value: unknown): SettingError | undefined {
         if (c < 0x20 || c === 0x7f) return new SettingError("CONFIG_RANGE", name, "must not contain control characters");
       }
       return undefined;
+    case "choice": {
+      const choices = spec.choices ?? [];
+      if (typeof value !== "string") return new SettingError("CONFIG_TYPE", name, `must be one of ${choices.join(", ")}`);
+      return choices.includes(value) ? undefined : new SettingError("CONFIG_RANGE", name, `must be one of ${choices.join(", ")}`);
+    }
     case "duration":
       if (typeof value !== "number" || !Number.isInteger(value)) return new SettingError("CONFIG_TYPE", name, "must be a whole number of milliseconds");
       if (value < min || value > max) return new SettingError("CONFIG_RANGE", name, `must be ${min}..${max} ms`);

@@ -2,7 +2,7 @@ import * as assert from "../lib/assert";
 import { ApduError, type Transceiver } from "../../modules/iso7816/index";
 import { fromHex, toHex } from "../../modules/bytes/bytes";
 import {
-  AID_CITY_UNION, AID_TUNION, CITY_UNION_APPLICATION, PurseCard, PurseFormatError, TUNION_APPLICATION,
+  AID_CITY_UNION, AID_TUNION, CITY_UNION_APPLICATION, PurseCard, PurseFormatError, TUNION_APPLICATION, basicDataFromFci,
   debitForPurchase, decodeBcd, decodeDate, decodeTime, describeCommand, describeResponse, encodeAmount, encodeBcd,
   encodeDate, encodeTime, formatYuan, getBalance, getTransactionProve, initializeForPurchase, isValidDate, isValidTime,
   parseBalance, parseBasicData, parseDebitForPurchase, parseFci, parseInitializeForPurchase, parseTransactionProve,
@@ -212,6 +212,34 @@ describe("purse: PurseCard session", () => {
     assert.equal(application.layout, "cityunion");
     assert.equal(fci.dfName, "A00000000386980701");
     assert.equal(card.sent.length, 2);
+  });
+  it("file 0x15 from the FCI's 9F0C when it parses in the selected layout; otherwise the reason (docs/fci-fast-path.md)", async () => {
+    const fciWith = (value: string) => "6F" + (15 + value.length / 2).toString(16).padStart(2, "0") + "8408A000000632010105A5" +
+      (3 + value.length / 2).toString(16).padStart(2, "0") + "9F0C" + (value.length / 2).toString(16).padStart(2, "0") + value;
+    const card = tableCard({ "00A4040008A00000063201010500": [fciWith(TUNION_0x15) + "9000"] });
+    const { application, fci } = await new PurseCard(card).selectApplication([TUNION_APPLICATION]);
+    const from = basicDataFromFci(fci, application.layout);
+    assert.ok("basic" in from);
+    assert.deepEqual(from.basic, parseBasicData(fromHex(TUNION_0x15), "tunion"));
+    // The same 30 bytes read in the other layout give another ASN: the layout is the selected application's.
+    const city = basicDataFromFci(parseFci(fromHex(fciWith(CITY_0x15))), "cityunion");
+    assert.equal("basic" in city && city.basic.asn, "4100000089999985");
+    const reason = (data: string) => {
+      const r = basicDataFromFci(parseFci(fromHex(data)), "tunion");
+      return "reason" in r ? r.reason : "parsed";
+    };
+    assert.equal(reason("6F0A8408A000000632010105"), "the FCI has no 9F0C");
+    assert.equal(reason(fciWith(TUNION_0x15.slice(0, 58))), "9F0C holds 29 bytes, not 30");
+    const badDate = reason(fciWith(TUNION_0x15.slice(0, 48) + "20991340" + TUNION_0x15.slice(56)));
+    assert.ok(/^9F0C: .*expiry date/.test(badDate), badDate);
+    const badAsn = reason(fciWith(TUNION_0x15.slice(0, 20) + "0A" + TUNION_0x15.slice(22)));
+    assert.ok(/^9F0C: ASN has a non-decimal nibble/.test(badAsn), badAsn);
+    // An FCI whose TLV does not parse no longer fails SELECT: it is only of no use, and READ BINARY takes over.
+    const broken = tableCard({ "00A4040008A00000063201010500": ["6F318408A0000006" + "9000"] });
+    const selected = await new PurseCard(broken).selectApplication([TUNION_APPLICATION]);
+    assert.ok(/^FCI: /.test(selected.fci.malformed ?? ""), selected.fci.malformed);
+    const fromBroken = basicDataFromFci(selected.fci, "tunion");
+    assert.ok("reason" in fromBroken && /^FCI: /.test(fromBroken.reason));
   });
   it("throws ApduError when no application answers, and stops at a status other than not-found", async () => {
     const none = new PurseCard(tableCard({ "00A4040008A00000063201010500": ["6A82"], "00A4040009A0000000038698070100": ["6A82"] }));

@@ -1,7 +1,7 @@
 // The settings validator the terminal and the front-end share: every field by type, range and name, errors typed
 // with a code and the field. Runs under mocha and inside XS (device code).
 import * as assert from "../lib/assert";
-import { checkSettings, mergeSettings, MESSAGE_MAX_LENGTH, SettingError, settingErrors } from "../../modules/terminal-config/config";
+import { checkSettings, mergeSettings, MESSAGE_MAX_LENGTH, SettingError, settingDefaults, settingErrors } from "../../modules/terminal-config/config";
 
 function refused(value: unknown): [string, string][] {
   return settingErrors(value).map((e) => [e.code, e.field]);
@@ -12,6 +12,7 @@ describe("terminal settings validator", () => {
     const good = {
       maxAmount: 1, applicationOrder: ["cityunion"], strict: true, strictTimeoutMs: 100, recoveryWindowMs: 600_000,
       reportUnresolvedAfterMs: 1000, routesRefreshMs: 86_400_000, keepWarmMs: 1000, statusEveryMs: 1000, message: "x".repeat(MESSAGE_MAX_LENGTH),
+      basicData: "read",
     };
     assert.deepEqual(settingErrors(good), []);
     assert.deepEqual(checkSettings(good), good);
@@ -36,6 +37,10 @@ describe("terminal settings validator", () => {
     assert.deepEqual(refused({ message: 5 }), [["CONFIG_TYPE", "message"]]);
     assert.deepEqual(refused({ message: "x".repeat(MESSAGE_MAX_LENGTH + 1) }), [["CONFIG_RANGE", "message"]]);
     assert.deepEqual(refused({ message: "line\u0007" }), [["CONFIG_RANGE", "message"]]);
+    assert.deepEqual(refused({ basicData: "fci" }), [["CONFIG_RANGE", "basicData"]]);
+    assert.deepEqual(refused({ basicData: true }), [["CONFIG_TYPE", "basicData"]]);
+    assert.deepEqual(settingErrors({ basicData: "fci-first" }), []);
+    assert.equal(settingDefaults().basicData, "fci-first");
     assert.deepEqual(refused({ toString: 1 }), [["CONFIG_UNKNOWN_KEY", "toString"]]);
     assert.deepEqual(refused({ __proto__x: 1, level1Url: "https://x" }), [["CONFIG_UNKNOWN_KEY", "__proto__x"], ["CONFIG_UNKNOWN_KEY", "level1Url"]]);
     for (const v of [null, undefined, 3, "x", [], true]) assert.deepEqual(refused(v), [["CONFIG_NOT_OBJECT", "settings"]]);

@@ -128,7 +128,8 @@ describe("fault injection: security cases, each refused", function () {
     const card = rig.addCard();
     const image = structuredClone(card.state);
     assert.equal((await pay(card)).event, "approved");
-    const basic = toHex(cardAnswers(card, 0xb0)[0]!);
+    // File 0x15 as the terminal sent it (from the FCI, docs/fci-fast-path.md: the same bytes READ BINARY gives).
+    const basic = card.state.applications[0]!.basicData;
     const init = toHex(cardAnswers(card, 0x50)[0]!);
     await assert.rejects(client.authorize({ terminalId: RIG_TERMINAL_ID, order: "REPLAY-1", amount: 300, keyIndex: 1, transactionType: 6, application: "tunion", basicData: basic, initResponse: init }),
       (e: unknown) => e instanceof FrontendHttpError && e.status === 409 && e.code === "REPLAY");

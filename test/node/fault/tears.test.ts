@@ -89,13 +89,14 @@ describe("fault injection: card tears at every APDU and every frame boundary", f
       }
     }
     console.log(`      ${tally.line()}`);
-    assert.ok(tally.points >= 18);
+    // 3 APDUs on a T-Union card, 4 on a city card (its SELECT of the T-Union AID first): file 0x15 comes from the FCI.
+    assert.ok(tally.points >= 14, `only ${tally.points} points`);
     assert.deepEqual(tally.violations, []);
   });
 
   it("a tear at any APDU of the recovery after a torn DEBIT is settled by the next tap", async () => {
     const tally = new FaultTally("card tear at every APDU of a recovery");
-    // Which APDUs a recovery sends: SELECT, READ BINARY, INIT, GET TRANSACTION PROVE.
+    // Which APDUs a recovery sends: SELECT, INIT, GET TRANSACTION PROVE (file 0x15 comes from the FCI).
     const probe = rig.addCard();
     probe.armTear({ command: "debit", when: "after" });
     await tornPayment(probe);

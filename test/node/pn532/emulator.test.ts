@@ -4,7 +4,9 @@ import assert from "node:assert/strict";
 import { toHex } from "../../../modules/bytes/bytes";
 import type { SerialPort } from "../../../modules/device/types";
 import { ACK_FRAME, NACK_FRAME, TFI_HOST, WAKE_UP, encodeFrame } from "../../../modules/pn532/index";
-import { INSTANT_TIMING, Pn532Emulator, byteTimeFor, createMemorySerialPair, type EmulatorOptions } from "../../../tools/sim/pn532sim/index";
+import { INSTANT_TIMING, Pn532Emulator, byteTimeFor, createMemorySerialPair, frameWaitingTimeOf, type EmulatorOptions } from "../../../tools/sim/pn532sim/index";
+import { VirtualCard } from "../../../tools/sim/cardsim/card";
+import { PHONE_106_ONLY, PHONE_SECURE_ELEMENT, type PhoneProfile } from "../../../tools/sim/cardsim/phone";
 import { VirtualClock } from "../../lib/virtual-clock";
 import { tunionCard } from "./helpers";
 import { until } from "../until";
@@ -254,6 +256,72 @@ describe("pn532 emulator: timing", () => {
       host.port.write(select);
       await clock.advance(0);
       assert.equal(host.take(), ACK + answer, "ACK and answer at once after the change");
+    } finally {
+      host.close();
+    }
+  });
+});
+
+describe("pn532 emulator: cards in phones (docs/phone-wallets.md)", () => {
+  const phoneCard = (phone: PhoneProfile) => new VirtualCard(tunionCard().state, { phone });
+  const activate = async (host: RawHost, clock: VirtualClock) => {
+    host.port.write(encodeFrame(TFI_HOST, h("4a0100")));
+    await clock.advance(0);
+    return host.take();
+  };
+
+  it("a phone announces its own ATS, and asks for S(WTX) while it works past its FWT: the answer waits for it", async () => {
+    // FWI 9: 154.7 ms; 400 ms of work is three frame waiting times, so two S(WTX) requests.
+    const phone: PhoneProfile = { ...PHONE_SECURE_ELEMENT, processingMs: { 0xa4: 400 } };
+    const clock = new VirtualClock();
+    const host = new RawHost({ cards: [phoneCard(phone)], timing: INSTANT_TIMING, clock });
+    try {
+      const target = await activate(host, clock);
+      assert.ok(target.includes(`06${PHONE_SECURE_ELEMENT.ats.toLowerCase()}`), `the target data carries the phone's ATS: ${target}`);
+      assert.equal(frameWaitingTimeOf(h(PHONE_SECURE_ELEMENT.ats), 0).toFixed(1), "154.7");
+      assert.equal(frameWaitingTimeOf(h("7577810280"), 0).toFixed(1), "77.3", "a plastic card's FWI 8");
+      host.port.write(encodeFrame(TFI_HOST, h("400100a4040008a00000063201010500")));
+      await clock.advance(399.99);
+      assert.equal(host.take(), ACK, "only the ACK while the phone works");
+      await clock.advance(0.02);
+      assert.match(host.take(), /^0000ff....d54100.*9000..00$/);
+      assert.equal(host.emulator.stats.wtxRequests, 2);
+    } finally {
+      host.close();
+    }
+  });
+
+  it("a phone that takes no bit rate above 106 leaves the PPS unanswered: InPSL fails with status 01", async () => {
+    const clock = new VirtualClock();
+    const host = new RawHost({ cards: [phoneCard(PHONE_106_ONLY)], timing: INSTANT_TIMING, clock });
+    try {
+      await activate(host, clock);
+      host.port.write(encodeFrame(TFI_HOST, h("4e010202")));
+      await clock.advance(INSTANT_TIMING.frameWaitingTime!);
+      assert.equal(host.take(), ACK + toHex(encodeFrame(0xd5, h("4f01"))).toLowerCase());
+      // At 106 kbps it is fine.
+      host.port.write(encodeFrame(TFI_HOST, h("4e010000")));
+      await clock.advance(0);
+      assert.equal(host.take(), ACK + toHex(encodeFrame(0xd5, h("4f00"))).toLowerCase());
+    } finally {
+      host.close();
+    }
+  });
+
+  it("a phone that drops out in the middle of an exchange is back in the field after its returnsAfterMs", async () => {
+    const card = phoneCard({ ...PHONE_SECURE_ELEMENT, returnsAfterMs: 250 });
+    const clock = new VirtualClock();
+    const host = new RawHost({ cards: [card], timing: INSTANT_TIMING, clock });
+    try {
+      await activate(host, clock);
+      card.armTear({ command: "select", when: "after" });
+      host.port.write(encodeFrame(TFI_HOST, h("400100a4040008a00000063201010500")));
+      await clock.advance(100);
+      assert.equal(card.present, false);
+      assert.equal(host.take(), ACK + toHex(encodeFrame(0xd5, h("4101"))).toLowerCase(), "no answer from the target");
+      await clock.advance(250);
+      assert.equal(card.present, true, "the phone is back");
+      assert.match(await activate(host, clock), /d54b01/, "and is activated again");
     } finally {
       host.close();
     }

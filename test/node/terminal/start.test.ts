@@ -34,7 +34,7 @@ describe("npm start (the simulated system)", function () {
   it("prints the decoded APDU trace, the front-end calls and a summary; the in-memory link works without socat", () => {
     const r = run("--link", "memory");
     assert.equal(r.status, 0, r.stderr + r.stdout);
-    for (const text of ["SELECT AID A000000632010105", "READ BINARY SFI 0x15", "INITIALIZE FOR PURCHASE", "front-end (level 1): POST /v1/purchases",
+    for (const text of ["SELECT AID A000000632010105", "file 0x15 from the FCI (9F0C): READ BINARY skipped", "INITIALIZE FOR PURCHASE", "front-end (level 1): POST /v1/purchases",
       "front-end (level 2): POST /v1/purchases", "DEBIT FOR PURCHASE", "9401 insufficient balance", "in-memory lines", "Summary: 5 of 5 purchases ended as scripted"]) {
       assert.ok(r.stdout.includes(text), `missing "${text}"`);
     }

@@ -75,7 +75,7 @@ const settingsSchema = {
     maxAmount: { type: "integer" }, applicationOrder: { type: "array", items: { type: "string" } }, strict: { type: "boolean" },
     strictTimeoutMs: { type: "integer" }, recoveryWindowMs: { type: "integer" }, reportUnresolvedAfterMs: { type: "integer" },
     routesRefreshMs: { type: "integer" }, keepWarmMs: { type: "integer" }, statusEveryMs: { type: "integer" },
-    message: { type: "string", maxLength: MESSAGE_MAX_LENGTH },
+    message: { type: "string", maxLength: MESSAGE_MAX_LENGTH }, basicData: { type: "string" },
   },
 } as const;
 

@@ -151,7 +151,7 @@ export async function waitingPerTerminal(store: Store): Promise<{ terminalId: st
 const NUMBER_SETTINGS = new Set<SettingName>(["maxAmount", "strictTimeoutMs", "recoveryWindowMs", "reportUnresolvedAfterMs", "routesRefreshMs", "keepWarmMs", "statusEveryMs"]);
 const HELP: Partial<Record<SettingName, string>> = {
   maxAmount: "fen; a larger purchase is declined with amount-over-limit", applicationOrder: "tunion,cityunion", strict: "wait for the completion's acknowledgement",
-  message: "text on the indicator or display",
+  message: "text on the indicator or display", basicData: "fci-first or read (file 0x15 from the FCI, or always READ BINARY)",
 };
 
 export interface SaveResult {

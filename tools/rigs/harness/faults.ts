@@ -98,6 +98,14 @@ export async function retapUntilResolved(rig: Rig, card: VirtualCard, order: str
 }
 
 /**
+ * Waits for the `resolved` event of a purchase whose outcome was unknown, without tapping anything: for a card that
+ * comes back by itself (a phone moved away and back, docs/phone-wallets.md).
+ */
+export async function untilResolved(rig: Rig, order: string, timeoutMs = 15_000): Promise<ControllerEvent> {
+  return rig.controller!.next((e) => e.event === "resolved" && e.order === order, timeoutMs);
+}
+
+/**
  * After a fault: the terminal must settle, card, terminal journal and front-end journals must agree, and every order
  * the controller paid so far has had exactly one final event (finalEventViolations). An authorization whose DEBIT
  * never happened may stay open only until the front-end's reconciliation sweep marks it.

@@ -12,7 +12,7 @@ import path from "node:path";
 import type { SerialClass } from "../../../modules/device/types";
 import { NodeSerial } from "../../../hosts/node/serial";
 import { createPtyPair, type PtyPair } from "../../../hosts/node/pty";
-import type { ApplicationProfile, VirtualCard } from "../../sim/cardsim/index";
+import type { ApplicationProfile, VirtualCard, VirtualCardOptions } from "../../sim/cardsim/index";
 import type { FrontendConfig } from "../../frontend/index";
 import { softHsmTokenWithKeys } from "../../frontend/keys/softhsm";
 import { DatabaseReader } from "../frontend/index";
@@ -249,13 +249,13 @@ export class Rig {
   }
 
   /** A virtual card issued from the rig's master keys, with a unique ASN; in the emulator (out of the field) when attached. */
-  addCard(profile: Partial<Omit<ApplicationProfile, "masterKeys">> = {}, options: { inEmulator?: boolean } = {}): VirtualCard {
+  addCard(profile: Partial<Omit<ApplicationProfile, "masterKeys">> = {}, options: { inEmulator?: boolean; card?: VirtualCardOptions } = {}): VirtualCard {
     const n = String(++this.#cardNo).padStart(6, "0");
     const layout = profile.layout ?? "tunion";
     const algorithm = profile.algorithm ?? (layout === "tunion" ? "3des" : "sm4");
     const cityCode = profile.cityCode ?? (layout === "tunion" ? "1000" : RIG_LEVEL2_CITY);
     const asn = profile.asn ?? (layout === "tunion" ? `0310${String(process.pid % 1e6).padStart(6, "0")}0000${n}` : `${cityCode}${String(process.pid % 1e6).padStart(6, "0")}${n}`);
-    const card = issueWorldCard(this.#world, [{ balance: 5000, ...profile, layout, algorithm, cityCode, asn }]);
+    const card = issueWorldCard(this.#world, [{ balance: 5000, ...profile, layout, algorithm, cityCode, asn }], options.card);
     if (options.inEmulator !== false) this.emulator?.addCard(card, false);
     return card;
   }

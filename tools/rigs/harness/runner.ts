@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { VirtualCard, issueCard } from "../../sim/cardsim/index";
+import { PHONE_PROFILES, VirtualCard, issueCard } from "../../sim/cardsim/index";
 import { readDevelopmentMasterKeys } from "../../frontend/keys/keystore";
 import { startEmulator, INSTANT_TIMING, type Pn532Emulator } from "../../sim/pn532sim/index";
 import { ControllerLink, ControllerTimeoutError, type ControllerEvent } from "../../sim/simulation/controller-link";
@@ -194,10 +194,13 @@ function issueCards(scenario: Scenario, ctx: Context): Map<string, VirtualCard> 
   for (const name of names) {
     const def = scenario.cards[name]!;
     const ref = { keyIndex: def.keyIndex ?? 1, keyVersion: def.keyVersion ?? 1, algorithm: def.algorithm };
-    const card = new VirtualCard(issueCard([{ ...def, asn: def.asn ?? freshAsn(def), masterKeys: readDevelopmentMasterKeys(ctx.keys, ref) }]));
+    const { phone: phoneName, phoneReturnsAfterMs, ...profile } = def;
+    const phone = PHONE_PROFILES.find((p) => p.name === phoneName);
+    const card = new VirtualCard(issueCard([{ ...profile, asn: def.asn ?? freshAsn(def), masterKeys: readDevelopmentMasterKeys(ctx.keys, ref) }]),
+      phone ? { phone: { ...phone, ...(phoneReturnsAfterMs !== undefined ? { returnsAfterMs: phoneReturnsAfterMs } : {}) } } : {});
     ctx.emulator.addCard(card, false);
     cards.set(name, card);
-    ctx.note(`card ${name}: ${def.layout} ${def.algorithm}, city ${def.cityCode}, balance ${def.balance}`);
+    ctx.note(`card ${name}: ${def.layout} ${def.algorithm}, city ${def.cityCode}, balance ${def.balance}${phone ? `, in a phone (${phone.name})` : ""}`);
   }
   return cards;
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { LineCounter, parseDocument } from "yaml";
+import { PHONE_PROFILES } from "../../sim/cardsim/phone";
 import type { Fault } from "../../sim/pn532sim/emulator";
 import { CodedError } from "../../../modules/errors/errors";
 import { decodeCommand, encodeCommand } from "../../../modules/mdb/commands";
@@ -33,6 +34,10 @@ export interface CardDefinition {
   startDate?: string;
   expiryDate?: string;
   enabled?: boolean;
+  /** The card is in a phone: a profile of tools/sim/cardsim/phone.ts by name (docs/phone-wallets.md). */
+  phone?: string;
+  /** A phone that leaves the field in a tear is back by itself this long after, ms. */
+  phoneReturnsAfterMs?: number;
 }
 
 export type Step =
@@ -158,7 +163,8 @@ function checkCard(def: Json, fail: (m: string) => never): CardDefinition {
     base = CARD_PROFILES[profile as string]!;
   }
   const card = { ...base, ...fields } as { [k: string]: Json };
-  const allowed = ["layout", "algorithm", "asn", "cityCode", "balance", "overdraftLimit", "epSerial", "keyIndex", "keyVersion", "startDate", "expiryDate", "enabled"];
+  const allowed = ["layout", "algorithm", "asn", "cityCode", "balance", "overdraftLimit", "epSerial", "keyIndex", "keyVersion", "startDate", "expiryDate", "enabled",
+    "phone", "phoneReturnsAfterMs"];
   for (const key of Object.keys(card)) if (!allowed.includes(key)) fail(`unknown field "${key}"`);
   if (card.layout !== "tunion" && card.layout !== "cityunion") fail("layout must be tunion or cityunion");
   if (card.algorithm !== "3des" && card.algorithm !== "sm4") fail("algorithm must be 3des or sm4");
@@ -173,6 +179,11 @@ function checkCard(def: Json, fail: (m: string) => never): CardDefinition {
     if (card[n] !== undefined && (!Number.isInteger(card[n]) || (card[n] as number) < 0)) fail(`${n} must be a whole number`);
   }
   if (card.enabled !== undefined && typeof card.enabled !== "boolean") fail("enabled must be true or false");
+  const phones = PHONE_PROFILES.map((p) => p.name);
+  if (card.phone !== undefined && !phones.includes(card.phone as string)) fail(`phone must be one of ${phones.join(", ")}`);
+  if (card.phoneReturnsAfterMs !== undefined && (card.phone === undefined || !Number.isInteger(card.phoneReturnsAfterMs) || (card.phoneReturnsAfterMs as number) < 0)) {
+    fail("phoneReturnsAfterMs takes whole milliseconds, for a card with a phone profile");
+  }
   return card as unknown as CardDefinition;
 }
 

@@ -10,6 +10,7 @@ import { SW } from "../../../modules/iso7816/status";
 import { encodeBalance } from "../../../modules/purse/amount";
 import { decodeBcd, isValidDate, isValidTime } from "../../../modules/purse/bcd";
 import { AID_CITY_UNION, AID_TUNION, SFI_BASIC_DATA, SFI_HOLDER_DATA, SFI_MANAGEMENT_DATA, SFI_TRANSACTION_LOG } from "../../../modules/purse/commands";
+import type { PhoneProfile } from "./phone";
 import {
   algorithmId, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
   type PurseAlgorithm,
@@ -87,6 +88,14 @@ export interface VirtualCardOptions {
    * accepted; "zeros" 00000000, as card OSes do that keep no MAC2 for a load (docs/purse.md §9.1). The TAC follows.
    */
   loadProof?: "mac2" | "zeros";
+  /**
+   * What tag 9F0C of the FCI carries. By default the application's file 0x15, as both card layouts do
+   * (docs/fci-fast-path.md); `null` leaves the tag out; a function gives other bytes (hex) for each application, for a
+   * malformed FCI or one that lies about the ASN while READ BINARY tells the truth.
+   */
+  fciBasicData?: null | ((app: ApplicationState) => string);
+  /** Answer as a phone does (tools/sim/cardsim/phone.ts): its ATS, its timing with S(WTX), its bit rates, its return. */
+  phone?: PhoneProfile;
 }
 
 interface PurchaseSession {
@@ -147,8 +156,17 @@ export class VirtualCard {
   get uid(): Uint8Array { return fromHex(this.state.uid); }
   get atqa(): Uint8Array { return fromHex(this.state.atqa); }
   get sak(): number { return this.state.sak; }
-  get ats(): Uint8Array { return fromHex(this.state.ats); }
+  get ats(): Uint8Array { return fromHex(this.#options.phone?.ats ?? this.state.ats); }
   get present(): boolean { return this.#present; }
+  /** A phone's own timing, ms; a plastic card leaves it to the emulator's table. */
+  processingMs(apdu: Uint8Array): number | undefined {
+    const phone = this.#options.phone;
+    if (!phone) return undefined;
+    return phone.processingMs[apdu.length > 1 ? apdu[1]! : -1] ?? phone.otherMs;
+  }
+  get requestsWtx(): boolean { return this.#options.phone !== undefined; }
+  get maxPpsKbps(): number | undefined { return this.#options.phone?.maxPpsKbps; }
+  get returnsAfterMs(): number | undefined { return this.#options.phone?.returnsAfterMs; }
 
   /** Brings the card (back) into the field: a fresh activation, nothing selected, no purchase in progress. */
   place(): void {
@@ -247,8 +265,10 @@ export class VirtualCard {
 
   #fci(app: ApplicationState): Uint8Array {
     const aid = fromHex(app.aid);
-    const basic = fromHex(app.basicData);
-    const a5 = concatBytes(new Uint8Array([0x9f, 0x08, 0x01, 0x02, 0x9f, 0x0c, basic.length]), basic);
+    const option = this.#options.fciBasicData;
+    const basic = option === null ? undefined : fromHex(option ? option(app) : app.basicData);
+    const version = new Uint8Array([0x9f, 0x08, 0x01, 0x02]);
+    const a5 = basic ? concatBytes(version, new Uint8Array([0x9f, 0x0c, basic.length]), basic) : version;
     const inner = concatBytes(new Uint8Array([0x84, aid.length]), aid, new Uint8Array([0xa5, a5.length]), a5);
     return concatBytes(new Uint8Array([0x6f, inner.length]), inner);
   }

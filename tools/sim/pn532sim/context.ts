@@ -17,6 +17,8 @@ export interface EmulatorStats {
   wakeUps: number;
   bytesIn: number;
   bytesOut: number;
+  /** S(WTX) requests cards sent during InDataExchange (the chip grants them itself). */
+  wtxRequests: number;
 }
 
 /** Thrown out of a command's sleeps once the host has aborted it; the command then sends nothing. */
@@ -30,7 +32,7 @@ export const DEFAULT_FLAGS = Param.AutomaticATR_RES | Param.AutomaticRATS;
 
 export class EmulatorContext {
   timing: EmulatorTiming = { ...DEFAULT_TIMING };
-  readonly stats: EmulatorStats = { frames: 0, faults: 0, acksSent: 0, nacksReceived: 0, aborts: 0, responses: 0, wakeUps: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats: EmulatorStats = { frames: 0, faults: 0, acksSent: 0, nacksReceived: 0, aborts: 0, responses: 0, wakeUps: 0, bytesIn: 0, bytesOut: 0, wtxRequests: 0 };
   readonly log: ((line: string) => void) | undefined;
   /** CIU registers written by the host or set by activation and InPSL. */
   readonly registers = new Map<number, number>();

@@ -18,6 +18,7 @@ import type { EmulatorTiming, Fault } from "./timing";
 export { DEFAULT_TIMING, INSTANT_TIMING, byteTimeFor, type EmulatorTiming, type Fault } from "./timing";
 export type { EmulatorStats } from "./context";
 export type { HostedCard } from "./field";
+export { frameWaitingTimeOf } from "./isodep";
 export type { BaudSwitch, ReceivedCommand } from "./chip";
 
 export interface EmulatorOptions {

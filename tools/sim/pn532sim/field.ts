@@ -18,6 +18,20 @@ export interface HostedCard {
   process(apdu: Uint8Array): Uint8Array;
   place(): void;
   remove(): void;
+  /**
+   * Card time for this APDU, ms, for a card with timing of its own (a phone's secure element); undefined leaves it to
+   * the emulator's table (EmulatorTiming.cardProcessing).
+   */
+  processingMs?(apdu: Uint8Array): number | undefined;
+  /**
+   * The card asks for more time with S(WTX) whenever its work runs past its frame waiting time (FWI of its ATS), as
+   * ISO 14443-4 has a slow card do; the chip grants each request itself inside InDataExchange (docs/phone-wallets.md).
+   */
+  readonly requestsWtx?: boolean;
+  /** The highest bit rate the card answers a PPS for, kbps; above it the PPS goes unanswered and InPSL fails. */
+  readonly maxPpsKbps?: number;
+  /** A card that lost the field in a tear comes back by itself this long after (a phone moved away and back), ms. */
+  readonly returnsAfterMs?: number;
 }
 
 /** An activated card. */
@@ -76,6 +90,20 @@ export class Field {
     for (const [tg, t] of this.targets) if (t.card === card) this.targets.delete(tg);
     this.#ctx.log?.(`card ${this.cards.indexOf(card)} removed`);
     this.#ctx.notify();
+  }
+
+  /**
+   * The card dropped out of the field during an exchange: gone now, and a card that comes back by itself (a phone
+   * moved away and back) is placed again after its returnsAfterMs.
+   */
+  drop(card: HostedCard): void {
+    this.remove(card);
+    const back = card.returnsAfterMs;
+    if (back !== undefined) {
+      this.#ctx.later(() => {
+        if (!card.present) this.place(card);
+      }, back);
+    }
   }
 
   #targetData(tg: number, card: HostedCard, withAts: boolean): number[] {
@@ -163,6 +191,14 @@ export class Field {
     await ctx.sleep(g, ctx.timing.exchangeOverhead + 5 * ctx.timing.rfByteTime);
     if (!target || !target.card.present) return new Uint8Array([target ? 0x01 : 0x27]);
     const kbps = [106, 212, 424][Math.max(p[1]!, p[2]!)]!;
+    const pps = target.card.maxPpsKbps;
+    if (pps !== undefined && kbps > pps) {
+      // The card leaves the PPS unanswered (a phone that stays at 106 kbps whatever its ATS offers): the chip times
+      // out, and card and chip stay at the old rate.
+      await ctx.sleep(g, ctx.timing.frameWaitingTime);
+      ctx.lastError = 0x01;
+      return new Uint8Array([0x01]);
+    }
     const ats = target.card.ats;
     const ta = ats.length >= 2 && ats[0]! & 0x10 ? ats[1]! : 0;
     const bits = ((ta >> 4) & ta) & 0x07;

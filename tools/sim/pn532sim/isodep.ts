@@ -6,7 +6,7 @@
 import { concatBytes } from "../../../modules/bytes/bytes";
 import { Command } from "../../../modules/pn532/commands";
 import type { EmulatorContext } from "./context";
-import { CIU_RX_MODE, CIU_TX_MODE, type Field, type Target } from "./field";
+import { CIU_RX_MODE, CIU_TX_MODE, type Field, type HostedCard, type Target } from "./field";
 
 /** ISO 14443-4 state of a card driven block by block (docs/pn532.md). */
 interface ThruSession {
@@ -23,6 +23,23 @@ type Air = (bytes: number) => Promise<void>;
 
 /** FSDI 0..8 of RATS to FSD in bytes (ISO 14443-4). */
 const FSD: readonly number[] = Object.freeze([16, 24, 32, 40, 48, 64, 96, 128, 256]);
+
+/** One FWT unit, ms: 256 × 16 / fc with fc = 13.56 MHz (ISO 14443-4); FWT = unit × 2^FWI. */
+const FWT_UNIT_MS = (256 * 16) / 13_560;
+
+/**
+ * The frame waiting time an ATS (without TL) announces, ms: FWI is the high nibble of TB(1), present when T0 bit 5 is
+ * set; without TB(1) ISO 14443-4 has FWI 4. `fallback` for an empty ATS.
+ */
+export function frameWaitingTimeOf(ats: Uint8Array, fallback: number): number {
+  if (!ats.length) return fallback;
+  const t0 = ats[0]!;
+  if (!(t0 & 0x20)) return FWT_UNIT_MS * 2 ** 4;
+  const tb = ats[t0 & 0x10 ? 2 : 1];
+  if (tb === undefined) return fallback;
+  const fwi = Math.min(14, tb >> 4);
+  return FWT_UNIT_MS * 2 ** fwi;
+}
 
 function isRemoved(error: unknown): boolean {
   return !!error && typeof error === "object" && (error as { code?: unknown }).code === "CARD_REMOVED";
@@ -56,7 +73,9 @@ export class IsoDep {
     return this.#ctx.timing.rfByteTime * (106 / (target?.kbps ?? 106));
   }
 
-  #cardTime(apdu: Uint8Array): number {
+  #cardTime(apdu: Uint8Array, card?: HostedCard): number {
+    const own = card?.processingMs?.(apdu);
+    if (own !== undefined) return own;
     const c = this.#ctx.timing.cardProcessing;
     if (typeof c === "function") return c(apdu);
     return c[apdu.length > 1 ? apdu[1]! : -1] ?? this.#ctx.timing.defaultCardProcessing;
@@ -117,11 +136,14 @@ export class IsoDep {
     if (tear && (tear.when ?? "before") === "before") this.#field.remove(card);
     await ctx.sleep(g, t.exchangeOverhead + apdu.length * rf);
     let answer: Uint8Array;
+    const work = this.#cardTime(apdu, card);
     try {
       answer = card.process(apdu);
     } catch (error) {
       if (isRemoved(error)) {
-        this.#field.remove(card);
+        // A card that asked for time before it left had the reader wait through its S(WTX) rounds first.
+        if (card.requestsWtx) await ctx.sleep(g, this.#wtx(card, work * 0.5, rf).ms);
+        this.#field.drop(card);
         return this.#noAnswer(g, tear?.status);
       }
       throw error;
@@ -130,12 +152,25 @@ export class IsoDep {
       this.#field.remove(card);
       return this.#noAnswer(g, tear.status);
     }
-    await ctx.sleep(g, this.#cardTime(apdu) + answer.length * rf);
+    const wtx = card.requestsWtx ? this.#wtx(card, work, rf) : { rounds: 0, ms: work };
+    ctx.stats.wtxRequests += wtx.rounds;
+    await ctx.sleep(g, wtx.ms + answer.length * rf);
     // Taken out while it was working: the answer never reaches the reader.
     if (!card.present) return this.#noAnswer(g);
     ctx.lastError = 0;
     this.#chainOut = answer;
     return this.#nextPiece();
+  }
+
+  /**
+   * A card that works `work` ms with the frame waiting time of its ATS: one S(WTX) request (WTXM 1) each time its work
+   * runs past the time granted so far, each answered by the chip; the S-blocks are 2 bytes and a CRC each way
+   * (ISO 14443-4, docs/phone-wallets.md). Returns the rounds and the whole time until the answer can start.
+   */
+  #wtx(card: HostedCard, work: number, rf: number): { rounds: number; ms: number } {
+    const fwt = frameWaitingTimeOf(card.ats, this.#ctx.timing.frameWaitingTime);
+    const rounds = Math.max(0, Math.ceil(work / fwt) - 1);
+    return { rounds, ms: work + rounds * 2 * (this.#ctx.timing.exchangeOverhead + 4 * rf) };
   }
 
   async inCommunicateThru(g: number, p: Uint8Array): Promise<Uint8Array> {
@@ -200,7 +235,7 @@ export class IsoDep {
         }
         throw error;
       }
-      const work = this.#cardTime(apdu);
+      const work = this.#cardTime(apdu, target.card);
       // A card that needs longer than its frame waiting time asks for more with S(WTX) first.
       const fwt = ctx.timing.frameWaitingTime;
       if (work >= fwt * 0.9) {

@@ -49,7 +49,7 @@ export interface SimulationOptions {
 export interface CardSpec {
   name: string;
   profiles: Omit<ApplicationProfile, "masterKeys">[];
-  /** How the virtual card behaves (its load proof, GET RESPONSE...). */
+  /** How the virtual card behaves beyond its data (its load proof, its FCI, GET RESPONSE). */
   options?: VirtualCardOptions;
 }
 

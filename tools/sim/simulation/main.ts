@@ -6,6 +6,7 @@
 import { parseArgs } from "node:util";
 import { runPcTerminal, StartupError } from "../../../hosts/node/main";
 import { formatYuan } from "../../../modules/purse/amount";
+import type { BasicDataMode } from "../../../modules/terminal-config/config";
 import type { ControllerEvent } from "./controller-link";
 import { DEFAULT_CARDS, Simulation } from "./index";
 import { randomBytes } from "node:crypto";
@@ -42,6 +43,8 @@ requests through its controller port. It prints each APDU decoded, each front-en
   --latency <ms>      one-way delay added to each front-end request and answer
   --esp32-tls         offer only what Moddable's TLS offers on the ESP32 (TLS 1.2, plain-RSA AES-CBC)
   --status-every <ms> how often the terminal sends its status report (default 300000; at start and on alerts too)
+  --basic-data fci-first|read  file 0x15 from the FCI's 9F0C when it carries it (default, 3 APDUs a tap), or
+                      always by READ BINARY (4 APDUs); docs/fci-fast-path.md
   --console           also serve the operator console (a one-time password is printed), report every 10 s unless
                       --status-every says otherwise, and keep running after the script until Ctrl-C
 
@@ -58,7 +61,7 @@ A terminal on a PC (--pn532):
   --mdb-link stream   the MDB port is a pty carrying docs/mdb.md §5 bytes (a VMC simulator or the harness), no helper
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
   --city-code <code>  the terminal's own city: its level-2 route is kept warm with level 1
-  --strict, --esp32-tls, --status-every as above
+  --strict, --esp32-tls, --status-every, --basic-data as above
   --recovery-window <ms>  how long to keep looking for a torn card within its payment (default 20000)
   --die-at-write <k>  test hook: SIGKILL this process just before the k-th journal write or erase lands (a power
                       cut at a chosen write, for the fault-injection suite)
@@ -76,7 +79,7 @@ function parse() {
       key: { type: "string" }, ca: { type: "string" }, "terminal-id": { type: "string" }, controller: { type: "string" },
       "mdb-port": { type: "string" }, "mdb-link": { type: "string" }, "mdb-address": { type: "string" }, "mdb-level": { type: "string" },
       journal: { type: "string" }, "city-code": { type: "string" }, help: { type: "boolean" }, mdb: { type: "boolean" }, "recovery-window": { type: "string" }, "die-at-write": { type: "string" },
-      "status-every": { type: "string" },
+      "status-every": { type: "string" }, "basic-data": { type: "string" },
       console: { type: "boolean" },
     },
     strict: true,
@@ -104,6 +107,11 @@ if (latency !== undefined && !(latency >= 0 && latency <= 10_000)) {
 const statusEveryMs = values["status-every"] === undefined ? undefined : Number(values["status-every"]);
 if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEveryMs >= 1000 && statusEveryMs <= 86_400_000)) {
   console.error(`--status-every takes milliseconds, 1000..86400000 (got ${values["status-every"]})\n\n${HELP}`);
+  process.exit(2);
+}
+const basicData = values["basic-data"] as BasicDataMode | undefined;
+if (basicData !== undefined && basicData !== "fci-first" && basicData !== "read") {
+  console.error(`--basic-data takes fci-first or read (got ${basicData})\n\n${HELP}`);
   process.exit(2);
 }
 
@@ -160,7 +168,7 @@ async function realTerminal(): Promise<void> {
     stop = await runPcTerminal({
       pn532: values.pn532!, frontend: values.frontend!, cert: values.cert!, key: values.key!, ca: values.ca!, terminalId: values["terminal-id"]!,
       controller: values.controller, journal: values.journal, strict: values.strict, esp32Tls: values["esp32-tls"], recoveryWindowMs,
-      cityCode: values["city-code"], dieAtWrite: dieAt, statusEveryMs,
+      cityCode: values["city-code"], dieAtWrite: dieAt, statusEveryMs, basicData,
       mdb: values["mdb-port"] ? { tty: values["mdb-port"], address: mdbAddress, level: mdbLevel, link: values["mdb-link"] === "stream" ? "stream" : "termios" } : undefined,
     }, log);
   } catch (error) {
@@ -199,7 +207,7 @@ async function simulate(): Promise<void> {
   const reportEveryMs = statusEveryMs ?? (values.console ? 10_000 : undefined);
   const sim = await Simulation.start({
     link: values.link as "pty" | "memory" | undefined, latencyMs: latency, esp32Ciphers: values["esp32-tls"],
-    terminal: { strict: values.strict, ...(reportEveryMs ? { statusEveryMs: reportEveryMs } : {}) }, trace: say,
+    terminal: { strict: values.strict, ...(reportEveryMs ? { statusEveryMs: reportEveryMs } : {}), ...(basicData ? { basicData } : {}) }, trace: say,
     ...(values.console ? { operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(password) }], statusEveryMs: reportEveryMs } } : {}),
   });
   const close = once(() => sim.close());

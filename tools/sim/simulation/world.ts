@@ -82,7 +82,7 @@ export function frontendConfigs(world: World, o: {
 }
 
 /** A virtual card issued from the world's master keys (key index and version 1 unless the profile says otherwise). */
-export function issueWorldCard(world: World, profiles: Omit<ApplicationProfile, "masterKeys">[], options?: VirtualCardOptions): VirtualCard {
+export function issueWorldCard(world: World, profiles: Omit<ApplicationProfile, "masterKeys">[], options: VirtualCardOptions = {}): VirtualCard {
   return new VirtualCard(issueCard(profiles.map((p) => ({
     ...p, masterKeys: readDevelopmentMasterKeys(world.keyStore, { keyIndex: p.keyIndex ?? 1, keyVersion: p.keyVersion ?? 1, algorithm: p.algorithm }),
   }))), options);
