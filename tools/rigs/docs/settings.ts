@@ -40,8 +40,7 @@ function range(spec: SettingSpec<unknown>): string {
   if (spec.kind === "text") return `at most ${spec.max} characters, no control characters`;
   if (spec.kind === "applications") return "one or both of `tunion`, `cityunion`, each once";
   if (spec.kind === "boolean") return "`true` or `false`";
-  const values = (spec as { values?: readonly unknown[] }).values;
-  if (values) return values.map((v) => `\`${String(v)}\``).join(", ");
+  if (spec.choices) return spec.choices.map((v) => `\`${v}\``).join(", ");
   if (spec.min !== undefined && spec.max !== undefined) return `${show(spec, spec.min)} to ${show(spec, spec.max)}`;
   return "";
 }
