@@ -1,4 +1,4 @@
-import type { SqlDialect } from "../storage/journal";
+import type { SqlDialect } from "../storage/dialect";
 
 /**
  * Migration 2: the fleet. Status reports (the latest per terminal, and a bounded history), configuration scopes

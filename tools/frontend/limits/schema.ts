@@ -1,4 +1,4 @@
-import type { SqlDialect } from "../storage/journal";
+import type { SqlDialect } from "../storage/dialect";
 
 /**
  * Migration 5: each terminal's authorized amount per China business day, kept by the database so that the daily

@@ -8,7 +8,7 @@ import type { Statement } from "better-sqlite3";
 import type pg from "pg";
 import type { Journal } from "../storage/journal";
 import { pgQuery, pgTransaction } from "../storage/pg-transaction";
-import { INSERT_PURCHASE_SQL, type PurchaseInsert } from "../storage/store";
+import { INSERT_PURCHASE_SQL, type PurchaseInsert } from "../purchases/rows";
 
 export interface LimitsStore {
   /**

@@ -25,34 +25,10 @@ import type { FrontendMetrics } from "./metrics";
 import type { ConsoleQueries, PurchaseQuery } from "./queries";
 import { configPage, declinesFromReports, fleetPage, saveConfig, tapSeries, terminalPage } from "./fleet-pages";
 import { registerRevokeRoute } from "../terminals/pages";
+import type { ConsoleOptions } from "./console-options";
 
-export interface ConsoleOptions {
-  name: string;
-  tls: { cert: string; key: string; ca: string };
-  host: string;
-  port: number;
-  accounts: Accounts;
-  sessions: Sessions;
-  /** Operator certificate CNs that log in without a password (null: client certificates are not asked for). */
-  certificateOperators: Set<string> | null;
-  store: Store;
-  queries: ConsoleQueries;
-  service: PurchaseService;
-  metrics: FrontendMetrics;
-  /** The Prometheus text: this process's registry, or the aggregate over --workers. */
-  metricsText: () => Promise<string>;
-  openApi: () => string;
-  statusEveryMs: number;
-  now: () => number;
-  logLevel: string;
-  logFile?: string;
-  /** Login lockout and queue limits (login-guard.ts). */
-  loginLimits?: LoginLimits;
-  /** Threads that check passwords (default 1). */
-  passwordThreads?: number;
-  /** The configuration file the accounts are re-read from when it changes. */
-  accountsFile?: AccountsFile;
-}
+export type { ConsoleOptions };
+
 
 const PUBLIC = new Set(["GET /login", "POST /login", "GET /console.css"]);
 const DAY = /^[0-9]{8}$/;

@@ -7,7 +7,7 @@ import { SETTING_NAMES, settingErrors, type SettingName } from "../../../modules
 import type { StatusRow } from "../fleet/store";
 import { FrontendError } from "../errors";
 import type { Store } from "../storage/store";
-import type { ConsoleOptions } from "./console";
+import type { ConsoleOptions } from "./console-options";
 import { esc, table, time, type Bar, type Series } from "./html";
 import { certificatesByTerminal, certificatesSection, expiryCell } from "../terminals/pages";
 

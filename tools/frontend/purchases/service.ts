@@ -12,7 +12,10 @@ import { algorithmFromId, type PurchaseFields, type PurseAlgorithm } from "../..
 import { chinaDateTime } from "../../../modules/china-time/china-time";
 import type { Application, FrontendConfig } from "../config";
 import { decline, FrontendError, validation } from "../errors";
-import type { PurchaseRow, Store } from "../storage/store";
+import type { Store } from "../storage/store";
+import type { Outcome, PurchaseRow, PurchaseStatus } from "./rows";
+
+export type { Outcome, PurchaseStatus };
 import type { Authorization, AuthorizeRequest } from "../../../modules/frontend-client/client";
 import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "../keys/keystore";
 import { TerminalLimits } from "../limits/service";
@@ -21,7 +24,6 @@ import { TerminalLimits } from "../limits/service";
 export type { AuthorizeRequest };
 export type AuthorizeAnswer = Authorization;
 
-export type Outcome = "debited" | "not-debited" | "unknown";
 
 export interface CompletionRequest {
   outcome: Outcome;
@@ -29,7 +31,6 @@ export interface CompletionRequest {
   tac?: string;
 }
 
-export type PurchaseStatus = "authorized" | "completed" | "voided" | "flagged" | "reconciliation";
 
 export interface CompletionAnswer {
   purchaseId: string;

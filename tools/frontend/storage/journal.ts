@@ -8,6 +8,7 @@
  * file on libuv's thread pool before it resolves the waiters: the same guarantee as synchronous = FULL, but the event
  * loop goes on serving while the disk syncs. Should the WAL file not be reachable, SQLite's own FULL sync is used.
  */
+import { POSTGRES_DIALECT, SQLITE_DIALECT, type SqlDialect } from "./dialect";
 import Database from "better-sqlite3";
 import { closeSync, fsync, fsyncSync, mkdirSync, openSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -22,15 +23,7 @@ import { SESSIONS_MIGRATION } from "../operator/schema";
 type Db = Database.Database;
 
 /** What differs between the engines in a migration: 64-bit integers and a generated key. */
-export interface SqlDialect {
-  /** A whole number that may pass 2^31 (TSNs, amounts, epoch milliseconds). */
-  int64: string;
-  /** An integer primary key numbered by the database. */
-  serialKey: string;
-}
-
-export const SQLITE_DIALECT: SqlDialect = { int64: "INTEGER", serialKey: "INTEGER PRIMARY KEY" };
-export const POSTGRES_DIALECT: SqlDialect = { int64: "BIGINT", serialKey: "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY" };
+export { POSTGRES_DIALECT, SQLITE_DIALECT, type SqlDialect };
 
 /**
  * Each migration runs once, in order, in its own transaction, on either engine (the SQL is their common subset; only

@@ -1,4 +1,4 @@
-import type { SqlDialect } from "../storage/journal";
+import type { SqlDialect } from "../storage/dialect";
 
 /**
  * Migration 4: terminal certificates. `terminal_revocations` is append-only: its id is the revocation version every

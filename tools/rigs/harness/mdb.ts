@@ -7,14 +7,13 @@
  *   mdb: { expect: vend-approved, amount: 350, within: 10000 }    that message if it came as the direct reply, else
  *                                                  POLL every 25 ms until it comes
  * Waiting for VEND APPROVED and getting VEND DENIED (or the reverse) fails at once. Every scenario with mdb steps runs
- * with the VMC in each reply mode (withReplyModes): strict, where an ACK to one of those four commands fails the step
+ * with the VMC in each reply mode (scenario.ts withReplyModes): strict, where an ACK to one of those four commands fails the step
  * with MDB_DEFERRED_REPLY, and either, which takes both forms (docs/mdb.md §2.1).
  */
 import type { Command } from "../../../modules/mdb/commands";
 import type { Reply } from "../../../modules/mdb/replies";
 import { directSlot } from "../../../modules/mdb/link";
 import { encodeCommand } from "../../../modules/mdb/commands";
-import type { Scenario } from "./scenario";
 import { describeCommand, describeReply } from "../../sim/vmc/describe";
 import { openStreamVmc, type StreamVmc } from "../../sim/vmc/stream";
 import { CodedError } from "../../../modules/errors/errors";
@@ -33,12 +32,6 @@ export class MdbStepFailure extends CodedError {
 }
 
 export type MdbReplies = "strict" | "either";
-
-/** Each scenario with mdb steps once per reply mode (its name says which); the others once, as they are. */
-export function withReplyModes(scenarios: readonly Scenario[], modes: readonly MdbReplies[]): { scenario: Scenario; replies?: MdbReplies }[] {
-  return scenarios.flatMap((scenario) => !modes.length || !scenario.steps.some((s) => "mdb" in s) ? [{ scenario }]
-    : modes.map((replies) => ({ scenario: { ...scenario, name: `${scenario.name} [${replies === "strict" ? "strict VMC" : "VMC taking either reply form"}]` }, replies })));
-}
 
 /** Opens the VMC side. Replies are waited for up to 1 s: a pty on a loaded machine is no 5 ms medium (bench:mdb). */
 export function openHarnessVmc(port: string): Promise<StreamVmc> {

@@ -12,9 +12,9 @@ import { readDevelopmentMasterKeys } from "../../frontend/keys/keystore";
 import { startEmulator, INSTANT_TIMING, type Pn532Emulator } from "../../sim/pn532sim/index";
 import { ControllerLink, ControllerTimeoutError, type ControllerEvent } from "../../sim/simulation/controller-link";
 import { junitXml, summaryText, type ScenarioResult } from "./report";
-import type { CardDefinition, Scenario, Step } from "./scenario";
+import { withReplyModes, type CardDefinition, type Scenario, type Step } from "./scenario";
 import { ReconnectingSerial, probePort } from "./serial";
-import { openHarnessVmc, runMdbStep, withReplyModes, type MdbReplies } from "./mdb";
+import { openHarnessVmc, runMdbStep, type MdbReplies } from "./mdb";
 import type { StreamVmc } from "../../sim/vmc/stream";
 import { CodedError } from "../../../modules/errors/errors";
 

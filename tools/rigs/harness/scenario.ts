@@ -10,7 +10,7 @@ import { PHONE_PROFILES } from "../../sim/cardsim/phone";
 import type { Fault } from "../../sim/pn532sim/emulator";
 import { CodedError } from "../../../modules/errors/errors";
 import { decodeCommand, encodeCommand } from "../../../modules/mdb/commands";
-import type { MdbStep } from "./mdb";
+import type { MdbReplies, MdbStep } from "./mdb";
 
 export class ScenarioError extends CodedError {
   readonly file: string;
@@ -269,4 +269,10 @@ function checkStep(raw: Json, cards: { [name: string]: CardDefinition }, fail: (
     }
   }
   return fail("unreachable");
+}
+
+/** Each scenario with mdb steps once per reply mode (its name says which); the others once, as they are. */
+export function withReplyModes(scenarios: readonly Scenario[], modes: readonly MdbReplies[]): { scenario: Scenario; replies?: MdbReplies }[] {
+  return scenarios.flatMap((scenario) => !modes.length || !scenario.steps.some((s) => "mdb" in s) ? [{ scenario }]
+    : modes.map((replies) => ({ scenario: { ...scenario, name: `${scenario.name} [${replies === "strict" ? "strict VMC" : "VMC taking either reply form"}]` }, replies })));
 }
