@@ -5,6 +5,7 @@ import type { KeyStore } from "./keys/keystore";
 import { checkPkcs11Settings, type Pkcs11Settings } from "./keys/pkcs11-settings";
 import type { Durability } from "./storage/journal";
 import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
+import { CodedError } from "../../modules/errors/errors";
 
 export type Application = "tunion" | "cityunion";
 
@@ -99,11 +100,9 @@ export interface FrontendConfig {
   plugins?: string[];
 }
 
-export class ConfigError extends Error {
-  readonly code = "CONFIG";
+export class ConfigError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
+    super("CONFIG", message);
   }
 }
 

@@ -2,15 +2,13 @@
  * Every refusal the front-end gives has a stable code and an HTTP status; the JSON body is {error: {code, message}}.
  * Declines about the card or the purchase are 422 so a terminal can tell them from malformed requests (400).
  */
-export class FrontendError extends Error {
-  readonly code: string;
+import { CodedError } from "../../modules/errors/errors";
+export class FrontendError extends CodedError {
   readonly statusCode: number;
   /** Headers the answer carries (Retry-After of a 429). */
   readonly headers: Readonly<Record<string, string>> | undefined;
   constructor(code: string, statusCode: number, message: string, headers?: Record<string, string>) {
-    super(message);
-    this.name = "FrontendError";
-    this.code = code;
+    super(code, message);
     this.statusCode = statusCode;
     this.headers = headers;
   }

@@ -19,8 +19,14 @@ import { Token, createTokenKeys, type KeyListing } from "./keys/pkcs11";
 import { initSoftHsmToken, softhsmMissing } from "./keys/softhsm";
 import { CeremonyUsageError, keyCeremony, parseKeyRef } from "./keys/ceremony-cli";
 import { revokeFromCli } from "./terminals/cli";
+import { CodedError } from "../../modules/errors/errors";
 
-class UsageError extends Error {}
+class UsageError extends CodedError {
+  constructor(message: string, options?: { cause: string }) {
+    super("USAGE", message);
+    if (options) Object.defineProperty(this, "cause", { value: options.cause });
+  }
+}
 
 type Options = ParseArgsConfig["options"] & object;
 type Values = Record<string, string | string[] | boolean | undefined>;

@@ -13,8 +13,13 @@ import { readFileSync } from "node:fs";
 import { isPkcs11KeyStore, loadConfigFile } from "../config";
 import type { KeyStoreFile, MasterKeyRef } from "./keystore";
 import { Token, createTokenKeys, importTokenKeys, listTokenKeys, retireTokenKeys, type KeyListing } from "./pkcs11";
+import { CodedError } from "../../../modules/errors/errors";
 
-export class CeremonyUsageError extends Error {}
+export class CeremonyUsageError extends CodedError {
+  constructor(message: string) {
+    super("USAGE", message);
+  }
+}
 
 export const CEREMONY_COMMANDS = ["create", "import", "list", "retire"] as const;
 

@@ -14,6 +14,7 @@ import {
   type LoadFields, type PurchaseFields, type PurseAlgorithm,
 } from "../../purse-crypto/index";
 import { FrontendError } from "../errors";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface MasterKeyRef {
   keyIndex: number;
@@ -89,11 +90,9 @@ export interface KeyStoreFile {
 
 export const KEY_STORE_FORMAT = "purse-keystore/1";
 
-export class KeyStoreError extends Error {
-  readonly code = "KEY_STORE";
+export class KeyStoreError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "KeyStoreError";
+    super("KEY_STORE", message);
   }
 }
 

@@ -14,9 +14,12 @@ import { openDatabase } from "../storage/journal";
 import { isPostgresUrl, PostgresStore } from "../storage/store";
 import { hashPassword, USER_PATTERN, type OperatorAccount } from "./auth";
 import { setJsonValue } from "./json-edit";
+import { CodedError } from "../../../modules/errors/errors";
 
-export class AccountCommandError extends Error {
-  readonly code = "CONFIG";
+export class AccountCommandError extends CodedError {
+  constructor(message: string) {
+    super("CONFIG", message);
+  }
 }
 
 async function readPassword(): Promise<string> {

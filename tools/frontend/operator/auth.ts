@@ -6,6 +6,7 @@
 import { randomBytes, scrypt, scryptSync, timingSafeEqual } from "node:crypto";
 import type { PasswordPool } from "./password-pool";
 import { newSessionToken, tokenHash, type SessionStore } from "./sessions";
+import { CodedError } from "../../../modules/errors/errors";
 
 /** One operator: a name and `scrypt$N$r$p$salt$hash` (salt and hash in base64url). */
 export interface OperatorAccount {
@@ -13,13 +14,7 @@ export interface OperatorAccount {
   password: string;
 }
 
-export class OperatorAuthError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
+export class OperatorAuthError extends CodedError {}
 
 // scrypt's cost: N = 2^15 with r = 8 takes 32 MiB and a few tens of milliseconds, the RFC 7914 interactive setting.
 const N = 32768;

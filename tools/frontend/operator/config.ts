@@ -1,6 +1,7 @@
 /** The operator listener's part of the front-end configuration (`operator: {...}`), and its checks. */
 import { Accounts, OperatorAuthError, type OperatorAccount } from "./auth";
 import type { LoginLimits } from "./login-guard";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface OperatorConfig {
   /** The console's own port (default 8445), separate from the terminals' mutual-TLS listener. */
@@ -30,8 +31,10 @@ export interface OperatorConfig {
   clientCertificates?: boolean;
 }
 
-export class OperatorConfigError extends Error {
-  readonly code = "CONFIG";
+export class OperatorConfigError extends CodedError {
+  constructor(message: string) {
+    super("CONFIG", message);
+  }
 }
 
 export function checkOperatorConfig(c: OperatorConfig): {

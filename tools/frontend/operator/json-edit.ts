@@ -3,9 +3,12 @@
  * every other byte as the operator wrote it (key order, indentation, other sections). The account commands use it so
  * that adding, removing or changing an operator touches `operator.accounts` and nothing else.
  */
+import { CodedError } from "../../../modules/errors/errors";
 
-export class JsonEditError extends Error {
-  readonly code = "CONFIG";
+export class JsonEditError extends CodedError {
+  constructor(message: string) {
+    super("CONFIG", message);
+  }
 }
 
 interface Span {

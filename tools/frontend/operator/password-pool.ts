@@ -5,9 +5,12 @@
  * own, and the thread runs at a lower scheduling priority (PASSWORD_NICE), so it gets the CPU the terminals leave.
  */
 import { Worker } from "node:worker_threads";
+import { CodedError } from "../../../modules/errors/errors";
 
-export class PasswordPoolBusyError extends Error {
-  readonly code = "LOGIN_BUSY";
+export class PasswordPoolBusyError extends CodedError {
+  constructor(message: string) {
+    super("LOGIN_BUSY", message);
+  }
 }
 
 interface Job {

@@ -6,6 +6,7 @@
 import type { Timers } from "../../../modules/device/types";
 import { Param } from "../../../modules/pn532/commands";
 import { DEFAULT_TIMING, byteTimeFor, type EmulatorTiming, type Fault } from "./timing";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface EmulatorStats {
   frames: number;
@@ -22,9 +23,9 @@ export interface EmulatorStats {
 }
 
 /** Thrown out of a command's sleeps once the host has aborted it; the command then sends nothing. */
-export class Cancelled extends Error {
+export class Cancelled extends CodedError {
   constructor() {
-    super("command cancelled");
+    super("EMULATOR_CANCELLED", "command cancelled");
   }
 }
 
