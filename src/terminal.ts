@@ -216,17 +216,19 @@ export class Terminal {
     const { amount, order } = request;
     if (!Number.isInteger(amount) || amount <= 0) throw new TerminalError("BAD_AMOUNT", "amount must be whole fen, 1 or more");
     if (typeof order !== "string" || !/^[\x21-\x7e]{1,32}$/.test(order)) throw new TerminalError("BAD_ORDER", "order must be 1..32 printable characters");
+    const timeout = request.timeoutMs ?? 30_000;
+    if (!Number.isInteger(timeout) || timeout < 100 || timeout > 600_000) throw new TerminalError("BAD_TIMEOUT", "timeoutMs must be 100..600000");
+    if (request.asn !== undefined && !/^[0-9A-Fa-f]{1,20}$/.test(request.asn)) throw new TerminalError("BAD_ASN", "asn must be 1..20 hex digits");
+    // Every check that refuses the request is above: a refused pay never started, so it changes nothing and its order
+    // gets nothing else (docs/reference/controller-port.md). From here on the order ends in exactly one final event.
     if (amount > c.config.maxAmount) {
       // A well-formed request over this terminal's limit (which an operator may change): declined, nothing at stake.
       c.emit({ event: "declined", order, reason: "amount-over-limit", amount, detail: `the limit is ${c.config.maxAmount} fen` });
       return Promise.resolve();
     }
-    const timeout = request.timeoutMs ?? 30_000;
-    if (!Number.isInteger(timeout) || timeout < 100 || timeout > 600_000) throw new TerminalError("BAD_TIMEOUT", "timeoutMs must be 100..600000");
     c.state = "waiting-for-card";
     c.order = order;
     c.cancelled = false;
-    if (request.asn !== undefined && !/^[0-9A-Fa-f]{1,20}$/.test(request.asn)) throw new TerminalError("BAD_ASN", "asn must be hex digits");
     this.#takeReader();
     return this.#purchase.run(order, amount, c.timers.now() + timeout, request.asn).finally(() => {
       if (c.state !== "closed") c.state = "idle";

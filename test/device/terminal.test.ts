@@ -93,6 +93,41 @@ describe("terminal (unit, on the device interfaces)", () => {
     s.running.close();
   });
 
+  it("a pay refused by a request check (BAD_ASN, BAD_TIMEOUT...) leaves the terminal idle, names nothing, and the next pay works", async () => {
+    const s = await start();
+    const t = s.running.terminal;
+    await s.clock.advance(1000);
+    // Each refusal must come before the terminal takes the payment: state, status and order as they were. A request
+    // that is malformed and also over the limit is refused, not declined: it never started.
+    const refused: [string, { amount: number; order: string; timeoutMs?: number; asn?: string }][] = [
+      ["BAD_ASN", { amount: 300, order: "Q-1", asn: "not-an-asn" }],
+      ["BAD_ASN", { amount: 300, order: "Q-2", asn: "0".repeat(21) }],
+      ["BAD_ASN", { amount: 1_000_000_000, order: "Q-3", asn: "XYZ" }],
+      ["BAD_TIMEOUT", { amount: 1_000_000_000, order: "Q-4", timeoutMs: 5 }],
+      ["BAD_AMOUNT", { amount: 0, order: "Q-5" }],
+      ["BAD_ORDER", { amount: 300, order: "" }],
+    ];
+    for (const [code, request] of refused) {
+      assert.throws(() => t.pay(request), { code });
+      const status = t.status();
+      assert.equal(t.state, "idle", `state after ${code} (${request.order})`);
+      assert.equal(status.event === "status" ? status.state : undefined, "idle", `status after ${code}`);
+      assert.equal(status.event === "status" ? status.order : "?", undefined, `status names no order after ${code}`);
+      assert.equal(t.cancel(), false, `nothing to cancel after ${code}`);
+    }
+    await s.clock.advance(5000);
+    const named = s.events.filter((e) => "order" in e && typeof e.order === "string" && e.order.startsWith("Q-"));
+    assert.deepEqual(named.map((e) => e.event), [], "a refused order gets no event at all");
+    await s.clock.run(t.pay({ amount: 300, order: "Q-6", asn: "00000000000000000001" }));
+    // The card in the field is another one: declined before INIT, and the terminal is free again.
+    assert.equal(finalOf(s.events)?.event, "declined");
+    assert.equal(t.state, "idle");
+    await s.clock.run(t.pay({ amount: 300, order: "Q-7" }));
+    assert.deepEqual(s.events.filter((e) => e.event === "approved").map((e) => "order" in e && e.order), ["Q-7"]);
+    assert.equal(s.card.debits, 1);
+    s.running.close();
+  });
+
   it("a pay sent the moment the answer is read waits for the terminal instead of being refused BUSY", async () => {
     // SDK behaviour (docs/moddable.md, "Promise jobs"): Moddable runs queued promise jobs as one more event among the
     // IO events, so the controller's next request can arrive between the terminal's answer and its becoming idle.
