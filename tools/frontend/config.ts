@@ -77,7 +77,10 @@ export interface FrontendConfig {
   };
   /** Card types (file 0x15) accepted; absent = all. */
   acceptedCardTypes?: number[];
-  /** ASNs (their decimal digits) refused as hotlisted. */
+  /**
+   * ASNs (their decimal digits, 16 to 20) refused as hotlisted. A listed ASN refuses every card whose key
+   * diversification factor (the ASN's last 16 digits) is its own: purchases/hotlist.ts.
+   */
   hotlist?: string[];
   /** A file with more hotlisted ASNs, one per line (# comments allowed); read at start. */
   hotlistFile?: string;

@@ -134,6 +134,27 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
     await refused(c2.authorize(authorizeBody(initCard(cityCard(f, { enabled: false }), "cityunion", 10), 10) as never), 422, "CARD_NOT_ENABLED");
   });
 
+  it("a hotlisted ASN also refuses an ASN that differs only in the leading digits no card key binds; nothing is charged", async () => {
+    const hotlisted = "03109999999999999999";
+    // The premise: the card keys are diversified from the ASN's last 16 digits, so both ASNs have one purchase key.
+    const factor = (asn: string) => Buffer.from(asn.slice(-16), "hex");
+    assert.deepEqual(diversifyKey("3des", f.master3des.purchase, factor("12349999999999999999")), diversifyKey("3des", f.master3des.purchase, factor(hotlisted)));
+    for (const asn of ["12349999999999999999", "00009999999999999999"]) {
+      const card = tunionCard(f, { asn, balance: 1000 });
+      await refused(c1.authorize(authorizeBody(initCard(card, "tunion", 10), 10) as never), 422, "CARD_HOTLISTED");
+      assert.equal(card.application("tunion").balance, 1000, "nothing charged");
+      const [row] = await readRows(l1Database, "SELECT COUNT(*) AS n FROM purchases WHERE asn = ?", [asn]);
+      assert.equal(Number((row as { n: unknown }).n), 0, "nothing authorized");
+      // The log says why a card whose ASN is not on the list was refused.
+      await until("the factor's log line", () => readFileSync(l1Log, "utf8").split("\n").some((l) =>
+        l.includes(`card ${asn} refused: its key diversification factor 9999999999999999 is that of hotlisted ASN ${hotlisted}`)));
+    }
+    // A change in the digits the key does bind is another card: not refused.
+    const other = tunionCard(f, { asn: "03109999999999999998", balance: 1000 });
+    const r = await purchase(c1, other, "tunion", 10);
+    assert.equal(r.completion.status, "completed");
+  });
+
   it("declines an amount over the limit, a balance that does not cover it, and unknown keys or algorithms", async () => {
     const card = tunionCard(f, { balance: 100, overdraftLimit: 50 });
     await refused(c1.authorize(authorizeBody(initCard(tunionCard(f, { balance: 100_000 }), "tunion", 5001), 5001) as never), 422, "AMOUNT_OVER_LIMIT");

@@ -4,7 +4,6 @@
  * HTTP-free: server.ts maps requests to these calls and FrontendError to 4xx answers.
  */
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { fromHex, toHex } from "../../../modules/bytes/bytes";
 import { parseBasicData, type BasicData } from "../../../modules/purse/files";
 import { parseInitializeForPurchase, type InitializeForPurchaseResponse } from "../../../modules/purse/responses";
@@ -19,6 +18,7 @@ export type { Outcome, PurchaseStatus };
 import type { Authorization, AuthorizeRequest } from "../../../modules/frontend-client/client";
 import type { CardKeyFactors, KeyStore, MasterKeyRef, PurchaseSessionInput } from "../keys/keystore";
 import { TerminalLimits } from "../limits/service";
+import { Hotlist } from "./hotlist";
 
 // The wire shapes of an authorization are defined once, by the terminal's own client.
 export type { AuthorizeRequest };
@@ -124,7 +124,7 @@ export class PurchaseService {
   readonly #keys: KeyStore;
   readonly #now: () => number;
   readonly #maxAmount: number;
-  readonly #hotlist: Set<string>;
+  readonly #hotlist: Hotlist;
   readonly #cardTypes: Set<number> | null;
   readonly #timeoutMs: number;
   readonly #log: (event: object, message: string) => void;
@@ -136,13 +136,7 @@ export class PurchaseService {
     this.#keys = keys;
     this.#now = config.clock ?? Date.now;
     this.#maxAmount = config.limits?.maxAmount ?? 100_000;
-    this.#hotlist = new Set(config.hotlist ?? []);
-    if (config.hotlistFile) {
-      for (const line of readFileSync(config.hotlistFile, "utf8").split("\n")) {
-        const asn = line.replace(/#.*/, "").trim();
-        if (asn) this.#hotlist.add(asn);
-      }
-    }
+    this.#hotlist = new Hotlist(config.hotlist ?? [], config.hotlistFile);
     this.#cardTypes = config.acceptedCardTypes ? new Set(config.acceptedCardTypes) : null;
     this.#timeoutMs = config.reconciliationTimeoutMs ?? 600_000;
     this.#log = log;
@@ -180,7 +174,15 @@ export class PurchaseService {
     if (!this.#served(basic)) throw decline("CITY_NOT_SERVED", `city ${basic.cityCode} (${basic.layout}) is not served by this front-end`);
     if (!basic.enabled) throw decline("CARD_NOT_ENABLED", "the application is not enabled");
     if (this.#cardTypes && !this.#cardTypes.has(basic.cardType)) throw decline("CARD_TYPE_NOT_ACCEPTED", `card type ${basic.cardType} is not accepted here`);
-    if (this.#hotlist.has(basic.asn)) throw decline("CARD_HOTLISTED", "the card is on the hotlist");
+    const hot = this.#hotlist.match(basic);
+    if (hot) {
+      // Matched on the key diversification factor (./hotlist.ts): an ASN that differs from the listed one only in
+      // digits no key binds is the listed card to the key system, and is said so in the log.
+      this.#log({ terminalId, asn: basic.asn, hotlisted: hot.listed, factor: hot.factor, exact: hot.exact },
+        hot.exact ? `card ${basic.asn} refused: hotlisted`
+          : `card ${basic.asn} refused: its key diversification factor ${hot.factor} is that of hotlisted ASN ${hot.listed} (only digits no key binds differ)`);
+      throw decline("CARD_HOTLISTED", "the card is on the hotlist");
+    }
     const now = this.#now();
     const { date, time } = chinaDateTime(now);
     if (basic.startDate > date) throw decline("CARD_NOT_YET_VALID", `the card is valid from ${basic.startDate}`);
