@@ -120,6 +120,26 @@ describe("terminal: file 0x15 from the FCI (basicData fci-first)", function () {
     assert.equal(again.reason, "card-hotlisted");
   });
 
+  it("a hotlisted card that changes only the leading digits of its ASN (FCI or file 0x15) is refused CARD_HOTLISTED, uncharged", async () => {
+    // Bytes 10..11 of file 0x15, the ASN's first 4 digits, are in no key's diversification factor: without the
+    // factor match this card's MAC1 would be valid and the debit would go through (docs/fci-fast-path.md).
+    const leading = (app: ApplicationState) => app.basicData.slice(0, 20) + "1234" + app.basicData.slice(24);
+    const liar = add("tunion", { fciBasicData: leading }, HOTLISTED_ASN);
+    // The same card with the leading digits changed in its file too: READ BINARY tells the same story.
+    const reissued = add("tunion", { fciBasicData: null }, `1234${HOTLISTED_ASN.slice(4)}`);
+    for (const { name, card } of [liar, reissued]) {
+      const events = await sim.pay(name, 200, next());
+      const final = events.at(-1)!;
+      assert.equal(final.event, "declined", JSON.stringify(final));
+      assert.equal(final.reason, "card-hotlisted");
+      assert.equal(events.find((e) => e.event === "card-read")?.asn, `1234${HOTLISTED_ASN.slice(4)}`, "the ASN the card reported");
+      const app = card.state.applications[0]!;
+      assert.equal(app.balance, 5000);
+      assert.equal(app.log.length, 0);
+      assert.ok(!card.exchanges.some((x) => x.command[1] === 0x54), "no DEBIT was sent");
+    }
+  });
+
   it("the remote configuration switches the mode: basicData read gives 4 APDUs, fci-first 3 again", async () => {
     const scope = `terminal:${TERMINAL_ID}`;
     for (const [mode, expected] of [["read", [0xa4, READ_BINARY, 0x50, 0x54]], ["fci-first", [0xa4, 0x50, 0x54]]] as const) {
