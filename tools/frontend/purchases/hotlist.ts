@@ -23,8 +23,8 @@ export interface HotlistMatch {
 }
 
 export class Hotlist {
-  /** Listed ASN by its factor; several listed ASNs with one factor are one card to the key system. */
-  readonly #byFactor = new Map<string, string>();
+  /** Listed ASNs by their factor; several listed ASNs with one factor are one card to the key system. */
+  readonly #byFactor = new Map<string, string[]>();
 
   constructor(asns: readonly string[], file?: string) {
     for (const asn of asns) this.#add(asn, "hotlist");
@@ -36,6 +36,7 @@ export class Hotlist {
     });
   }
 
+  /** The cards listed, as the key system tells them apart: one per factor. */
   get size(): number {
     return this.#byFactor.size;
   }
@@ -44,7 +45,10 @@ export class Hotlist {
     // 16 digits: a city card's ASN (all of it the factor); 20: a T-Union ASN; 17..19: a T-Union number as printed,
     // its leading zeros dropped. Fewer digits name no factor.
     if (!/^[0-9]{16,20}$/.test(asn)) throw new ConfigError(`${where}: a hotlisted ASN is 16 to 20 digits, got ${JSON.stringify(asn)}`);
-    this.#byFactor.set(asn.slice(-FACTOR_DIGITS), asn);
+    const factor = asn.slice(-FACTOR_DIGITS);
+    const listed = this.#byFactor.get(factor);
+    if (listed) listed.push(asn);
+    else this.#byFactor.set(factor, [asn]);
   }
 
   /** The listed ASN whose card keys this card's would be, if any. */
@@ -52,6 +56,9 @@ export class Hotlist {
     const factor = toHex(basic.diversificationFactor);
     const listed = this.#byFactor.get(factor);
     if (listed === undefined) return undefined;
-    return { listed, factor, exact: listed.replace(/^0+/, "") === basic.asn.replace(/^0+/, "") };
+    // Exact whatever leading zeros the list kept (a T-Union number is printed without its leading 0).
+    const digits = basic.asn.replace(/^0+/, "");
+    const exact = listed.find((asn) => asn.replace(/^0+/, "") === digits);
+    return { listed: exact ?? listed[0]!, factor, exact: exact !== undefined };
   }
 }
