@@ -217,7 +217,11 @@ export class ControllerPort {
       }
     } catch (error) {
       const code = error instanceof TerminalError ? error.code : "BAD_REQUEST";
-      this.send({ event: "error", code, message: (error as Error).message });
+      // A refused pay names its order: that request never started and its order gets nothing else. Not when it
+      // repeats the order of the payment under way, whose final event is still to come (controller-port.md).
+      const order = request.type === "pay" && typeof request.order === "string" && !(this.#paying && request.order === this.#payingOrder)
+        ? request.order : undefined;
+      this.send({ event: "error", code, message: (error as Error).message, ...(order !== undefined ? { order } : {}) });
     }
   }
 }

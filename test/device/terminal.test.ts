@@ -14,6 +14,15 @@ import { settle } from "../lib/virtual-clock";
 // the controller's serial line. The end-to-end suites run the same purchase against the real emulator, cards and
 // front-end on Node.
 
+/** The controller writes `text` on the line, as one chunk (each character one byte). */
+function feedLine(line: ControllerLine, text: string): void {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
+  let given = false;
+  line.read = () => (given ? undefined : ((given = true), bytes.buffer as ArrayBuffer));
+  line.options.onReadable?.call(line, bytes.length);
+}
+
 function finalOf(events: TerminalEvent[]): TerminalEvent | undefined {
   return events.find((e) => e.event === "approved" || e.event === "declined" || e.event === "unknown-outcome");
 }
@@ -71,13 +80,7 @@ describe("terminal (unit, on the device interfaces)", () => {
   it("garbage, an overlong line and interleaved requests on the controller line: typed errors, nothing charged twice", async () => {
     const s = await start();
     const line = ControllerLine.last!;
-    const feed = (text: string) => {
-      const bytes = new Uint8Array(text.length);
-      for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i) & 0xff;
-      let given = false;
-      line.read = () => (given ? undefined : ((given = true), bytes.buffer as ArrayBuffer));
-      line.options.onReadable?.call(line, bytes.length);
-    };
+    const feed = (text: string) => feedLine(line, text);
     feed("\x00\xff garbage {not json}\n");
     feed(`{"type":"pay","amount":300,"order":"${"x".repeat(2000)}"}\n`);
     feed('{"type":"pay","amount":300,"order":"L-1"}\n{"type":"pay","amount":300,"order":"L-2"}\n{"type":"status"}\n');
@@ -128,19 +131,29 @@ describe("terminal (unit, on the device interfaces)", () => {
     s.running.close();
   });
 
+  it("a pay refused on the controller port names its order, unless it repeats the order of the payment under way", async () => {
+    const s = await start();
+    const line = ControllerLine.last!;
+    const feed = (text: string) => feedLine(line, text);
+    feed('{"type":"pay","amount":0,"order":"E-1"}\n{"type":"pay","amount":300,"order":"E-2","timeoutMs":5}\n');
+    feed('{"type":"pay","amount":300,"order":"E-3"}\n{"type":"pay","amount":300,"order":"E-3"}\n{"type":"pay","amount":300,"order":"E-4"}\n');
+    await s.clock.advance(10_000);
+    const sent = line.lines.map((l) => JSON.parse(l) as { event: string; code?: string; order?: string });
+    const errors = sent.filter((e) => e.event === "error").map((e) => `${e.code} ${e.order ?? "-"}`);
+    assert.deepEqual(errors, ["BAD_AMOUNT E-1", "BAD_TIMEOUT E-2", "BUSY -", "BUSY E-4"]);
+    // The order under way gets its one final event, and no error.
+    assert.deepEqual(sent.filter((e) => e.order === "E-3").map((e) => e.event), ["waiting-for-card", "card-read", "approved"]);
+    assert.equal(s.card.debits, 1);
+    s.running.close();
+  });
+
   it("a pay sent the moment the answer is read waits for the terminal instead of being refused BUSY", async () => {
     // SDK behaviour (docs/moddable.md, "Promise jobs"): Moddable runs queued promise jobs as one more event among the
     // IO events, so the controller's next request can arrive between the terminal's answer and its becoming idle.
     // The extreme case here: the request comes while the answer is being written.
     const s = await start();
     const line = ControllerLine.last!;
-    const feed = (text: string) => {
-      const bytes = new Uint8Array(text.length);
-      for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-      let given = false;
-      line.read = () => (given ? undefined : ((given = true), bytes.buffer as ArrayBuffer));
-      line.options.onReadable?.call(line, bytes.length);
-    };
+    const feed = (text: string) => feedLine(line, text);
     const write = line.write.bind(line);
     let fed = 0;
     line.write = (data) => {
