@@ -43,6 +43,12 @@ export interface RigOptions {
   databases?: { 1?: string; 2?: string };
   /** Where the front-ends' master keys are: the development file (default), or SoftHSM2 tokens through key services. */
   keyStore?: "file" | "pkcs11";
+  /**
+   * The front-ends' limits. A rig pays far faster than a terminal at a vending machine (fault suites tap every few
+   * milliseconds), so the per-terminal authorization rate is lifted unless a test sets it: the rig tests the terminal,
+   * and test/node/frontend/limits.test.ts tests the limiter.
+   */
+  limits?: FrontendConfig["limits"];
 }
 
 export interface RigPurchase {
@@ -128,6 +134,7 @@ export class Rig {
       reconciliationTimeoutMs: o.reconciliationTimeoutMs ?? 60_000, reconciliationSweepMs: 200,
     });
     for (const level of [2, 1] as const) {
+      configs[level]!.limits = { authorizationsPerSecond: 10_000, authorizationBurst: 10_000, ...configs[level]!.limits, ...o.limits };
       if (o.keyStore === "pkcs11") configs[level]!.keyStore = { pkcs11: softHsmTokenWithKeys(path.join(this.dir, "hsm"), `rig-level${level}`, world.keyStore) };
       const database = o.databases?.[level];
       if (database) configs[level]!.database = database;
