@@ -15,6 +15,8 @@ import { prepareOperator, type OperatorSide } from "./operator/index";
 import { PurchaseService, type Client } from "./purchases/service";
 import { registerPurchases } from "./purchases/routes";
 import { registerRefunds } from "./refunds/routes";
+import type { Socket } from "node:net";
+import { checkListenLimits, guardServer, refusalLogger, serverOptions, wasRefused, type ConnectionGate } from "./listen/limits";
 
 /**
  * Modern suites first (the server's order wins), then the plain-RSA AES-CBC suites that Moddable's TLS on the ESP32
@@ -64,6 +66,10 @@ export interface RunningFrontend {
   operator: OperatorSide;
   /** Runs the reconciliation sweep now (it also runs on a timer). */
   sweepReconciliation(): Promise<number>;
+  /** The terminals' listener's connection counts (listen.maxConnections and the per-address cap). */
+  connections: ConnectionGate;
+  /** Hands in a connection accepted elsewhere (the primary of --workers, with StartOptions.acceptsHandedConnections). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
 }
 
@@ -75,6 +81,11 @@ export interface StartOptions {
   store?: Store;
   /** Plugins passed in by an in-process caller, registered after config.plugins. */
   plugins?: FrontendPlugin[];
+  /**
+   * Do not listen: connections are accepted by the primary of --workers, which owns the listening socket for the
+   * front-end's whole life, and handed in with accept().
+   */
+  acceptsHandedConnections?: boolean;
 }
 
 async function loadPlugins(paths: readonly string[]): Promise<FrontendPlugin[]> {
@@ -96,8 +107,11 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const keySystem = config.keySystem ?? (keyStore instanceof FileKeyStore ? keyStore.keySystem : "");
   const operators = new Set(config.operators ?? []);
   const log = config.log ?? {};
+  const limits = checkListenLimits(config.listen);
+  const timeouts = serverOptions(limits);
   const app = Fastify({
     https: {
+      ...timeouts.https,
       cert, key, ca: clientCa,
       requestCert: true, rejectUnauthorized: true,
       minVersion: "TLSv1.2", maxVersion: "TLSv1.3",
@@ -110,8 +124,10 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
     return503OnClosing: true,
     forceCloseConnections: true,
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    requestTimeout: timeouts.requestTimeout,
   });
+  const connections = guardServer(app.server, limits, refusalLogger((fields, message) => app.log.warn(fields, message)));
   let store: Store;
   try {
     store = options.store ?? await openStore(config.database, { durability: config.durability ?? "full" });
@@ -144,7 +160,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     return client;
   }
 
-  app.server.on("tlsClientError", (err: Error & { code?: string }) => {
+  app.server.on("tlsClientError", (err: Error & { code?: string }, socket: unknown) => {
+    if (wasRefused(socket)) return;
     app.log.warn({ code: err.code, reason: err.message }, "TLS handshake refused");
   });
 
@@ -193,7 +210,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
 
   const host = config.listen?.host ?? "127.0.0.1";
   try {
-    await app.listen({ host, port: config.listen?.port ?? 8443 });
+    if (options.acceptsHandedConnections) await app.ready();
+    else await app.listen({ host, port: config.listen?.port ?? 8443 });
     await operator.start(service);
   } catch (e) {
     clearInterval(sweeper);
@@ -210,10 +228,14 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port, host, app, service, store, operator,
     sweepReconciliation: () => service.sweepReconciliation(),
+    connections,
+    accept: (socket) => { app.server.emit("connection", socket); },
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
         await operator.close();
+        // Not listening (handed connections): Fastify closes only the connections of a server it listened with.
+        if (options.acceptsHandedConnections) app.server.closeAllConnections();
         await app.close();
         await store.close();
       })();

@@ -4,6 +4,7 @@ import path from "node:path";
 import type { KeyStore } from "./keys/keystore";
 import type { Durability } from "./storage/journal";
 import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
+import { checkListenLimits, type ListenLimits } from "./listen/limits";
 
 export type Application = "tunion" | "cityunion";
 
@@ -31,8 +32,11 @@ export interface FrontendConfig {
   /** A name for logs and health. */
   name?: string;
   level: 1 | 2;
-  /** Default 127.0.0.1, port 8443 (0 = an ephemeral port). */
-  listen?: { host?: string; port?: number };
+  /**
+   * Default 127.0.0.1, port 8443 (0 = an ephemeral port). The limits (handshake, idle, headers and request timeouts,
+   * the total and per-address connection caps: listen/limits.ts) apply to the terminals' and the console's listeners.
+   */
+  listen?: { host?: string; port?: number } & ListenLimits;
   tls: {
     /** The server's certificate chain and key (RSA-2048). */
     cert: PemSource;
@@ -144,6 +148,11 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
     } catch (e) {
       throw new ConfigError((e as Error).message);
     }
+  }
+  try {
+    checkListenLimits(c.listen);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
   }
   if (c.durability !== undefined && c.durability !== "full" && c.durability !== "normal") throw new ConfigError('durability must be "full" or "normal"');
   return c;

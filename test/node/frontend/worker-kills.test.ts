@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { FrontendHttpError, type FrontendClient } from "../../../tools/rigs/frontend/index";
@@ -173,4 +174,25 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
       await moneyAgrees(asn, initial, card.state.applications[0]!.balance);
     });
   }
+
+  /**
+   * Every worker dead at once, before any replacement listens (what a quick second kill did to the cases above on a
+   * loaded machine): the port stays open and a terminal's connection waits for a replacement instead of being refused.
+   */
+  it("every worker killed at once: a new connection is not refused, it is answered by a replacement", async () => {
+    // The primary's live children: its workers, and a replacement still starting if the case before killed one.
+    const alive = (pid: number) => { try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8")); } catch { return false; } };
+    const workers = execFileSync("pgrep", ["-P", String(primary!.pid)], { encoding: "utf8" }).trim().split("\n").map(Number).filter(alive);
+    assert.ok(workers.length >= 2, `the primary's workers: ${workers.join(", ")}`);
+    const before = replaced.length;
+    for (const pid of workers) process.kill(pid, "SIGKILL");
+    await until("the primary to see every death", () => (replaced.length >= before + workers.length ? true : undefined));
+    const client = clientFor(f, url);
+    try {
+      const health = await client.health();
+      assert.equal(health.status, "ok");
+    } finally {
+      client.close();
+    }
+  });
 });

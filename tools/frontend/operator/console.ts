@@ -7,6 +7,7 @@
  * or presents an operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
  * the metrics and the OpenAPI document, the login page for a browser.
  */
+import { checkListenLimits, guardServer, refusalLogger, serverOptions, type CheckedLimits } from "../listen/limits";
 import type { TLSSocket } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { fromHex } from "../../../modules/bytes/bytes";
@@ -40,6 +41,8 @@ export interface ConsoleOptions {
   statusEveryMs: number;
   now: () => number;
   logLevel: string;
+  /** The listener limits (config `listen`); defaults when absent. */
+  limits?: CheckedLimits;
 }
 
 const PUBLIC = new Set(["GET /login", "POST /login"]);
@@ -82,8 +85,11 @@ function purchaseRows(rows: PurchaseRow[]): string[][] {
 const PURCHASE_HEADERS = ["Purchase", "Authorized", "Terminal", "TSN", "Order", "ASN", "Amount (yuan)", "Status"];
 
 export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; close(): Promise<void> }> {
+  const limits = o.limits ?? checkListenLimits();
+  const timeouts = serverOptions(limits);
   const app = Fastify({
     https: {
+      ...timeouts.https,
       cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: "TLSv1.2",
       // A certificate is asked for but not required: operators without one log in with a password.
       requestCert: o.certificateOperators !== null, rejectUnauthorized: false,
@@ -93,7 +99,10 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     return503OnClosing: true,
     forceCloseConnections: true,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    requestTimeout: timeouts.requestTimeout,
   });
+  guardServer(app.server, limits, refusalLogger((fields, message) => app.log.warn(fields, message)));
   app.removeContentTypeParser("text/plain");
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));

@@ -16,6 +16,7 @@ import { PostgresStore, SqliteStore, type Store } from "../storage/store";
 import { Sessions } from "./auth";
 import { checkOperatorConfig, secretBytes } from "./config";
 import { startConsole } from "./console";
+import { checkListenLimits } from "../listen/limits";
 import { waitingPerTerminal } from "./fleet-pages";
 import { createMetrics, journalMetrics, type FrontendMetrics, type MetricSources } from "./metrics";
 import { openApiText, registerOpenApi } from "./openapi";
@@ -78,6 +79,7 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
         host: operator.host, port: operator.port, accounts: operator.accounts, sessions, certificateOperators,
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
         logLevel: config.log?.level ?? "info",
+        limits: checkListenLimits(config.listen),
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });
     },
