@@ -3,6 +3,8 @@
  * npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
  * npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:ALG ...]
  * npm run frontend -- init --dir <dir>                     a development setup: PKI, key stores, level-1 and level-2 configs
+ * npm run frontend -- backup --config <file> --out <file>  a consistent copy of a live SQLite journal (PostgreSQL: pg_dump)
+ * npm run frontend -- migrate --config <file>              applies the schema migrations and exits
  * npm run frontend -- operator-add --config <file> --user NAME   adds (or replaces) an operator console account; the
  *                                                          password is read from stdin (or OPERATOR_PASSWORD)
  */
@@ -17,13 +19,16 @@ import { isWorker, runPrimary, runWorker } from "./workers";
 import { formatSettlement, settlementFromDatabase, settlementRecords, type SettlementRecord } from "./purchases/service";
 import { isPostgresUrl, PostgresStore } from "./storage/store";
 import { addOperator } from "./operator/accounts-cli";
+import { backupSqlite, migrateDatabase } from "./storage/backup";
 
 const USAGE = `Usage:
   npm run frontend -- --config <file> [--workers N]
   npm run frontend -- settle --config <file> --date YYYYMMDD [--format jsonl|csv] [--out <file>]
   npm run frontend -- keys --out <file> [--key-system NAME] [--key INDEX:VERSION:3des|sm4 ...]
   npm run frontend -- init --dir <dir> [--terminal <12 hex digits> ...]
-  npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)`;
+  npm run frontend -- operator-add --config <file> --user NAME     (password on stdin or in OPERATOR_PASSWORD)
+  npm run frontend -- backup --config <file> --out <file>          (SQLite; PostgreSQL: pg_dump, see docs/operate.md)
+  npm run frontend -- migrate --config <file>`;
 
 class UsageError extends Error {}
 
@@ -162,6 +167,17 @@ async function main(): Promise<void> {
     case "keys": return keys(options);
     case "init": return init(options);
     case "operator-add": return addOperator(one(options, "config")!, one(options, "user")!);
+    case "backup": {
+      const out = path.resolve(one(options, "out")!);
+      const copy = await backupSqlite(loadConfigFile(one(options, "config")!).database, out);
+      console.log(JSON.stringify({ event: "backup", out, pages: copy.pages, schemaVersion: copy.schemaVersion }));
+      return;
+    }
+    case "migrate": {
+      const schemaVersion = await migrateDatabase(loadConfigFile(one(options, "config")!).database);
+      console.log(JSON.stringify({ event: "migrated", schemaVersion }));
+      return;
+    }
     default: throw new UsageError(`unknown command ${command}`);
   }
 }
