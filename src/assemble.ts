@@ -17,6 +17,11 @@ import { Terminal, type TerminalConfig, type TerminalEvent } from "./terminal";
 
 export interface TerminalDevice {
   pn532: SerialSpec;
+  /**
+   * The PN532's line rates (the driver's defaults without it: raise the UART to 921,600 when the host lists it, cards to
+   * 424 kbps): the UART rates to try after start-up, fastest first, and the highest radio bit rate (docs/pn532.md).
+   */
+  pn532Line?: { baudRates?: readonly number[]; maxBitRate?: number };
   /** The JSON-lines controller port; optional when the VMC asks for payments over MDB. */
   controller?: SerialSpec;
   /** controller "mdb": the terminal is the vending machine's MDB cashless device on this link (docs/mdb.md §9). */
@@ -57,7 +62,8 @@ export interface RunningTerminal {
 export async function assembleTerminal(device: TerminalDevice, config: TerminalConfig, onEvent?: (event: TerminalEvent) => void): Promise<RunningTerminal> {
   const journal = new Journal({ storage: device.storage });
   const trace = device.trace;
-  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, ackTimeout: device.ackTimeout, onError: (e) => trace?.(`PN532: ${e.message}`),
+  const pn532 = new PN532({ serial: device.pn532, timers: device.timers, wakeUpTimeout: device.wakeUpTimeout, ackTimeout: device.ackTimeout,
+    ...device.pn532Line, onError: (e) => trace?.(`PN532: ${e.message}`),
     // Which rate the line runs at, and why it fell back, is the first thing to look at when a reader is slow.
     onLine: (e) => trace?.(`PN532 line: ${e.kind}${"baud" in e ? ` ${e.baud} baud` : ` ${e.kbps} kbps`}${"tried" in e ? ` (tried ${e.tried})` : ""}${"reason" in e && e.reason ? `: ${e.reason}` : ""}`),
   });

@@ -29,6 +29,14 @@ export interface MdbCashlessOptions {
   refunds?: { refund(request: RefundRequest & { cityCode: string }): Promise<RefundResult> };
 }
 
+/** What the trace says of a refund's result: the result names, read after "refund", would stutter ("refund refunded"). */
+const REFUND_SAID: { readonly [r in RefundResult | "failed"]: string } = Object.freeze({
+  refunded: "loaded back onto the card",
+  owed: "not loaded: owed at the front-end",
+  "in-doubt": "in doubt: settled at the card's next tap",
+  failed: "failed: owed at the front-end",
+});
+
 export class MdbCashless {
   readonly #o: MdbCashlessOptions;
   #seq = 0;
@@ -74,7 +82,7 @@ export class MdbCashless {
     if (approved?.card && refunds && !byReset) {
       const { card, ...vend } = approved;
       const settled = (result: RefundResult | "failed") => {
-        this.#o.trace?.(`MDB vend ${vend.order}: refund ${result}`);
+        this.#o.trace?.(`MDB vend ${vend.order}: refund ${REFUND_SAID[result]}`);
         if (result === "owed" || result === "failed") this.#o.onRefundOwed?.({ ...vend, reason: "vend-failure" });
         this.#o.device.refunded(result === "refunded");
       };

@@ -13,13 +13,15 @@
 import { CashlessDevice, type CashlessOptions } from "../modules/mdb/cashless";
 import type { TimeDate } from "../modules/mdb/commands";
 import type { FramePort } from "../modules/mdb/link";
+import { OwnedTimers } from "../modules/device/timers";
 import type { Timers } from "../modules/device/types";
 import { MdbCashless, type MdbCashlessOptions } from "./mdb-cashless";
 import type { CardReading, PayRequest, TerminalEvent, TerminalState } from "./terminal";
 
 /** What the link below the device calls; the link is the device's FramePort. */
 export interface MdbLinkHandlers {
-  onCommand(block: Uint8Array): void;
+  /** `direct`: the link answered it with the primed reply (modules/mdb/link.ts), not with an ACK. */
+  onCommand(block: Uint8Array, direct: boolean): void;
   onDelivered(length: number): void;
   onBusReset(): void;
 }
@@ -66,13 +68,14 @@ export class MdbReader {
   #lastAsn: string | undefined;
   #sessionTimer: unknown;
   #closed = false;
-  #sleepTimer: unknown;
-  #wake: (() => void) | undefined;
+  /** The session timer and the search's pauses: close() clears them and ends a pause at once. */
+  readonly #timers: OwnedTimers;
 
   constructor(o: MdbReaderOptions) {
     this.#o = o;
+    this.#timers = new OwnedTimers(o.timers);
     this.port = o.link({
-      onCommand: (b) => this.device.command(b),
+      onCommand: (b, direct) => this.device.command(b, direct),
       onDelivered: (n) => this.device.delivered(n),
       onBusReset: () => this.device.busReset(),
     });
@@ -131,9 +134,7 @@ export class MdbReader {
   close(): void {
     this.#closed = true;
     this.#clearSessionTimer();
-    if (this.#sleepTimer !== undefined) this.#o.timers.clear(this.#sleepTimer);
-    this.#sleepTimer = undefined;
-    this.#wake?.();
+    this.#timers.close();
     void this.#stopSearch();
   }
 
@@ -160,7 +161,7 @@ export class MdbReader {
     while (this.#searching && !this.#closed && this.device.state === "enabled") {
       if (terminal.state !== "idle") {
         // Starting up, or settling a torn purchase: the search waits its turn.
-        await this.#sleep(100);
+        await this.#timers.sleep(100);
         continue;
       }
       let reading: CardReading | undefined;
@@ -168,7 +169,7 @@ export class MdbReader {
         reading = await terminal.readCard({ timeoutMs: this.#o.searchMs ?? 1000 });
       } catch (error) {
         this.#o.trace?.(`MDB card search: ${(error as Error).message}`);
-        await this.#sleep(200);
+        await this.#timers.sleep(200);
         continue;
       }
       if (!reading) {
@@ -177,14 +178,14 @@ export class MdbReader {
       }
       if (!this.#searching || this.#closed) return;
       if (reading.asn !== undefined && reading.asn === this.#lastAsn) {
-        await this.#sleep(300);
+        await this.#timers.sleep(300);
         continue;
       }
       if (reading.kind === "refused") {
         // No session for a card that cannot pay (expired, no e-purse...): wait for it to be taken away.
         this.#o.trace?.(`MDB: card ${reading.asn ?? "?"} cannot pay (${reading.reason}); no session`);
         this.#lastAsn = reading.asn;
-        await this.#sleep(300);
+        await this.#timers.sleep(300);
         continue;
       }
       if (this.device.beginSession(reading.balance, mediaId(reading.asn))) {
@@ -201,7 +202,7 @@ export class MdbReader {
   #armSessionTimer(): void {
     this.#clearSessionTimer();
     if (!this.#session || this.#closed) return;
-    this.#sessionTimer = this.#o.timers.set(() => {
+    this.#sessionTimer = this.#timers.set(() => {
       this.#sessionTimer = undefined;
       // A vend in progress is not interrupted (docs/mdb.md §6): the session gets another period after it.
       if (this.device.state === "vend") this.#armSessionTimer();
@@ -211,19 +212,8 @@ export class MdbReader {
 
   #clearSessionTimer(): void {
     if (this.#sessionTimer === undefined) return;
-    this.#o.timers.clear(this.#sessionTimer);
+    this.#timers.clear(this.#sessionTimer);
     this.#sessionTimer = undefined;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-      this.#sleepTimer = this.#o.timers.set(() => {
-        this.#sleepTimer = undefined;
-        this.#wake = undefined;
-        resolve();
-      }, ms);
-    });
   }
 }
 

@@ -3,22 +3,14 @@ import { decodeUtf8, encodeUtf8 } from "../modules/bytes/bytes";
 import type { Application, Completion, RoutingTable } from "../modules/frontend-client/client";
 import type { TerminalSettings } from "../modules/terminal-config/config";
 import { readRefundRecord, type RefundRecord } from "./refund-records";
+import type { CardMovement } from "./card-movement";
+
+export type { CardMovement };
 
 /**
  * What the terminal writes to its journal. Each record is one JSON object; a purchase's intent goes down before
  * DEBIT is sent, its outcome after, and each record is retired once nothing depends on it any more.
  */
-
-/** What names a movement of money on one card, for the front-end that keys it: a purchase's intent and a refund's. */
-export interface CardMovement {
-  purchaseId: string;
-  url: string;
-  order: string;
-  amount: number;
-  asn: string;
-  application: Application;
-  at: number;
-}
 
 /** Everything needed to finish a purchase whose DEBIT may or may not have happened, written before DEBIT. */
 export interface IntentRecord extends CardMovement {

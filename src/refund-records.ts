@@ -1,4 +1,4 @@
-import type { CardMovement } from "./records";
+import type { CardMovement } from "./card-movement";
 import type { RefundCompletion } from "../modules/frontend-client/refunds";
 
 /**
@@ -47,8 +47,9 @@ export function readRefundRecord(r: { [key: string]: unknown }): RefundRecord | 
   const base = str("purchaseId") && str("url") && str("order") && int("amount") && (r.amount as number) > 0;
   if (!base) return undefined;
   if (r.k === "refund-outcome") {
-    const c = r.completion as { outcome?: unknown; tac?: unknown; amount?: unknown; reason?: unknown } | null;
-    const ok = !!c && typeof c === "object" && (c.outcome === "unknown" || (c.outcome === "credited" && typeof c.tac === "string" && /^[0-9A-F]{8}$/.test(c.tac)) ||
+    const c = r.completion as { outcome?: unknown; tac?: unknown; amount?: unknown; reason?: unknown; proof?: unknown } | null;
+    const ok = !!c && typeof c === "object" && (c.outcome === "unknown" ||
+      (c.outcome === "credited" && typeof c.tac === "string" && /^[0-9A-F]{8}$/.test(c.tac) && (c.proof === undefined || c.proof === "tac")) ||
       (c.outcome === "not-credited" && c.amount === r.amount && REASONS.includes(c.reason as string)));
     return ok ? (r as unknown as RefundOutcomeRecord) : undefined;
   }

@@ -1,4 +1,5 @@
 import { fromHex, toHex } from "../modules/bytes/bytes";
+import { OwnedTimers } from "../modules/device/timers";
 import type { Clock, Timers } from "../modules/device/types";
 import { CodedError } from "../modules/errors/errors";
 import { FrontendDeclineError, type Application, type FrontendClient, type Route } from "../modules/frontend-client/client";
@@ -43,6 +44,8 @@ export interface RefundEvent {
   result: RefundResult | "settled-refunded" | "settled-owed" | "settled-unknown";
   reason?: RefundReason;
   tac?: string;
+  /** "tac": recovered from a proof without the front-end's MAC2; the front-end decides by the TAC alone. */
+  proof?: "tac";
 }
 
 export interface RefundsOptions {
@@ -81,9 +84,11 @@ export class Refunds {
   /** Loads whose CREDIT was sent and whose outcome is not known yet, by purchase. */
   readonly #pending = new Map<string, Pending>();
   #closed = false;
+  readonly #timers: OwnedTimers;
 
   constructor(o: RefundsOptions) {
     this.#o = o;
+    this.#timers = new OwnedTimers(o.timers);
     this.#forwarder = new CompletionForwarder<RefundOutcomeRecord, RefundCompletionAnswer>({
       client: o.client, timers: o.timers,
       deliver: (record) => completeRefund(o.client, record.url, record.purchaseId, record.completion),
@@ -102,8 +107,9 @@ export class Refunds {
     return this.#forwarder.pending;
   }
 
+  /** The forwarder's backoff, and the pause between looks for the card while a load is in doubt. */
   get timersHeld(): number {
-    return this.#forwarder.timersHeld;
+    return this.#forwarder.timersHeld + this.#timers.held;
   }
 
   /**
@@ -294,7 +300,7 @@ export class Refunds {
         if (result) return result;
       } catch {
         // Not there, pulled again, or another card: keep looking until the window closes.
-        await this.#sleep(50);
+        await this.#timers.sleep(50);
       }
     }
     return "absent";
@@ -302,7 +308,9 @@ export class Refunds {
 
   /**
    * The loads in doubt of this card (all of them, or one purchase's), settled by its online serial: unchanged = not
-   * credited; one on = credited if GET TRANSACTION PROVE (type 02) shows the MAC2 the front-end made; else unknown.
+   * credited; one on = credited if GET TRANSACTION PROVE (type 02) shows the MAC2 the front-end made, or, when its
+   * MAC2 field is something else (zeros on card OSes that keep no MAC2 for a load), credited on the TAC it carries,
+   * which the front-end checks and decides by (docs/purse.md §9.1); a proof without either is unknown.
    * Called from every tap at this terminal. Returns the last result, or undefined when this card had none.
    */
   async settle(purse: PurseCard, basic: BasicData, only?: string): Promise<"credited" | "not-credited" | "unknown" | undefined> {
@@ -321,12 +329,17 @@ export class Refunds {
         if (proof && toHex(proof.mac2) === c.mac2) {
           completion = { outcome: "credited", tac: toHex(proof.tac) };
           last = "credited";
+        } else if (proof && proof.hasTac) {
+          // The front-end holds the load's fields and the TAC key: a valid TAC completes it, a bad one is flagged.
+          completion = { outcome: "credited", tac: toHex(proof.tac), proof: "tac" };
+          last = "credited";
         } else {
           completion = { outcome: "unknown" };
           last = "unknown";
         }
       }
-      this.#o.trace?.(`  refund recovery of ${id}: online serial ${c.onlineSerial} -> ${probe.onlineSerial}: ${completion.outcome}`);
+      this.#o.trace?.(`  refund recovery of ${id}: online serial ${c.onlineSerial} -> ${probe.onlineSerial}: ${completion.outcome}` +
+        `${completion.outcome === "credited" && completion.proof === "tac" ? " (the proof's MAC2 field is not the front-end's: settled by its TAC)" : ""}`);
       if (only && last === "not-credited") {
         // The caller (the refund in progress) tries the load again: the credit record is retired, not turned owed.
         this.#retire(p.seq);
@@ -341,13 +354,9 @@ export class Refunds {
       }
       this.#o.onEvent({ event: "refund", order: c.order, purchaseId: id, amount: c.amount,
         result: last === "credited" ? "settled-refunded" : last === "not-credited" ? "settled-owed" : "settled-unknown",
-        ...(completion.outcome === "credited" ? { tac: completion.tac } : {}) });
+        ...(completion.outcome === "credited" ? { tac: completion.tac, ...(completion.proof ? { proof: completion.proof } : {}) } : {}) });
     }
     return last;
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => this.#o.timers.set(resolve, ms));
   }
 
   /** Whether this card has a load in doubt here (the terminal asks before it spends APDUs on it). */
@@ -376,6 +385,7 @@ export class Refunds {
 
   close(): void {
     this.#closed = true;
+    this.#timers.close();
     this.#forwarder.close();
   }
 }

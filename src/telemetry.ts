@@ -1,7 +1,7 @@
 import type { StatusCounts, StatusReason, StatusReport } from "../modules/frontend-client/status";
 import type { Journal } from "../modules/journal/journal";
 import { DECLINE_REASONS } from "./declines";
-import type { TerminalEvent } from "./terminal";
+import type { TerminalEvent } from "./terminal-events";
 
 /**
  * What the terminal counts for its status reports, in fixed-size storage: the counters, one slot per decline reason

@@ -6,6 +6,7 @@
 import type { TerminalConfig } from "../../src/terminal";
 import type { IndicatorPins } from "../../src/indicator";
 import { CodedError } from "../../modules/errors/errors";
+import { BIT_RATE_CODES, SERIAL_BAUD_CODES } from "../../modules/pn532/commands";
 
 export class ConfigError extends CodedError {
   constructor(message: string) {
@@ -20,9 +21,18 @@ export interface UartPins {
   baud: number;
 }
 
+/** How fast the PN532 runs: the UART rates to raise the line to after start-up, and the highest radio bit rate. */
+export interface Pn532LineSettings {
+  /** Fastest first; empty = the line stays at pn532_baud. The same rates go to the driver and the host's UART list. */
+  baudRates: number[];
+  /** kbps: 106, 212 or 424 (InPSL after activation, when the card's ATS allows it). */
+  maxBitRate: number;
+}
+
 export interface Esp32Settings {
   terminal: TerminalConfig;
   pn532: UartPins;
+  pn532Line: Pn532LineSettings;
   /** The JSON-lines controller port; undefined with controller "mdb". */
   controller: UartPins | undefined;
   /** controller "mdb": the MDB cashless device on these pins (modules/mdb/native/esp32, docs/mdb.md §8). */
@@ -63,6 +73,31 @@ function list(raw: Raw, key: string, fallback: string): string[] {
   return text(raw, key, fallback).split(",").map((s) => s.trim()).filter((s) => s);
 }
 
+/** A comma list that may be empty ("" = none), unlike list(), which needs at least its fallback. */
+function optionalList(raw: Raw, key: string, fallback: string): string[] {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== "string") throw new ConfigError(`config ${key} must be a comma-separated string`);
+  return value.split(",").map((s) => s.trim()).filter((s) => s);
+}
+
+/** City codes are the 4 digits of file 0x15 (docs/purse.md), checked here so a typo stops the build's first start. */
+function cityCodes(raw: Raw, key: string): string[] {
+  const codes = optionalList(raw, key, "");
+  for (const code of codes) if (!/^[0-9]{4}$/.test(code)) throw new ConfigError(`config ${key} takes 4-digit city codes (got ${code})`);
+  return codes;
+}
+
+function pn532Line(raw: Raw): Pn532LineSettings {
+  const baudRates = optionalList(raw, "pn532_rates", "921600").map((r) => {
+    const n = Number(r);
+    if (SERIAL_BAUD_CODES[n] === undefined) throw new ConfigError(`config pn532_rates: ${r} is not a rate the PN532 can set (docs/pn532.md)`);
+    return n;
+  }).sort((a, b) => b - a);
+  const maxBitRate = integer(raw, "nfc_max_kbps", 424);
+  if (BIT_RATE_CODES[maxBitRate] === undefined) throw new ConfigError(`config nfc_max_kbps must be 106, 212 or 424 (got ${maxBitRate})`);
+  return { baudRates, maxBitRate };
+}
+
 function uart(raw: Raw, prefix: string): UartPins {
   return { port: integer(raw, `${prefix}_port`), receive: integer(raw, `${prefix}_rx`), transmit: integer(raw, `${prefix}_tx`), baud: integer(raw, `${prefix}_baud`, 115200) };
 }
@@ -89,9 +124,16 @@ export function readSettings(raw: Raw): Esp32Settings {
       throw new ConfigError("the MDB pins must differ from the PN532's");
     }
   }
+  const [cityCode, ...extra] = cityCodes(raw, "cityCode");
+  if (extra.length) throw new ConfigError("config cityCode is one city code; more go in warmCityCodes");
+  const warmCityCodes = cityCodes(raw, "warmCityCodes");
   return {
-    terminal: { terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict"), firmware: text(raw, "firmware", "unknown") },
+    terminal: {
+      terminalId: text(raw, "terminalId"), level1Url: text(raw, "level1Url"), strict: flag(raw, "strict"), firmware: text(raw, "firmware", "unknown"),
+      ...(cityCode ? { cityCode } : {}), ...(warmCityCodes.length ? { warmCityCodes } : {}),
+    },
     pn532,
+    pn532Line: pn532Line(raw),
     controller,
     mdb,
     indicator,

@@ -75,7 +75,7 @@ function nativeMdb(pins: NonNullable<Esp32Settings["mdb"]>, terminalId: string):
   return {
     link: (h) => (link = new MdbLink({
       receive: pins.receive, transmit: pins.transmit, address: pins.address,
-      onCommand: (block) => h.onCommand(new Uint8Array(block)), onDelivered: (n) => h.onDelivered(n), onBusReset: () => h.onBusReset(),
+      onCommand: (block, direct) => h.onCommand(new Uint8Array(block), direct), onDelivered: (n) => h.onDelivered(n), onBusReset: () => h.onBusReset(),
     })),
     close: () => link?.close(),
     reader: { device: { level: pins.level, serial: terminalId, manufacturer: "OTT", model: "TRANSIT-MDB" } },
@@ -89,7 +89,9 @@ async function main(): Promise<void> {
   const serial = device.io.Serial as unknown as SerialClass;
   const digital = device.io.Digital;
   const running = await assembleTerminal({
-    pn532: { io: serial, ...settings.pn532 },
+    // The UART may be reopened at the listed rates (the driver raises the line to the fastest the chip takes).
+    pn532: { io: serial, ...settings.pn532, rates: settings.pn532Line.baudRates },
+    pn532Line: settings.pn532Line,
     controller: settings.controller && { io: serial, ...settings.controller },
     mdb: settings.mdb && nativeMdb(settings.mdb, settings.terminal.terminalId),
     connector: https(settings),

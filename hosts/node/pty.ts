@@ -26,7 +26,7 @@ export function hasSocat(): boolean {
 }
 
 /** Starts `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B` and resolves once both links exist. */
-export async function createPtyPair(options: { dir?: string; timeout?: number } = {}): Promise<PtyPair> {
+export async function createPtyPair(options: { dir?: string; timeoutMs?: number } = {}): Promise<PtyPair> {
   if (!hasSocat()) throw new Error(`socat not found (${PTY_INSTALL_HINT})`);
   const dir = options.dir ?? mkdtempSync(path.join(tmpdir(), "pn532-pty-"));
   const host = path.join(dir, "host");
@@ -37,7 +37,7 @@ export async function createPtyPair(options: { dir?: string; timeout?: number } 
   let log = "";
   child.stderr!.on("data", (d: Buffer) => { log += d.toString(); });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const deadline = Date.now() + (options.timeout ?? 5000);
+  const deadline = Date.now() + (options.timeoutMs ?? 5000);
   while (!(log.includes("starting data transfer loop") && existsSync(host) && existsSync(device))) {
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
@@ -53,7 +53,10 @@ export async function createPtyPair(options: { dir?: string; timeout?: number } 
       if (closed) return;
       closed = true;
       if (child.exitCode === null) child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      // At most 2 s for socat to go; the wait's timer is cleared as soon as it has, so it holds nothing up after.
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([exited, new Promise((r) => { grace = setTimeout(r, 2000); })]);
+      clearTimeout(grace);
       if (child.exitCode === null) child.kill("SIGKILL");
       if (!options.dir) rmSync(dir, { recursive: true, force: true });
     },

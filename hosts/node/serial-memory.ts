@@ -3,7 +3,7 @@
  * emulator inside one Node process when no pty tool (socat) is at hand. Bytes are delivered asynchronously, in
  * order, the way a UART driver hands them over; an optional byte time makes the line as slow as a real one.
  */
-import type { SerialClass, SerialOptions, SerialPort } from "../../modules/device/types";
+import type { SerialClass, SerialOptions, SerialPort, Timers } from "../../modules/device/types";
 
 export interface MemorySerialPair {
   /** Give one to the driver (`serial: {io: pair.host}`) and the other to the emulator. */
@@ -16,6 +16,8 @@ export interface MemorySerialPair {
 export interface MemorySerialOptions {
   /** ms per byte; 0 (default) delivers on the next turn of the event loop. */
   byteTime?: number;
+  /** Deliver on this clock (a test's VirtualClock) instead of Node's event loop. */
+  timers?: Timers;
 }
 
 /** What a receiver at the wrong rate makes of every byte: never a start code, never the 0x55 of a wake-up. */
@@ -59,13 +61,16 @@ class End implements SerialPort {
       peer.available += bytes.length;
       peer.options.onReadable?.call(peer, peer.available);
     };
+    const timers = this.side.timers;
     if (!byteTime) {
-      setImmediate(deliver);
+      if (timers) timers.set(deliver, 0);
+      else setImmediate(deliver);
       return;
     }
-    const now = performance.now();
+    const now = timers ? timers.now() : performance.now();
     this.lineFree = Math.max(this.lineFree, now) + bytes.length * byteTime;
-    setTimeout(deliver, Math.max(0, this.lineFree - now));
+    if (timers) timers.set(deliver, Math.max(0, this.lineFree - now));
+    else setTimeout(deliver, Math.max(0, this.lineFree - now));
   }
   close(): void {
     this.closed = true;
@@ -78,13 +83,13 @@ class End implements SerialPort {
 class Side {
   current: End | undefined;
   other!: Side;
-  constructor(readonly byteTime: number, readonly count: (n: number) => void) {}
+  constructor(readonly byteTime: number, readonly count: (n: number) => void, readonly timers: Timers | undefined) {}
 }
 
 export function createMemorySerialPair(options: MemorySerialOptions = {}): MemorySerialPair {
   const counts = { hostToDevice: 0, deviceToHost: 0 };
-  const hostSide = new Side(options.byteTime ?? 0, (n) => { counts.hostToDevice += n; });
-  const deviceSide = new Side(options.byteTime ?? 0, (n) => { counts.deviceToHost += n; });
+  const hostSide = new Side(options.byteTime ?? 0, (n) => { counts.hostToDevice += n; }, options.timers);
+  const deviceSide = new Side(options.byteTime ?? 0, (n) => { counts.deviceToHost += n; }, options.timers);
   hostSide.other = deviceSide;
   deviceSide.other = hostSide;
   const classFor = (side: Side): SerialClass => class extends End {

@@ -30,8 +30,13 @@ export interface RefundAuthorization {
 
 export type RefundReason = "card-gone" | "no-load-key" | "card-refused" | "frontend-refused" | "frontend-unavailable";
 
+/**
+ * The refund's outcome as the terminal reports it. "credited" carries the card's TAC; with `proof: "tac"` the load was
+ * recovered from a proof whose MAC2 field is not the front-end's MAC2 (a card OS that keeps zeros there, docs/purse.md
+ * §9.1), so only the TAC vouches for it and the front-end decides by the TAC alone.
+ */
 export type RefundCompletion =
-  | { outcome: "credited"; tac: string }
+  | { outcome: "credited"; tac: string; proof?: "tac" }
   | { outcome: "not-credited"; amount: number; reason: RefundReason }
   | { outcome: "unknown" };
 

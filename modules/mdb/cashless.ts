@@ -5,78 +5,27 @@
  * terminal) hears about sessions and vends through the `events` callbacks and answers with beginSession(),
  * approve(), deny(), refunded()... All amounts here are fen; the wire numbers are fen / scale.
  */
-import { decodeCommand, type Command, type TimeDate } from "./commands";
-import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
-import type { FramePort } from "./link";
-import {
-  MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED, VEND_APPROVED,
-  encodeReply, type Format, type Reply,
-} from "./replies";
+import { decodeCommand, type Command } from "./commands";
+import type { CashlessEvents, CashlessOptions, State, VendRequest } from "./session";
 
-export type State = "inactive" | "disabled" | "enabled" | "idle" | "vend" | "revalue" | "negative-vend";
+export type { CashlessEvents, CashlessOptions, State, VendRequest };
+import { MdbCommandError, MdbParameterError, MdbStateError } from "./errors";
+import { DIRECT_REQUEST_ID, DIRECT_SESSION_COMPLETE, DIRECT_SETUP_CONFIG, DIRECT_VEND_CANCEL, type FramePort } from "./link";
+import {
+  END_SESSION, MISC_CASH_SALE, MISC_MULTIVEND, MISC_REFUNDS, OPTION_32BIT, OPTION_ALWAYS_IDLE, OPTION_MULTI_CURRENCY, REFUND_FAILED,
+  SESSION_CANCEL_REQUEST, VEND_APPROVED, VEND_DENIED, bcdCurrency, encodeReply, type Format, type Reply,
+} from "./replies";
 
 /** The codes COMMAND OUT OF SEQUENCE carries at levels 2 and 3. */
 const STATE_CODE: { readonly [s in State]: number } = Object.freeze({
   inactive: 1, disabled: 2, enabled: 3, idle: 4, vend: 5, revalue: 6, "negative-vend": 7,
 });
 
-export interface VendRequest {
-  price: number;
-  item: number;
-  /** True when the VMC asked before any card (Always Idle, level 3): the customer taps next. */
-  selectionFirst: boolean;
-}
-
-export interface CashlessEvents {
-  onVendRequest(vend: VendRequest): void;
-  /** VEND CANCEL before an answer, or RESET during a vend not yet approved. */
-  onVendCancel(vend: VendRequest): void;
-  /**
-   * VEND SUCCESS (success true), VEND FAILURE (false: a refund is due; answer with refunded()), or a RESET
-   * (byReset) after VEND APPROVED reached the VMC, which counts as success, or before it did (false: the debit is
-   * owed back; no refunded() call, the VMC has forgotten the vend).
-   */
-  onVendResult(vend: VendRequest, success: boolean, byReset: boolean): void;
-  onSessionEnd?(): void;
-  onEnabled?(enabled: boolean): void;
-  onReaderCancel?(): void;
-  onReset?(previous: State): void;
-  onTimeDate?(time: TimeDate): void;
-  onCashSale?(price: number, item: number): void;
-  /** A command that could not be decoded, or one out of sequence: for the log. */
-  onFault?(error: Error): void;
-}
-
-export interface CashlessOptions {
-  port: FramePort;
-  events: CashlessEvents;
-  /** The reader's level, 1-3. */
-  level?: number;
-  /** ISO 4217 numeric code (156 = CNY); sent as BCD with the leading 1 (0x1156). */
-  currency?: number;
-  /** Fen per wire unit (X of READER CONFIG); decimals Y position the VMC's display point. */
-  scale?: number;
-  decimals?: number;
-  /** Z7: the longest, in seconds, the reader needs to answer (card read + online round trip). */
-  maxResponseSeconds?: number;
-  multivend?: boolean;
-  refunds?: boolean;
-  cashSale?: boolean;
-  /** Level 3 options offered in PERIPHERAL ID (OPTION_*); the VMC enables a subset with 17 04. */
-  options?: number;
-  manufacturer?: string;
-  serial?: string;
-  model?: string;
-  /** Two BCD bytes, e.g. 0x0100 for 1.00. */
-  version?: number;
-}
-
 interface Pending { bytes: Uint8Array }
 
-function bcdCurrency(code: number): number {
-  const d = (n: number) => Math.floor(code / n) % 10;
-  return 0x1000 | (d(100) << 8) | (d(10) << 4) | d(1);
-}
+const NOTHING = new Uint8Array(0);
+const END_SESSION_BYTES = Uint8Array.of(END_SESSION);
+const VEND_DENIED_BYTES = Uint8Array.of(VEND_DENIED);
 
 export class CashlessDevice {
   readonly #port: FramePort;
@@ -102,6 +51,12 @@ export class CashlessDevice {
   #approvalDelivered = false;
   #disableAfterSession = false;
   #refundPending = false;
+  /** SETUP config was seen since the last reset: the VMC's level, which PERIPHERAL ID's length follows, is known. */
+  #setupSeen = false;
+  /** READER CONFIG and PERIPHERAL ID as they go out (the latter for the VMC level it was made for). */
+  readonly #readerConfig: Uint8Array;
+  #peripheralId: Uint8Array = NOTHING;
+  #peripheralIdLevel = 0;
   /** The VMC's identity from REQUEST ID, and its price range (fen). */
   vmc: { manufacturer?: string; serial?: string; model?: string; maxPrice?: number; minPrice?: number; columns: number; rows: number } = { columns: 0, rows: 0 };
 
@@ -121,7 +76,10 @@ export class CashlessDevice {
     this.#id = {
       manufacturer: o.manufacturer ?? "OTT", serial: o.serial ?? "000000000001", model: o.model ?? "TRANSIT-MDB", version: o.version ?? 0x0100,
     };
+    this.#readerConfig = encodeReply({ kind: "reader-config", level: this.level, currency: this.#currency, scale: this.#scale, decimals: this.#decimals,
+      maxResponse: this.#z7, misc: this.#misc }, this.format);
     this.#queue({ kind: "just-reset" });
+    this.#primeDirect();
   }
 
   get state(): State { return this.#state; }
@@ -145,6 +103,7 @@ export class CashlessDevice {
     this.#queue({ kind: "begin-session", funds: wire, mediaId: mediaId ?? 0xffffffff, payType: 0, payData: 0, currency: this.#currency,
       cardOptions: this.#misc & MISC_REFUNDS ? 0x02 : 0 });
     this.#state = "idle";
+    this.#primeDirect();
     return true;
   }
 
@@ -158,6 +117,7 @@ export class CashlessDevice {
     this.#answered = true;
     this.#approved = true;
     this.#queue({ kind: "vend-approved", amount: wire });
+    this.#primeDirect();
     return true;
   }
 
@@ -166,6 +126,7 @@ export class CashlessDevice {
     if (this.#state !== "vend" || this.#answered) return false;
     this.#queue({ kind: "vend-denied" });
     this.#afterVend();
+    this.#primeDirect();
     return true;
   }
 
@@ -182,6 +143,7 @@ export class CashlessDevice {
     this.#refundPending = false;
     if (!ok && this.format.level >= 2) this.#queue({ kind: "malfunction", code: REFUND_FAILED });
     this.#port.hold(false);
+    this.#primeDirect();
   }
 
   /** Asks the VMC for its clock (levels 2/3); the answer comes as onTimeDate. */
@@ -191,16 +153,21 @@ export class CashlessDevice {
     return true;
   }
 
-  /** From the link: a command block. */
-  command(block: Uint8Array): void {
+  /**
+   * From the link: a command block. `direct`: the link already answered it with the reply primed for it (READER
+   * CONFIG, PERIPHERAL ID, END SESSION, VEND DENIED), so that message is not queued again.
+   */
+  command(block: Uint8Array, direct: boolean): void {
     let c: Command;
     try {
       c = decodeCommand(block, this.#expanded);
     } catch (error) {
       this.#events.onFault?.(error as Error);
+      this.#primeDirect();
       return;
     }
-    this.#handle(c, block);
+    this.#handle(c, block, direct);
+    this.#primeDirect();
   }
 
   /** From the link: the VMC ACKed `length` bytes from the head of the queue. */
@@ -217,9 +184,38 @@ export class CashlessDevice {
   /** From the link: a bus reset, as RESET. */
   busReset(): void {
     this.#reset();
+    this.#primeDirect();
   }
 
-  #handle(c: Command, block: Uint8Array): void {
+  /**
+   * Primes the link's direct replies for the state the device is in now (docs/mdb.md §2.1): each is a message that
+   * is ready and that the command would get here. What is not primed is ACKed and queued for a POLL as before.
+   */
+  #primeDirect(): void {
+    const s = this.#state;
+    const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
+    this.#port.prime(DIRECT_SETUP_CONFIG, session ? NOTHING : this.#readerConfig);
+    this.#port.prime(DIRECT_REQUEST_ID, session || !this.#setupSeen ? NOTHING : this.#identity());
+    // While a refund runs its result comes first (POLLs are held silent until then): END SESSION waits behind it.
+    this.#port.prime(DIRECT_SESSION_COMPLETE, s === "idle" && !this.#refundPending ? END_SESSION_BYTES : NOTHING);
+    this.#port.prime(DIRECT_VEND_CANCEL, s === "vend" && !this.#answered ? VEND_DENIED_BYTES : NOTHING);
+  }
+
+  /** PERIPHERAL ID for the VMC's level (option bits only for a level-3 VMC), made again only when that changes. */
+  #identity(): Uint8Array {
+    if (this.#peripheralIdLevel !== this.#vmcLevel) {
+      this.#peripheralId = encodeReply({ kind: "peripheral-id", ...this.#id, options: this.#offered }, this.format);
+      this.#peripheralIdLevel = this.#vmcLevel;
+    }
+    return this.#peripheralId;
+  }
+
+  /** A message for the VMC: queued for a POLL unless the link already sent it as the direct reply. */
+  #answer(direct: boolean, r: Reply): void {
+    if (!direct) this.#queue(r);
+  }
+
+  #handle(c: Command, block: Uint8Array, direct: boolean): void {
     const s = this.#state;
     const session = s === "idle" || s === "vend" || s === "revalue" || s === "negative-vend";
     switch (c.kind) {
@@ -230,8 +226,8 @@ export class CashlessDevice {
         this.#vmcLevel = Math.max(1, Math.min(3, c.vmcLevel));
         this.vmc.columns = c.columns;
         this.vmc.rows = c.rows;
-        this.#queue({ kind: "reader-config", level: this.level, currency: this.#currency, scale: this.#scale, decimals: this.#decimals,
-          maxResponse: this.#z7, misc: this.#misc });
+        this.#setupSeen = true;
+        if (!direct) this.#queueBytes(this.#readerConfig);
         if (s === "inactive") this.#state = "disabled";
         return;
       case "setup-prices":
@@ -244,7 +240,7 @@ export class CashlessDevice {
         this.vmc.manufacturer = c.manufacturer;
         this.vmc.serial = c.serial;
         this.vmc.model = c.model;
-        this.#queue({ kind: "peripheral-id", ...this.#id, options: this.#offered });
+        if (!direct) this.#queueBytes(this.#identity());
         return;
       case "optional-features":
         if (session || this.#vmcLevel < 3 || this.level < 3) return this.#outOfSequence(block);
@@ -283,8 +279,18 @@ export class CashlessDevice {
         return;
       }
       case "vend-cancel":
+        if (direct && s === "vend" && this.#approved && !this.#approvalDelivered) {
+          // The native link answered VEND DENIED before this machine's approval could unprime it: the VMC takes the
+          // vend as denied, so the approval is withdrawn and the debit is owed back, as after a RESET before it.
+          const vend = this.#vend!;
+          this.#outbox = this.#outbox.filter((m) => m.bytes[0] !== VEND_APPROVED);
+          this.#rearm();
+          this.#afterVend();
+          this.#events.onVendResult(vend, false, true);
+          return;
+        }
         if (s !== "vend" || this.#answered) return this.#outOfSequence(block);
-        this.#queue({ kind: "vend-denied" });
+        this.#answer(direct, { kind: "vend-denied" });
         this.#events.onVendCancel(this.#vend!);
         this.#afterVend();
         return;
@@ -303,7 +309,10 @@ export class CashlessDevice {
       }
       case "session-complete":
         if (s === "idle") {
-          this.#queue({ kind: "end-session" });
+          // A SESSION CANCEL REQUEST not yet delivered is moot once the session ends.
+          this.#outbox = this.#outbox.filter((m) => m.bytes[0] !== SESSION_CANCEL_REQUEST);
+          if (direct) this.#rearm();
+          this.#answer(direct, { kind: "end-session" });
           this.#state = this.#disableAfterSession ? "disabled" : "enabled";
           this.#disableAfterSession = false;
           this.#events.onSessionEnd?.();
@@ -339,6 +348,7 @@ export class CashlessDevice {
     this.#state = "inactive";
     this.#afterVend();
     this.#state = "inactive";
+    this.#setupSeen = false;
     this.#enabledOptions = 0;
     this.#expanded = false;
     this.#disableAfterSession = false;
@@ -365,7 +375,11 @@ export class CashlessDevice {
   }
 
   #queue(r: Reply): void {
-    this.#outbox.push({ bytes: encodeReply(r, this.format) });
+    this.#queueBytes(encodeReply(r, this.format));
+  }
+
+  #queueBytes(bytes: Uint8Array): void {
+    this.#outbox.push({ bytes });
     this.#rearm();
   }
 

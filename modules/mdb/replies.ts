@@ -73,6 +73,12 @@ function putAscii(out: number[], s: string, length: number): void {
 }
 
 /** The bytes of one message in the given format. */
+/** An ISO 4217 numeric code as READER CONFIG DATA carries it: BCD behind a leading 1 (156 -> 0x1156). */
+export function bcdCurrency(code: number): number {
+  const d = (n: number) => Math.floor(code / n) % 10;
+  return 0x1000 | (d(100) << 8) | (d(10) << 4) | d(1);
+}
+
 export function encodeReply(r: Reply, f: Format): Uint8Array {
   const out: number[] = [];
   const money = f.expanded ? 4 : 2;

@@ -21,6 +21,12 @@ export const Command = Object.freeze({
   InAutoPoll: 0x60,
 });
 
+/**
+ * Commands that reach the card: run again after a lost ACK they would run again on the card (a second INITIALIZE
+ * with a new random, a second DEBIT). InPSL changes the card's bit rate, also not to be repeated blindly.
+ */
+export const CARD_COMMANDS: readonly number[] = Object.freeze([Command.InDataExchange, Command.InCommunicateThru, Command.InPSL]);
+
 /** InPSL BRit/BRti codes by bit rate in kbps (docs/pn532.md). */
 export const BIT_RATE_CODES: { readonly [kbps: number]: number } = Object.freeze({ 106: 0x00, 212: 0x01, 424: 0x02 });
 

@@ -47,14 +47,29 @@ export function parseDebitForPurchase(data: Uint8Array): DebitForPurchaseRespons
   return { tac: data.slice(0, 4), mac2: data.slice(4, 8) };
 }
 
+/**
+ * GET TRANSACTION PROVE: MAC2 ‖ TAC (docs/purse.md §4.7). A field of zeros is one the card did not keep: some card
+ * OSes store zeros where a purchase keeps MAC2 when the proof is of a load (docs/purse.md §9.1).
+ */
 export interface TransactionProveResponse {
   mac2: Uint8Array;
   tac: Uint8Array;
+  /** False when the MAC2 field is all zeros. */
+  hasMac2: boolean;
+  /** False when the TAC field is all zeros. */
+  hasTac: boolean;
+}
+
+function anyNonZero(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]) return true;
+  return false;
 }
 
 export function parseTransactionProve(data: Uint8Array): TransactionProveResponse {
   expectLength("GET TRANSACTION PROVE", data, 8);
-  return { mac2: data.slice(0, 4), tac: data.slice(4, 8) };
+  const mac2 = data.slice(0, 4);
+  const tac = data.slice(4, 8);
+  return { mac2, tac, hasMac2: anyNonZero(mac2), hasTac: anyNonZero(tac) };
 }
 
 export function parseBalance(data: Uint8Array): number {

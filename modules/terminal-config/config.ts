@@ -36,23 +36,50 @@ export type SettingName = keyof TerminalSettings;
 /** The longest `message`, in characters: a two-line vending display, or one MDB text frame, holds about this much. */
 export const MESSAGE_MAX_LENGTH = 64;
 
-/** Milliseconds settings, with the range each one accepts (outside it a terminal would misbehave or hammer). */
-const DURATIONS: { readonly [name: string]: readonly [number, number] } = Object.freeze({
-  strictTimeoutMs: [100, 60_000],
-  recoveryWindowMs: [1_000, 600_000],
-  reportUnresolvedAfterMs: [1_000, 7 * 24 * 3_600_000],
-  routesRefreshMs: [1_000, 24 * 3_600_000],
-  keepWarmMs: [1_000, 3_600_000],
-  statusEveryMs: [1_000, 24 * 3_600_000],
-});
-
 /** The largest amount the front-end protocol carries (an unsigned 32-bit fen count, as INIT does). */
 export const MAX_AMOUNT_LIMIT = 0xffffffff;
 
-export const SETTING_NAMES: readonly SettingName[] = Object.freeze([
-  "maxAmount", "applicationOrder", "strict", "strictTimeoutMs", "recoveryWindowMs", "reportUnresolvedAfterMs",
-  "routesRefreshMs", "keepWarmMs", "statusEveryMs", "message",
-] as SettingName[]);
+/** How a setting's value is written and checked: fen, application names, a flag, milliseconds or display text. */
+export type SettingKind = "amount" | "applications" | "boolean" | "duration" | "text";
+
+export interface SettingSpec<T> {
+  kind: SettingKind;
+  /** The value a terminal runs with when neither its local configuration nor the front-end sets one. */
+  default: T;
+  /** The accepted range: fen or ms for numbers, characters for text (outside it a terminal would misbehave or hammer). */
+  min?: number;
+  max?: number;
+}
+
+/**
+ * Every remote setting, written once: its name (the key), kind, default and range. The validator, the terminal's
+ * defaults and its merging of a remote configuration all read this table; a field of TerminalSettings without a
+ * row here does not typecheck.
+ */
+export const SETTINGS: { readonly [K in SettingName]-?: SettingSpec<Exclude<TerminalSettings[K], undefined>> } = Object.freeze({
+  maxAmount: { kind: "amount", default: 100_000, min: 1, max: MAX_AMOUNT_LIMIT },
+  applicationOrder: { kind: "applications", default: Object.freeze(["tunion", "cityunion"]) as ApplicationName[] },
+  strict: { kind: "boolean", default: false },
+  strictTimeoutMs: { kind: "duration", default: 5000, min: 100, max: 60_000 },
+  recoveryWindowMs: { kind: "duration", default: 20_000, min: 1_000, max: 600_000 },
+  reportUnresolvedAfterMs: { kind: "duration", default: 10 * 60_000, min: 1_000, max: 7 * 24 * 3_600_000 },
+  routesRefreshMs: { kind: "duration", default: 60 * 60_000, min: 1_000, max: 24 * 3_600_000 },
+  keepWarmMs: { kind: "duration", default: 30_000, min: 1_000, max: 3_600_000 },
+  statusEveryMs: { kind: "duration", default: 5 * 60_000, min: 1_000, max: 24 * 3_600_000 },
+  message: { kind: "text", default: "", max: MESSAGE_MAX_LENGTH },
+});
+
+export const SETTING_NAMES: readonly SettingName[] = Object.freeze(Object.keys(SETTINGS) as SettingName[]);
+
+/** Every setting at its default (arrays copied, so a caller may keep and change the result). */
+export function settingDefaults(): Required<TerminalSettings> {
+  const defaults: { [key: string]: unknown } = {};
+  for (const name of SETTING_NAMES) {
+    const v = SETTINGS[name].default;
+    defaults[name] = Array.isArray(v) ? v.slice() : v;
+  }
+  return defaults as Required<TerminalSettings>;
+}
 
 /** A refused setting: `code` says how (CONFIG_NOT_OBJECT, CONFIG_UNKNOWN_KEY, CONFIG_TYPE, CONFIG_RANGE), `field` which. */
 export class SettingError extends CodedError {
@@ -64,36 +91,39 @@ export class SettingError extends CodedError {
 }
 
 function checkOne(name: string, value: unknown): SettingError | undefined {
-  if (name === "maxAmount") {
-    if (typeof value !== "number" || !Number.isInteger(value)) return new SettingError("CONFIG_TYPE", name, "must be a whole number of fen");
-    if (value < 1 || value > MAX_AMOUNT_LIMIT) return new SettingError("CONFIG_RANGE", name, `must be 1..${MAX_AMOUNT_LIMIT} fen`);
-    return undefined;
+  const spec = Object.prototype.hasOwnProperty.call(SETTINGS, name) ? (SETTINGS as { readonly [key: string]: SettingSpec<unknown> })[name] : undefined;
+  if (!spec) return new SettingError("CONFIG_UNKNOWN_KEY", name, "is not a setting");
+  const min = spec.min ?? 0;
+  const max = spec.max ?? 0;
+  switch (spec.kind) {
+    case "amount":
+      if (typeof value !== "number" || !Number.isInteger(value)) return new SettingError("CONFIG_TYPE", name, "must be a whole number of fen");
+      if (value < min || value > max) return new SettingError("CONFIG_RANGE", name, `must be ${min}..${max} fen`);
+      return undefined;
+    case "applications":
+      if (!Array.isArray(value)) return new SettingError("CONFIG_TYPE", name, "must be a list of application names");
+      if (value.length < 1 || value.length > 2) return new SettingError("CONFIG_RANGE", name, "must name one or two applications");
+      for (const item of value) {
+        if (item !== "tunion" && item !== "cityunion") return new SettingError("CONFIG_RANGE", name, "names tunion or cityunion only");
+      }
+      if (value.length === 2 && value[0] === value[1]) return new SettingError("CONFIG_RANGE", name, "names an application twice");
+      return undefined;
+    case "boolean":
+      return typeof value === "boolean" ? undefined : new SettingError("CONFIG_TYPE", name, "must be true or false");
+    case "text":
+      if (typeof value !== "string") return new SettingError("CONFIG_TYPE", name, "must be text");
+      if (value.length > max) return new SettingError("CONFIG_RANGE", name, `must be at most ${max} characters`);
+      // Control characters would move a display's cursor or end an MDB text frame early.
+      for (let i = 0; i < value.length; i++) {
+        const c = value.charCodeAt(i);
+        if (c < 0x20 || c === 0x7f) return new SettingError("CONFIG_RANGE", name, "must not contain control characters");
+      }
+      return undefined;
+    case "duration":
+      if (typeof value !== "number" || !Number.isInteger(value)) return new SettingError("CONFIG_TYPE", name, "must be a whole number of milliseconds");
+      if (value < min || value > max) return new SettingError("CONFIG_RANGE", name, `must be ${min}..${max} ms`);
+      return undefined;
   }
-  if (name === "applicationOrder") {
-    if (!Array.isArray(value)) return new SettingError("CONFIG_TYPE", name, "must be a list of application names");
-    if (value.length < 1 || value.length > 2) return new SettingError("CONFIG_RANGE", name, "must name one or two applications");
-    for (const item of value) {
-      if (item !== "tunion" && item !== "cityunion") return new SettingError("CONFIG_RANGE", name, "names tunion or cityunion only");
-    }
-    if (value.length === 2 && value[0] === value[1]) return new SettingError("CONFIG_RANGE", name, "names an application twice");
-    return undefined;
-  }
-  if (name === "strict") return typeof value === "boolean" ? undefined : new SettingError("CONFIG_TYPE", name, "must be true or false");
-  if (name === "message") {
-    if (typeof value !== "string") return new SettingError("CONFIG_TYPE", name, "must be text");
-    if (value.length > MESSAGE_MAX_LENGTH) return new SettingError("CONFIG_RANGE", name, `must be at most ${MESSAGE_MAX_LENGTH} characters`);
-    // Control characters would move a display's cursor or end an MDB text frame early.
-    for (let i = 0; i < value.length; i++) {
-      const c = value.charCodeAt(i);
-      if (c < 0x20 || c === 0x7f) return new SettingError("CONFIG_RANGE", name, "must not contain control characters");
-    }
-    return undefined;
-  }
-  const range = Object.prototype.hasOwnProperty.call(DURATIONS, name) ? DURATIONS[name] : undefined;
-  if (!range) return new SettingError("CONFIG_UNKNOWN_KEY", name, "is not a setting");
-  if (typeof value !== "number" || !Number.isInteger(value)) return new SettingError("CONFIG_TYPE", name, "must be a whole number of milliseconds");
-  if (value < range[0] || value > range[1]) return new SettingError("CONFIG_RANGE", name, `must be ${range[0]}..${range[1]} ms`);
-  return undefined;
 }
 
 /** Every problem of a settings object (empty when it is good), in the order of its keys. */

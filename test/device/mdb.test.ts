@@ -14,7 +14,7 @@ interface Rig {
 }
 
 /** The VMC simulator and the reader over an in-memory line of 9-bit words. */
-function rig(options: { level?: number; address?: number; refunds?: boolean } = {}): Rig {
+function rig(options: { level?: number; address?: number; refunds?: boolean; strictReplies?: boolean } = {}): Rig {
   const calls: string[] = [];
   const faults: Error[] = [];
   const address = options.address ?? 0x10;
@@ -23,11 +23,11 @@ function rig(options: { level?: number; address?: number; refunds?: boolean } = 
   const link = new PeripheralLink({
     address,
     send: (words) => { for (const w of words) vmc.receive(w); },
-    onCommand: (block) => device.command(block),
+    onCommand: (block, direct) => device.command(block, direct),
     onDelivered: (n) => device.delivered(n),
     onBusReset: () => device.busReset(),
   });
-  vmc = new VmcMaster({ address, transmit: (words) => { for (const w of words) link.receive(w); } });
+  vmc = new VmcMaster({ address, strictReplies: options.strictReplies, transmit: (words) => { for (const w of words) link.receive(w); } });
   device = new CashlessDevice({
     port: link, level: options.level ?? 3, refunds: options.refunds ?? true, maxResponseSeconds: 30,
     serial: "TERMINAL0001", events: {
@@ -154,8 +154,8 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
     await r.vmc.send({ kind: "vend-request", price: 100, item: 3 });
     r.device.deny();
     assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-denied");
-    await r.vmc.send({ kind: "session-complete" });
-    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "end-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "session-complete" })), "end-session", "END SESSION is the direct reply");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack");
     assert.equal(r.device.state, "enabled");
     assert.deepEqual(r.calls, ["vend 350 12", "result 12 true", "vend 100 3", "end"]);
     assert.equal(r.faults.length, 0);
@@ -172,18 +172,83 @@ describe("mdb cashless device against the VMC simulator (in-memory line)", async
     r.device.approve(250);
     assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-approved");
     await r.vmc.send({ kind: "vend-success", item: 5 });
-    await r.vmc.send({ kind: "session-complete" });
-    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "end-session");
+    assert.equal(kinds(await r.vmc.send({ kind: "session-complete" })), "end-session");
   });
 
   it("VEND CANCEL before the answer is VEND DENIED, and a late approve() says the vend is gone", async () => {
     const r = rig();
     await r.vmc.init(3, 0x20);
     await r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
-    await r.vmc.send({ kind: "vend-cancel" });
-    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "vend-denied");
+    assert.equal(kinds(await r.vmc.send({ kind: "vend-cancel" })), "vend-denied", "VEND DENIED is the direct reply");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack", "and is not sent twice");
     assert.equal(r.device.approve(250), false);
     assert.deepEqual(r.calls, ["vend 250 5 first", "cancel 5"]);
+  });
+
+  for (const level of [1, 2, 3] as const) {
+    it(`direct replies at VMC level ${level}: a strict VMC gets READER CONFIG, PERIPHERAL ID, END SESSION, VEND DENIED at once`, async () => {
+      const r = rig({ strictReplies: true });
+      const strict = r.vmc;
+      const { config, id } = await strict.init(level, 0x20);
+      assert.equal(config.level, 3);
+      assert.equal(id.options, level === 3 ? 0x22 : undefined, "PERIPHERAL ID in the VMC level's length");
+      r.device.beginSession(900);
+      await strict.pollUntil("begin-session");
+      await strict.send({ kind: "vend-request", price: 300, item: 2 });
+      assert.equal(kinds(await strict.send({ kind: "poll" })), "ack", "VEND REQUEST keeps ACK-then-POLL: its answer is not ready");
+      assert.equal(kinds(await strict.send({ kind: "vend-cancel" })), "vend-denied");
+      assert.equal(kinds(await strict.send({ kind: "session-complete" })), "end-session");
+      assert.equal(r.device.state, "enabled");
+      assert.deepEqual(strict.replyForms, { direct: 4, deferred: 0 });
+      assert.deepEqual(r.calls, ["vend 300 2", "cancel 2", "end"]);
+      assert.equal(r.faults.length, 0);
+    });
+  }
+
+  it("a strict VMC refuses a deferred reply with a typed error; a repeated command gets the unacknowledged direct reply again", async () => {
+    const r = rig({ strictReplies: true });
+    const strict = r.vmc;
+    await strict.init(3);
+    // SESSION COMPLETE outside a session is ACKed (a harmless repeat, docs/mdb.md §6): no END SESSION is due.
+    try {
+      await strict.send({ kind: "session-complete" });
+      throw new Error("a deferred reply was accepted");
+    } catch (e) {
+      assert.equal((e as { code?: string }).code, "MDB_DEFERRED_REPLY");
+    }
+    // Initialise again, losing the VMC's ACK of READER CONFIG: the repeated SETUP gets it again, and runs once.
+    await r.vmc.send({ kind: "reset" });
+    await r.vmc.pollUntil("just-reset");
+    const setup = { kind: "setup-config", vmcLevel: 3, columns: 0, rows: 0, displayType: 0 } as const;
+    assert.equal(kinds(await r.vmc.send(setup, "no-ack")), "reader-config");
+    assert.equal(kinds(await r.vmc.send(setup)), "reader-config");
+    assert.equal(r.link.stats.duplicates, 1);
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack");
+    // NAKed, a direct reply goes on the next POLL.
+    assert.equal(kinds(await r.vmc.send({ kind: "request-id", manufacturer: "VMC", serial: "000000000042", model: "SIMULATOR", version: 0x0100 }, "nak")), "peripheral-id");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "peripheral-id");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack");
+  });
+
+  it("native link race: VEND DENIED went out directly as the device approved; the approval is withdrawn, the debit owed back", async () => {
+    const r = rig();
+    await r.vmc.init(3, 0x20);
+    await r.vmc.send({ kind: "vend-request", price: 250, item: 5 });
+    assert.ok(r.device.approve(250));
+    // As the ESP32's link reports it: VEND CANCEL, answered with the VEND DENIED primed before the approval.
+    r.device.command(Uint8Array.of(0x13, 0x01), true);
+    assert.deepEqual(r.calls, ["vend 250 5 first", "result 5 false reset"]);
+    assert.equal(r.device.state, "idle");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "ack", "no VEND APPROVED after the VMC's VEND DENIED");
+  });
+
+  it("a reply that is not ready is deferred: REQUEST ID before SETUP config is ACKed and PERIPHERAL ID comes on a POLL", async () => {
+    const r = rig();
+    await r.vmc.send({ kind: "reset" });
+    await r.vmc.pollUntil("just-reset");
+    assert.equal(kinds(await r.vmc.send({ kind: "request-id", manufacturer: "VMC", serial: "000000000042", model: "SIMULATOR", version: 0x0100 })), "ack");
+    assert.equal(kinds(await r.vmc.send({ kind: "poll" })), "peripheral-id");
+    assert.equal(r.vmc.replyForms.deferred, 1);
   });
 
   it("a lost ACK: the reader repeats its data on the next POLL; RET resends at once; a NAK keeps it", async () => {

@@ -70,6 +70,12 @@ describe("purse: response parsers", () => {
     const p = parseTransactionProve(fromHex("1111111122222222"));
     assert.hex(p.mac2, "11111111");
     assert.hex(p.tac, "22222222");
+    assert.deepEqual([p.hasMac2, p.hasTac], [true, true]);
+    // A load's proof from a card OS that keeps no MAC2 for loads: zeros, then the TAC (docs/purse.md §9.1).
+    const load = parseTransactionProve(fromHex("00000000A1B2C3D4"));
+    assert.deepEqual([load.hasMac2, load.hasTac], [false, true]);
+    assert.hex(load.tac, "A1B2C3D4");
+    assert.deepEqual([parseTransactionProve(new Uint8Array(8)).hasMac2, parseTransactionProve(new Uint8Array(8)).hasTac], [false, false]);
   });
   it("rejects truncated and overlong answers", () => {
     for (const parse of [parseInitializeForPurchase, parseDebitForPurchase, parseTransactionProve, parseBalance]) {

@@ -149,4 +149,50 @@ describe("terminal (unit, on the device interfaces)", () => {
     assert.equal(toHex(new Uint8Array([s.running.terminal.unresolved])), "00");
     s.running.close();
   });
+
+  it("close() during a refund's wait for the card clears its pause between looks (counted in timersHeld)", async () => {
+    const s = await start();
+    const t = s.running.terminal;
+    await s.clock.run(t.pay({ amount: 300, order: "R-1" }));
+    const approved = s.events.find((e) => e.event === "approved");
+    assert.ok(approved?.event === "approved", "the purchase to refund");
+    if (approved?.event !== "approved") return;
+    await s.clock.advance(1000);
+    // The card takes INITIALIZE FOR LOAD, refuses CREDIT FOR LOAD, and then answers no SELECT: the refund is in
+    // doubt and keeps looking for the card, pausing between looks, until its window closes.
+    let creditSent = false;
+    let looks = 0;
+    const play = s.peer.onCommand;
+    s.peer.onCommand = (c, p) => {
+      const apdu = c.params.subarray(1);
+      if (c.code === Command.InDataExchange && apdu[1] === 0x50 && apdu[2] === 0x00) {
+        p.answer(c.code, fromHex("00" + "00001388" + "0003" + "01" + "00" + "01020304" + "0A0B0C0D" + "9000"));
+      } else if (c.code === Command.InDataExchange && apdu[1] === 0x52) {
+        creditSent = true;
+        p.answer(c.code, fromHex("00" + "6581"));
+      } else if (c.code === Command.InDataExchange && creditSent && apdu[1] === 0xa4) {
+        looks++;
+        p.answer(c.code, fromHex("00" + "6A82"));
+      } else {
+        play(c, p);
+      }
+    };
+    const feScript = s.fe.script;
+    s.fe.script = (r) => r.path === "/v1/refunds"
+      ? { status: 200, body: { purchaseId: approved.purchaseId, onlineSerial: 3, date: "20261201", time: "120100", mac2: "0A0B0C0D" } }
+      : feScript(r);
+    const held = t.timersHeld;
+    const refunding = t.refund({ purchaseId: approved.purchaseId, order: "R-1", amount: 300, asn: approved.asn, application: approved.application,
+      cityCode: approved.cityCode });
+    let paused = false;
+    for (let i = 0; i < 200 && !paused; i++) {
+      await s.clock.advance(5);
+      paused = looks >= 2 && t.timersHeld > held;
+    }
+    assert.ok(paused, `the pause between looks is counted (looks ${looks}, timers ${t.timersHeld}, before ${held})`);
+    s.running.close();
+    await settle();
+    assert.equal(s.clock.pending, 0, `timers left right after close: ${s.clock.describe()}`);
+    assert.equal(await refunding, "in-doubt");
+  });
 });

@@ -3,7 +3,7 @@
 // XS lacks (process, Buffer, setTimeout...) fails when the test runs.
 import { build } from "esbuild";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -11,23 +11,38 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 const out = path.join(root, "build", "xs-tests");
 mkdirSync(out, { recursive: true });
 
-// Usage: run.ts [--dir <folder of *.test.ts>] [name filters...]
+// Usage: run.ts [--dir <folder of *.test.ts>] [test file paths | name filters...]
+// An argument naming an existing file runs that file; any other argument keeps the files of the folder whose name
+// contains it. A filter or path that selects nothing is an error: a run of zero tests must not pass for a green one.
 const argv = process.argv.slice(2);
 const dirAt = argv.indexOf("--dir");
 const testDir = dirAt >= 0 ? path.resolve(argv.splice(dirAt, 2)[1]!) : path.join(root, "test", "device");
-const only = argv;
-const files = readdirSync(testDir)
-  .filter((f) => f.endsWith(".test.ts"))
-  .filter((f) => !only.length || only.some((o) => f.includes(o)))
-  .sort();
+const paths = argv.filter((a) => a.endsWith(".ts") && existsSync(a) && statSync(a).isFile()).map((a) => path.resolve(a));
+const filters = argv.filter((a) => !paths.includes(path.resolve(a)));
+const inDir = readdirSync(testDir).filter((f) => f.endsWith(".test.ts")).sort();
+const unmatched = filters.filter((o) => !inDir.some((f) => f.includes(o)));
+if (unmatched.length) {
+  console.error(`xs: no test file in ${path.relative(root, testDir) || "."} matches ${unmatched.map((o) => JSON.stringify(o)).join(", ")}` +
+    " (give a path to an existing *.test.ts file, or part of a file name)");
+  process.exit(2);
+}
+const files = [
+  ...paths,
+  ...inDir.filter((f) => (!argv.length || filters.some((o) => f.includes(o)))).map((f) => path.join(testDir, f)),
+];
+if (!files.length) {
+  console.error(`xs: no test files to run in ${testDir}`);
+  process.exit(2);
+}
 
 const bundles: string[] = [];
 let broken = 0;
-for (const file of files) {
+for (const testPath of files) {
+  const file = path.basename(testPath);
   const entry = path.join(out, file.replace(/\.ts$/, ".entry.ts"));
   writeFileSync(entry, [
     `import { runAll } from ${JSON.stringify(path.join(root, "test/xs/harness.ts"))};`,
-    `import ${JSON.stringify(path.join(testDir, file))};`,
+    `import ${JSON.stringify(testPath)};`,
     "runAll();",
   ].join("\n"));
   const bundle = path.join(out, file.replace(/\.ts$/, ".js"));

@@ -51,4 +51,6 @@ for (const bundle of process.argv.slice(2)) {
 console.log("\n  XS meter per test file (compute = deterministic count of XS work):");
 for (const f of figures) console.log(`    ${f.file}: compute ${f.compute}, heap count ${f.heapCount}`);
 console.log(`\nxs: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+// Zero tests is a selection mistake (an empty file, a wrong path), not a pass.
+if (!passed && !failed) console.error("xs: no tests ran");
+process.exit(failed || !passed ? 1 : 0);

@@ -11,14 +11,13 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import forge from "node-forge";
+import { CodedError } from "../../modules/errors/errors";
 
 const generateRsa = promisify(generateKeyPair);
 
-export class PkiError extends Error {
-  readonly code = "PKI";
+export class PkiError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "PkiError";
+    super("PKI", message);
   }
 }
 

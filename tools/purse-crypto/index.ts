@@ -13,6 +13,7 @@
 import { createCipheriv, timingSafeEqual } from "node:crypto";
 import { uint32Bytes } from "../../modules/bytes/bytes";
 import { encodeDate, encodeTime } from "../../modules/purse/bcd";
+import { CodedError } from "../../modules/errors/errors";
 
 export type PurseAlgorithm = "3des" | "sm4";
 
@@ -25,11 +26,9 @@ export interface MasterKeys {
   load?: Uint8Array;
 }
 
-export class PurseCryptoError extends Error {
-  readonly code = "PURSE_CRYPTO";
+export class PurseCryptoError extends CodedError {
   constructor(message: string) {
-    super(message);
-    this.name = "PurseCryptoError";
+    super("PURSE_CRYPTO", message);
   }
 }
 

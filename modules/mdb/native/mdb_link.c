@@ -65,41 +65,93 @@ void mdb_link_arm(mdb_link *link, const uint8_t *reply, size_t length)
 	link->armed_length = (int)length;
 }
 
+int mdb_link_prime(mdb_link *link, int slot, const uint8_t *reply, size_t length)
+{
+	if (slot < 0 || slot >= MDB_DIRECT_SLOTS) return -1;
+	if (length > MDB_MAX_BLOCK - 1) length = MDB_MAX_BLOCK - 1;
+	memcpy(link->primed[slot], reply, length);
+	link->primed_length[slot] = (int)length;
+	return 0;
+}
+
+int mdb_direct_slot(const uint8_t *block, int length)
+{
+	int command = block[0] & 7, sub = length > 1 ? block[1] : -1;
+	if (command == SETUP && sub == 0x00) return MDB_DIRECT_SETUP_CONFIG;
+	if (command == EXPANSION && sub == 0x00) return MDB_DIRECT_REQUEST_ID;
+	if (command == VEND && sub == 0x04) return MDB_DIRECT_SESSION_COMPLETE;
+	if (command == VEND && sub == 0x01) return MDB_DIRECT_VEND_CANCEL;
+	return -1;
+}
+
+/* Sends `length` bytes + CHK from `data` and awaits the VMC's answer to them. */
+static void send_data(mdb_link *link, const uint8_t *data, int length, int direct)
+{
+	int i, sum = 0;
+	for (i = 0; i < length; i++) { link->sent[i] = data[i]; sum += data[i]; }
+	link->sent[length] = MDB_MODE | (sum & 0xff);
+	link->sent_words = length + 1;
+	link->sent_direct = direct;
+	link->awaiting = 1;
+	link->cb.send(link->cb.ctx, link->sent, (size_t)link->sent_words);
+}
+
+static void resend(mdb_link *link)
+{
+	link->stats.resends++;
+	link->awaiting = 1;
+	link->cb.send(link->cb.ctx, link->sent, (size_t)link->sent_words);
+}
+
+/* NAK or silence after our data: armed data stays armed; a direct reply waits for the next POLL. */
+static void unacknowledged(mdb_link *link)
+{
+	link->stats.naks++;
+	if (link->sent_direct) link->direct_pending = 1;
+}
+
 void mdb_link_hold(mdb_link *link, int silent) { link->silent = silent; }
 void mdb_link_set_expanded(mdb_link *link, int expanded) { link->expanded = expanded; }
 
 static void complete(mdb_link *link, int n)
 {
-	int command = link->block[0] & 7;
+	int command = link->block[0] & 7, slot, primed;
 	if (command == POLL) {
-		int i, sum = 0;
 		link->stats.polls++;
 		if (link->silent) return;
+		if (link->direct_pending) { resend(link); return; }
 		if (!link->armed_length) { link->cb.send(link->cb.ctx, &ACK_WORD, 1); return; }
-		for (i = 0; i < link->armed_length; i++) { link->sent[i] = link->armed[i]; sum += link->armed[i]; }
-		link->sent[link->armed_length] = MDB_MODE | (sum & 0xff);
-		link->sent_words = link->armed_length + 1;
-		link->awaiting = 1;
-		link->cb.send(link->cb.ctx, link->sent, (size_t)link->sent_words);
+		send_data(link, link->armed, link->armed_length, 0);
 		return;
 	}
 	if (command != RESET && n == link->last_length && !memcmp(link->block, link->last, (size_t)n)) {
 		link->stats.duplicates++;
-		link->cb.send(link->cb.ctx, &ACK_WORD, 1);
+		if (link->direct_pending) resend(link);
+		else link->cb.send(link->cb.ctx, &ACK_WORD, 1);
 		return;
 	}
 	memcpy(link->last, link->block, (size_t)n);
 	link->last_length = command == RESET ? 0 : n;
 	link->stats.commands++;
-	link->cb.send(link->cb.ctx, &ACK_WORD, 1);
-	link->cb.on_command(link->cb.ctx, link->block, (size_t)n);
+	if (command == RESET) link->direct_pending = 0;
+	slot = mdb_direct_slot(link->block, n);
+	primed = slot < 0 ? 0 : link->primed_length[slot];
+	if (!primed) {
+		link->cb.send(link->cb.ctx, &ACK_WORD, 1);
+		link->cb.on_command(link->cb.ctx, link->block, (size_t)n, 0);
+		return;
+	}
+	link->primed_length[slot] = 0;
+	link->stats.direct++;
+	send_data(link, link->primed[slot], primed, 1);
+	link->cb.on_command(link->cb.ctx, link->block, (size_t)n, 1);
 }
 
 void mdb_link_receive(mdb_link *link, uint16_t word)
 {
 	int n;
 	if (word == MDB_BREAK) {
-		link->need = -1; link->awaiting = 0; link->armed_length = 0; link->last_length = 0; link->expanded = 0;
+		link->need = -1; link->awaiting = 0; link->direct_pending = 0; link->armed_length = 0; link->last_length = 0; link->expanded = 0;
 		link->cb.on_bus_reset(link->cb.ctx);
 		return;
 	}
@@ -108,19 +160,16 @@ void mdb_link_receive(mdb_link *link, uint16_t word)
 			char answer = mdb_classify_response((uint8_t)word);
 			link->awaiting = 0;
 			if (answer == 'a') {
-				int delivered = link->sent_words - 1;
-				link->armed_length = 0;
 				link->last_length = 0;
-				link->cb.on_delivered(link->cb.ctx, (size_t)delivered);
-			} else if (answer == 'r') {
-				link->stats.resends++;
-				link->awaiting = 1;
-				link->cb.send(link->cb.ctx, link->sent, (size_t)link->sent_words);
-			} else link->stats.naks++;
+				if (link->sent_direct) { link->direct_pending = 0; return; }
+				link->armed_length = 0;
+				link->cb.on_delivered(link->cb.ctx, (size_t)(link->sent_words - 1));
+			} else if (answer == 'r') resend(link);
+			else unacknowledged(link);
 			return;
 		}
 		link->awaiting = 0;
-		link->stats.naks++;
+		unacknowledged(link);
 	}
 	if (word & MDB_MODE) {
 		uint8_t b = (uint8_t)word;

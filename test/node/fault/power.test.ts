@@ -191,13 +191,15 @@ describe("fault injection: power cuts and torn journal writes (terminal process 
       for (const i of offsets) {
         rmSync(rig.journalPath, { force: true });
         rig.clearField();
-      rig.clearField();
         const card = rig.addCard();
         const fresh: CardState = structuredClone(card.state);
         await rig.startTerminal({ dieAtWrite: snap.k });
         rig.emulator!.place(card);
         const final = await payAndWait(rig, 200);
-        const died = await Promise.race([rig.terminalExited().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+        // The 15 s guard is cleared once the race is decided: left running, it held the process up after the last test.
+        let guard: ReturnType<typeof setTimeout> | undefined;
+        const died = await Promise.race([rig.terminalExited().then(() => true), new Promise<boolean>((r) => { guard = setTimeout(() => r(false), 15_000); })]);
+        clearTimeout(guard);
         rig.emulator!.remove(card);
         if (!died) {
           // The purchase ended before the write the cut was aimed at: say what happened instead of waiting for ever.

@@ -9,11 +9,13 @@
 import assert from "node:assert/strict";
 import type { JournalStorage } from "../../../modules/journal/storage";
 import type { TerminalEvent } from "../../../src/terminal";
-import type { TearWhen, VirtualCard } from "../../../tools/sim/cardsim/card";
+import { readRefundRecord } from "../../../src/refund-records";
+import type { TearWhen, VirtualCard, VirtualCardOptions } from "../../../tools/sim/cardsim/card";
 import { cardAsn, moneyViolations, refundViolations } from "../../../tools/rigs/harness/consistency";
 import { FaultTally } from "../../../tools/rigs/harness/faults";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
+import { until } from "../until";
 
 type Approved = Extract<TerminalEvent, { event: "approved" }>;
 
@@ -30,17 +32,9 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
   });
 
   let n = 0;
-  function newCard(balance = 1000): VirtualCard {
+  function newCard(balance = 1000, options?: VirtualCardOptions): VirtualCard {
     const asn = `031010000000009${String(++n).padStart(5, "0")}`;
-    return sim.addCard({ name: `refund-${n}`, profiles: [{ layout: "tunion", algorithm: "3des", asn, cityCode: LEVEL1_CITY, balance }] });
-  }
-
-  async function until(what: string, ok: () => boolean, ms = 15_000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    return sim.addCard({ name: `refund-${n}`, profiles: [{ layout: "tunion", algorithm: "3des", asn, cityCode: LEVEL1_CITY, balance }], options });
   }
 
   /** A purchase with the card in the field; it stays there. */
@@ -87,6 +81,36 @@ describe("fault injection: refunds onto the card (tears and power cuts)", functi
     assert.equal(card.state.applications[0]!.balance, 1000);
     assert.deepEqual(await check(card, 1000, [a.purchaseId]), []);
     assert.equal(sim.refunds(1).find((r) => r.purchase_id === a.purchaseId)!.status, "completed");
+  });
+
+  it("a torn CREDIT on a card whose load proof has zeros for MAC2: settled by its TAC, completed, no reconciliation", async () => {
+    for (const back of ["in the window", "at the next tap"] as const) {
+      const card = newCard(1000, { loadProof: "zeros" });
+      const a = await pay(card, 200);
+      card.armTear({ command: "credit", when: "after" });
+      const returning = back === "in the window" ? setTimeout(() => sim.emulator.place(card), 300) : undefined;
+      const result = await refund(a);
+      clearTimeout(returning);
+      if (back === "at the next tap") {
+        assert.equal(result, "in-doubt");
+        sim.emulator.remove(card);
+        await pay(card, 1);
+      } else assert.equal(result, "refunded", "the card has the money back: the refund is a success");
+      sim.emulator.remove(card);
+      assert.equal(card.state.applications[0]!.balance, back === "at the next tap" ? 999 : 1000);
+      const settled = events.find((e) => e.event === "refund" && e.purchaseId === a.purchaseId && e.result === "settled-refunded");
+      assert.ok(settled && settled.event === "refund" && settled.proof === "tac", `card back ${back}: ${JSON.stringify(settled)}`);
+      assert.deepEqual(await check(card, 1000, [a.purchaseId]), []);
+      const row = sim.refunds(1).find((r) => r.purchase_id === a.purchaseId)!;
+      assert.deepEqual([row.status, row.tac_valid], ["completed", 1], `card back ${back}`);
+    }
+  });
+
+  it("an outcome settled by its TAC reads back from the journal after a restart (and a malformed proof field does not)", () => {
+    const base = { k: "refund-outcome", purchaseId: "P1", url: "https://x", order: "R-1", amount: 200 };
+    const byTac = { ...base, completion: { outcome: "credited", tac: "A1B2C3D4", proof: "tac" } };
+    assert.deepEqual(readRefundRecord(byTac), byTac);
+    assert.equal(readRefundRecord({ ...base, completion: { outcome: "credited", tac: "A1B2C3D4", proof: "mac2" } }), undefined);
   });
 
   it("a tear before and after every APDU of the refund: 0 violations", async () => {

@@ -10,6 +10,7 @@ import {
   describeEngines, start, stopAll, tunionCard, type Fixture,
 } from "./support";
 import { readRows } from "./postgres-support";
+import { until } from "../until";
 
 async function refused(p: Promise<unknown>, status: number, code: string): Promise<FrontendHttpError> {
   try {
@@ -314,9 +315,11 @@ describeEngines("front-end: purchases against virtual cards over mutual TLS", fu
     const init = r.session.initResponse;
     const sessionKey = purchaseSessionKey("3des", diversifyKey("3des", f.master3des.purchase, factor), Buffer.from(init.slice(22, 30), "hex"), parseInt(init.slice(8, 12), 16), r.answer.tsn);
     const secrets = [toHex(f.master3des.purchase), toHex(f.master3des.tac), app.dpk, app.dtk, toHex(sessionKey)];
-    await new Promise((resolve) => setTimeout(resolve, 200)); // pino writes asynchronously
-    const log = readFileSync(path.join(f.dir, "level1.log"), "utf8");
-    assert.ok(log.includes("purchase authorized"), "the log is being written");
+    // pino writes asynchronously: wait for this purchase's line rather than for a guessed time.
+    const log = await until("this purchase's log line", () => {
+      const text = readFileSync(path.join(f.dir, "level1.log"), "utf8");
+      return text.includes(r.answer.purchaseId) && text.includes("purchase authorized") ? text : undefined;
+    });
     const responses = JSON.stringify([r.answer, r.completion, await c1.purchase(r.answer.purchaseId), await c1.health()]);
     for (const secret of secrets) {
       for (const text of [log, responses]) assert.ok(!text.toUpperCase().includes(secret.toUpperCase()), "a key leaked");

@@ -178,6 +178,25 @@ describeEngines("front-end: refunds loaded back onto the card", function () {
     assert.equal(done.json.tacValid, true);
   });
 
+  it("a load recovered by its TAC alone (the proof had zeros for MAC2): a valid TAC completes it, a bad one is flagged", async () => {
+    const card = tunionCard(f, { balance: 900 });
+    const p = await purchase(c1, card, "tunion", 130);
+    const a = await call(c1, "POST", "/v1/refunds", body(p.answer.purchaseId, p.session, initLoad(card, 130), 130));
+    const credit = creditLoad(card, a.json);
+    assert.equal(credit.sw, "9000");
+    const done = await call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "credited", tac: credit.tac, proof: "tac" });
+    assert.deepEqual(done.json, { purchaseId: p.answer.purchaseId, status: "completed", outcome: "credited", amount: 130, tacValid: true });
+    // The same report again gets the same answer; the row says how it was proved.
+    assert.deepEqual((await call(c1, "POST", `/v1/refunds/${p.answer.purchaseId}/completion`, { outcome: "credited", tac: credit.tac, proof: "tac" })).json, done.json);
+    const q = await purchase(c1, card, "tunion", 40);
+    const qa = await call(c1, "POST", "/v1/refunds", body(q.answer.purchaseId, q.session, initLoad(card, 40), 40));
+    assert.equal(creditLoad(card, qa.json).sw, "9000");
+    const flagged = await call(c1, "POST", `/v1/refunds/${q.answer.purchaseId}/completion`, { outcome: "credited", tac: "DEADBEEF", proof: "tac" });
+    assert.equal(flagged.json.status, "flagged");
+    assert.equal(flagged.json.tacValid, false);
+    await refused(call(c1, "POST", `/v1/refunds/${q.answer.purchaseId}/completion`, { outcome: "credited", tac: "DEADBEEF", proof: "mac2" }), 400, "VALIDATION");
+  });
+
   it("replay refusal: an INITIALIZE FOR LOAD answer already credited is refused for another refund", async () => {
     const card = tunionCard(f, { balance: 900 });
     const p1 = await purchase(c1, card, "tunion", 100);

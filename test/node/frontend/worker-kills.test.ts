@@ -20,20 +20,11 @@ import {
   tunionCard, type Fixture,
 } from "./support";
 import { ensureDatabase, readRows } from "./postgres-support";
+import { until } from "../until";
 
 /** A failure the terminal treats as "outcome unknown, retry": the connection went away, or a 5xx. */
 function retryable(e: unknown): boolean {
   return !(e instanceof FrontendHttpError) || e.status >= 500;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const CASES: [RequestKind, HoldPoint][] = [
@@ -97,7 +88,7 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
       const error = await pending;
       assert.ok(error !== undefined, `the ${kind} request was answered although its worker was killed`);
       assert.ok(retryable(error), `the terminal got a final error, not a retryable one: ${String(error)}`);
-      await until("the killed worker to be replaced", () => (replaced.length > before ? true : undefined));
+      await until("the killed worker to be replaced", () => replaced.length > before);
     } finally {
       client.close();
     }
@@ -121,7 +112,7 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
     assert.equal(completed.reduce((n, r) => n + r.amount, 0), initial - balance, `money: ${JSON.stringify(rows)}`);
     assert.equal(new Set(completed.map((r) => r.ep_serial)).size, completed.length, "an EP serial was completed twice");
     await until("every authorization not completed to be marked for reconciliation",
-      async () => ((await readRows(database, "SELECT id FROM purchases WHERE asn = ? AND status = 'authorized'", [asn])).length ? undefined : true));
+      async () => (await readRows(database, "SELECT id FROM purchases WHERE asn = ? AND status = 'authorized'", [asn])).length === 0);
   }
 
   for (const [kind, point] of CASES) {

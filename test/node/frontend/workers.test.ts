@@ -13,6 +13,7 @@ import {
   T1, T2, authorizeBody, clientFor, debitCard, describeEngines, getFixture, initCard, killed, launchFrontend, level1Config, tunionCard, type Fixture,
 } from "./support";
 import { ensureDatabase, readRows } from "./postgres-support";
+import { until } from "../until";
 
 const WORKERS = 4;
 const LOOPS = 64;
@@ -131,9 +132,7 @@ describeEngines("front-end: --workers 4, 64 racing terminals, workers SIGKILLed 
     let stop = false;
     const loops = clients.map((c, i) => loop(f, c, others[i]!, i % 2 ? T2 : T1, tally, () => stop));
     const settledCount = () => tally.settled.size;
-    const waitFor = async (n: number) => {
-      for (let i = 0; settledCount() < n && i < 600; i++) await new Promise((r) => setTimeout(r, 50));
-    };
+    const waitFor = (n: number) => until(`${n} purchases settled`, () => settledCount() >= n, 30_000, 50);
     try {
       await waitFor(100);
       // Kill a worker three times while every kind of request is in flight; each is replaced.
@@ -151,7 +150,7 @@ describeEngines("front-end: --workers 4, 64 racing terminals, workers SIGKILLed 
       assert.ok(settledCount() > settledAtKill, "nothing was settled after the last kill");
       stop = true;
       await Promise.all(loops);
-      for (let i = 0; i < 100 && replaced.length < kills; i++) await new Promise((r) => setTimeout(r, 50));
+      await until("every killed worker to be replaced", () => replaced.length >= kills, 5000).catch(() => {});
       assert.equal(replaced.length, kills, "every killed worker is replaced");
     } finally {
       stop = true;

@@ -15,6 +15,8 @@ import { buildMdbHelper } from "../../../hosts/node/mdb-termios";
 import { createPtyPair, hasCommand, hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
 import { NodeSerial } from "../../../hosts/node/serial";
 import { encodeWords, MODE } from "../../../modules/mdb/index";
+import { holdsOpen, processState } from "../proc";
+import { until } from "../until";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const cc = ["cc", "gcc"].find(hasCommand);
@@ -69,18 +71,16 @@ describe("modules/mdb/native C code (host cc)", function () {
     await bus.opened;
     const child = spawn(helper, [pair.device], { stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.on("data", (d: Buffer) => toTerminal.push(...d));
-    const until = async (ok: () => boolean) => {
-      for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 10));
-    };
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      // Open, set up (right after opening) and blocked in poll: until then, bytes sent to it would be lost.
+      await until("the helper to open the pty and wait on it", () => holdsOpen(child.pid!, pair.device) && processState(child.pid!) === "S");
       // Bus -> terminal: the line discipline doubles a data FF (PARMRK with ISTRIP clear), which is the §5 form.
       bus.write(Uint8Array.of(0x12, 0xff, 0x34));
-      await until(() => toTerminal.length >= 4);
+      await until("4 bytes at the terminal", () => toTerminal.length >= 4);
       assert.deepEqual(toTerminal, [0x12, 0xff, 0xff, 0x34]);
       // Terminal -> bus: a reply 05 FF + CHK (mode bit) in the §5 encoding leaves as its three data bytes.
       child.stdin.write(encodeWords([0x05, 0xff, MODE | 0x04]));
-      await until(() => fromHelper.length >= 3);
+      await until("3 bytes on the bus", () => fromHelper.length >= 3);
       assert.deepEqual(fromHelper, [0x05, 0xff, 0x04]);
     } finally {
       child.stdin.end();

@@ -34,7 +34,7 @@ describe("mdb over a pty pair (socat)", function () {
     await reader.opened;
     stream = new StreamLink({
       address: 0x10, write: (bytes) => reader.write(bytes),
-      onCommand: (b) => device.command(b), onDelivered: (n) => device.delivered(n), onBusReset: () => device.busReset(),
+      onCommand: (b, direct) => device.command(b, direct), onDelivered: (n) => device.delivered(n), onBusReset: () => device.busReset(),
     });
     device = new CashlessDevice({
       port: stream.link, events: {
@@ -44,7 +44,7 @@ describe("mdb over a pty pair (socat)", function () {
       },
     });
     // 1 s for the first reply byte: far beyond 5 ms, but a loaded CI machine can stall a process that long.
-    side = await openStreamVmc(pair.host, { replyTimeout: 1000 });
+    side = await openStreamVmc(pair.host, { replyTimeoutMs: 1000 });
   });
 
   after(async () => {

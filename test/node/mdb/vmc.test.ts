@@ -10,6 +10,7 @@ import { BREAK, CashlessDevice, MODE, PeripheralLink } from "../../../modules/md
 import { LEVEL1_CITY } from "../../../tools/sim/simulation/index";
 import { VmcMaster } from "../../../tools/sim/vmc/master";
 import { balanceOf, useVending } from "./support";
+import { until } from "../until";
 
 const balance = balanceOf;
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
@@ -108,8 +109,8 @@ describe("VMC simulator: a VMC reset at every step of a card-first session", fun
       }
       await w.m.vmc.init(3, 0x20);
       // A purchase the RESET overtook finishes; its debit, if any, is owed back.
-      for (let t = 0; t < 200 && w.sim.node.terminal.state !== "idle"; t++) await sleep(10);
-      await sleep(50);
+      const t = w.sim.node.terminal;
+      await until("the overtaken purchase to finish", () => t.state !== "processing" && t.state !== "recovering" && t.pendingCompletions === 0);
       const charged = 5000 - balance(c);
       const owed = w.m.owed.slice(owedBefore).reduce((sum, o) => sum + o.amount, 0);
       assert.equal(charged, (seen ? 300 : 0) + owed, `charged ${charged}, owed ${owed}`);
@@ -135,7 +136,7 @@ describe("VMC simulator: RESET after the reader's non-response time", function (
     const vmc = new VmcMaster({ transmit: (w) => { for (const x of w) link.receive(x); }, now: () => performance.now(), nonResponseMs: 150 });
     link = new PeripheralLink({
       address: 0x10, send: (w) => { for (const x of w) vmc.receive(x); },
-      onCommand: (b) => device.command(b), onDelivered: (k) => device.delivered(k), onBusReset: () => device.busReset(),
+      onCommand: (b, direct) => device.command(b, direct), onDelivered: (k) => device.delivered(k), onBusReset: () => device.busReset(),
     });
     // A device whose refund never settles: it stays silent on POLL, as a reader that hung would.
     device = new CashlessDevice({ port: link, events: { onVendRequest: () => undefined, onVendCancel: () => undefined, onVendResult: () => undefined } });
@@ -148,8 +149,8 @@ describe("VMC simulator: RESET after the reader's non-response time", function (
     await vmc.send({ kind: "vend-failure" });
     assert.equal((await vmc.poll()).kind, "silence");
     assert.equal(vmc.resets, 0, "not before the non-response time");
-    await sleep(200);
-    await vmc.poll();
+    // A VMC keeps polling; once the non-response time has passed, its next POLL resets the silent device.
+    await until("the VMC to reset the silent device", async () => { await vmc.poll(); return vmc.resets > 0; });
     assert.equal(vmc.resets, 1);
     assert.equal(device.state, "enabled");
     assert.equal((await vmc.poll()).kind, "ack");

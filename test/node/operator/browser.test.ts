@@ -10,6 +10,7 @@ import path from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { hashPassword } from "../../../tools/frontend/operator/index";
 import { DEFAULT_CARDS, Simulation, TERMINAL_ID } from "../../../tools/sim/simulation/index";
+import { until } from "../until";
 
 const CHROMIUM = "/usr/bin/chromium";
 const OUT = path.resolve(import.meta.dirname, "../../../test-output/console");
@@ -72,11 +73,8 @@ describe("operator console in chromium", function () {
     const events = await sim!.pay(DEFAULT_CARDS[0]!.name, 250, order);
     assert.ok(events.some((e) => e.event === "approved"), `the purchase was approved: ${JSON.stringify(events)}`);
     // The terminal's live status reports: it shows as online, with the approval it just counted.
-    for (let i = 0; i < 100; i++) {
-      const latest = (await sim!.level1.store.fleet.latestStatus()).find((r) => r.terminalId === TERMINAL_ID);
-      if (latest && latest.report.sequence > 1) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until("a status report after the start report", async () =>
+      ((await sim!.level1.store.fleet.latestStatus()).find((r) => r.terminalId === TERMINAL_ID)?.report.sequence ?? 0) > 1, 10_000, 100);
     await page.goto(`${base}/`);
     const row = page.locator("tbody tr", { hasText: TERMINAL_ID });
     assert.match(await row.textContent() ?? "", /online/);
@@ -114,12 +112,9 @@ describe("operator console in chromium", function () {
     assert.equal((await sim!.level1.store.fleet.effectiveConfig(TERMINAL_ID)).settings.maxAmount, 200);
     await shot("config");
     const version = (await sim!.level1.store.fleet.effectiveConfig(TERMINAL_ID)).version;
-    let applied = false;
-    for (let i = 0; i < 300 && !applied; i++) {
-      applied = terminalEvents.some((e) => e.event === "config" && e.applied === true && Number(e.version) >= version);
-      if (!applied) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(applied, `the terminal applied configuration version ${version}: ${JSON.stringify(terminalEvents.filter((e) => e.event === "config"))}`);
+    await until(`the terminal to apply configuration version ${version}`,
+      () => terminalEvents.some((e) => e.event === "config" && e.applied === true && Number(e.version) >= version), 30_000, 100)
+      .catch((error: Error) => assert.fail(`${error.message}: ${JSON.stringify(terminalEvents.filter((e) => e.event === "config"))}`));
     const over = await sim!.pay(DEFAULT_CARDS[0]!.name, 300, `${order}-OVER`);
     const final = over.at(-1)!;
     assert.equal(final.event, "declined");

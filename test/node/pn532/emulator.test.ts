@@ -5,7 +5,9 @@ import { toHex } from "../../../modules/bytes/bytes";
 import type { SerialPort } from "../../../modules/device/types";
 import { ACK_FRAME, NACK_FRAME, TFI_HOST, WAKE_UP, encodeFrame } from "../../../modules/pn532/index";
 import { INSTANT_TIMING, Pn532Emulator, byteTimeFor, createMemorySerialPair, type EmulatorOptions } from "../../../tools/sim/pn532sim/index";
+import { VirtualClock } from "../../lib/virtual-clock";
 import { tunionCard } from "./helpers";
+import { until } from "../until";
 
 function h(text: string): Uint8Array {
   const clean = text.replace(/\s+/g, "");
@@ -19,8 +21,9 @@ class RawHost {
   received: number[] = [];
   readonly port: SerialPort;
   readonly emulator: Pn532Emulator;
+  /** With `options.clock` the line and the emulator run on that clock (a VirtualClock) instead of Node's. */
   constructor(options: Omit<EmulatorOptions, "serial"> = {}) {
-    const pair = createMemorySerialPair();
+    const pair = createMemorySerialPair({ timers: options.clock });
     this.emulator = new Pn532Emulator({ ...options, serial: { io: pair.device, baud: 115200 } });
     const host = this;
     this.port = new pair.host({
@@ -126,14 +129,14 @@ describe("pn532 emulator: control frames, sleep, waiting commands", () => {
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), ACK, "only the ACK while no card is there");
       host.port.write(ACK_FRAME);
-      await new Promise((r) => setTimeout(r, 10));
+      await until("the emulator to take the abort", () => host.emulator.stats.aborts > 0);
       host.emulator.place(card);
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), "", "nothing after the abort, even when a card comes");
       assert.equal(host.emulator.stats.aborts, 1);
       card.remove();
       host.port.write(encodeFrame(TFI_HOST, h("4a0100")));
-      await new Promise((r) => setTimeout(r, 20));
+      await host.waitFor(6); // its ACK: the emulator is waiting for a card when the next frame comes
       await host.exchange("0000ff02fed4022a00", ACK + ACK + "0000ff06fad50332010607e800");
       host.emulator.place(card);
       await new Promise((r) => setTimeout(r, 30));
@@ -160,7 +163,7 @@ describe("pn532 emulator: control frames, sleep, waiting commands", () => {
     const host = new RawHost({ timing: INSTANT_TIMING });
     try {
       await host.exchange("0000ff03fdd416f02600", ACK + "0000ff03fdd5170014 00".replace(/ /g, ""));
-      await new Promise((r) => setTimeout(r, 10));
+      await until("the emulator to power down", () => host.emulator.asleep);
       host.port.write(h("0000ff02fed4022a00"));
       await new Promise((r) => setTimeout(r, 50));
       assert.equal(host.take(), "", "no ACK while asleep");
@@ -207,42 +210,50 @@ describe("pn532 emulator: control frames, sleep, waiting commands", () => {
 });
 
 describe("pn532 emulator: timing", () => {
+  // On a virtual clock shared by the line and the emulator, modelled times are exact and the machine's load cannot
+  // stretch them: each answer is checked just before and just after the moment the model says it arrives.
   it("byteTimeFor(baud) is 10 bits a byte, and the line model delays answers by their wire time", async () => {
     assert.equal(byteTimeFor(115200).toFixed(4), "0.0868");
     assert.equal(byteTimeFor(9600).toFixed(4), "1.0417");
     const { byteTime: _instant, ...instant } = INSTANT_TIMING;
-    const host = new RawHost({ timing: { ...instant, baud: 9600 } });
+    const clock = new VirtualClock();
+    const host = new RawHost({ timing: { ...instant, baud: 9600 }, clock });
     assert.equal(host.emulator.timing.byteTime, byteTimeFor(9600));
     try {
-      const t0 = performance.now();
       host.port.write(h("0000ff02fed4022a00"));
-      await host.waitFor(19, 2000);
-      const elapsed = performance.now() - t0;
-      // 9 bytes in, 6 + 13 out at 1.04 ms a byte: at least 28 bytes of wire time.
-      assert.ok(elapsed >= 28 * byteTimeFor(9600) - 1, `answered after ${elapsed.toFixed(1)} ms`);
-      assert.equal(host.take(), ACK + "0000ff06fad50332010607e800");
+      // 9 bytes in, then the 6-byte ACK and the 13-byte answer out at 1.04 ms a byte: 15 and 28 byte times.
+      await clock.advance(15 * byteTimeFor(9600) - 0.01);
+      assert.equal(host.received.length, 0, "nothing before the ACK's last byte has left");
+      await clock.advance(0.02);
+      assert.equal(host.take(), ACK);
+      await clock.advance(13 * byteTimeFor(9600) - 0.02);
+      assert.equal(host.received.length, 0, "nothing before the answer's last byte has left");
+      await clock.advance(0.02);
+      assert.equal(host.take(), "0000ff06fad50332010607e800");
     } finally {
       host.close();
     }
   });
   it("card processing time per command comes from the timing table, changeable while running", async () => {
     const card = tunionCard();
-    const host = new RawHost({ cards: [card], timing: { ...INSTANT_TIMING, cardProcessing: { 0xa4: 120 }, defaultCardProcessing: 0 } });
+    const clock = new VirtualClock();
+    const host = new RawHost({ cards: [card], timing: { ...INSTANT_TIMING, cardProcessing: { 0xa4: 120 }, defaultCardProcessing: 0 }, clock });
     try {
       host.port.write(encodeFrame(TFI_HOST, h("4a0100")));
-      await host.waitFor(34);
+      await clock.advance(0);
+      assert.equal(host.received.length, 34, "ACK and the activated card, at once with instant timing");
       host.take();
       const select = encodeFrame(TFI_HOST, h("400100a4040008a00000063201010500"));
-      let t0 = performance.now();
       host.port.write(select);
-      await host.waitFor(20, 2000);
-      assert.ok(performance.now() - t0 >= 115, "SELECT took the card's 120 ms");
-      host.take();
+      await clock.advance(119.99);
+      assert.equal(host.take(), ACK, "only the ACK while the card works its 120 ms on SELECT");
+      await clock.advance(0.02);
+      const answer = host.take();
+      assert.match(answer, /^0000ff....d54100.*9000..00$/, "the card's answer once the 120 ms are up");
       host.emulator.setTiming({ cardProcessing: { 0xa4: 0 } });
-      t0 = performance.now();
       host.port.write(select);
-      await host.waitFor(20, 2000);
-      assert.ok(performance.now() - t0 < 60);
+      await clock.advance(0);
+      assert.equal(host.take(), ACK + answer, "ACK and answer at once after the change");
     } finally {
       host.close();
     }

@@ -142,11 +142,15 @@ describe("pn532 fuzz: 1,000,000 frames into each side's frame parser", function 
     const port = emulator.serial;
     let ok = 0;
     const codes = new Map<string, number>();
+    const noiseWritten: Promise<void>[] = [];
     try {
       await pn532.start();
       for (let n = 0; n < 300; n++) {
         // Noise from the "chip" side, written while the command is in flight.
-        for (let k = next() % 4; k > 0; k--) setTimeout(() => port.write(noise()), next() % 5);
+        for (let k = next() % 4; k > 0; k--) {
+          const delay = next() % 5;
+          noiseWritten.push(new Promise((resolve) => setTimeout(() => { port.write(noise()); resolve(); }, delay)));
+        }
         try {
           await within(3000, pn532.getFirmwareVersion());
           ok++;
@@ -156,6 +160,8 @@ describe("pn532 fuzz: 1,000,000 frames into each side's frame parser", function 
           codes.set(code, (codes.get(code) ?? 0) + 1);
         }
       }
+      // Every noise write has landed (a loaded machine fires them late), and the line has gone quiet, before the last command.
+      await Promise.all(noiseWritten);
       await new Promise((r) => setTimeout(r, 20));
       const fw = await within(3000, pn532.getFirmwareVersion());
       assert.equal(fw.ic, 0x32);

@@ -15,6 +15,7 @@ import { purchaseMac1, purchaseMac2, purchaseSessionKey } from "../../../tools/p
 import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING, PTY_INSTALL_HINT, createPtyPair, runScript } from "../../../tools/sim/pn532sim/index";
 import { NodeSerial, nodeTimers } from "../../../hosts/node/serial";
+import { until } from "../until";
 import { EchoCard, hasSocat, memoryRig, ptyRig, tunionCard, within, type Rig, type RigOptions } from "./helpers";
 
 const TERMINAL = fromHex("001122334455");
@@ -177,7 +178,7 @@ function suite(kind: "pty" | "memory") {
       emulator.injectFault({ kind: "no-response", command: 0x40 });
       await assert.rejects(within(3000, pn532.transceive(select)), (e) => e instanceof Pn532TimeoutError && e.phase === "response");
       // The second abort's ACK may still be on its way to the emulator: wait for it, not for a fixed time.
-      for (let i = 0; i < 150 && emulator.stats.aborts < abortsBefore + 2; i++) await new Promise((r) => setTimeout(r, 20));
+      await until("the second abort at the emulator", () => emulator.stats.aborts >= abortsBefore + 2, 3000).catch(() => {});
       assert.equal(emulator.stats.aborts - abortsBefore, 2, "each timeout told the chip with an ACK");
       // A lost card command is not resent (had only its ACK been lost, the card would run it twice): a typed error.
       emulator.injectFault({ kind: "drop-command", command: 0x40, count: 10 });
@@ -269,7 +270,8 @@ function suite(kind: "pty" | "memory") {
         // The fault hits the next InDataExchange: the DEBIT.
         emulator.injectFault({ ...fault, command: 0x40 });
         await within(3000, purse.debitForPurchase({ tsn: 100 + i, date: auth.date, time: auth.time, mac1: auth.mac1 })).catch(() => {});
-        await new Promise((r) => setTimeout(r, 50));
+        // Every fault but a dropped command lets the DEBIT reach the card once; wait for that before counting.
+        await until(`the DEBIT under ${fault.kind} to reach the card`, () => emulator.pendingFaults === 0 && (fault.kind === "drop-command" || debits() > before));
         assert.ok(debits() - before <= 1, `${fault.kind}: DEBIT ran ${debits() - before} times`);
         balance -= 100 * (debits() - before);
         assert.equal(card.application("tunion").balance, balance, fault.kind);
@@ -309,7 +311,7 @@ function suite(kind: "pty" | "memory") {
         const forever = pn532.inListPassiveTarget(1);
         setTimeout(() => pn532.abort(), 150);
         await assert.rejects(within(3000, forever), Pn532AbortedError);
-        await new Promise((r) => setTimeout(r, 30));
+        await until("the emulator to take the abort", () => emulator.stats.aborts > 0);
         assert.equal(emulator.stats.aborts, 1);
         const fw = await within(3000, pn532.getFirmwareVersion());
         assert.equal(fw.ic, 0x32);
@@ -334,7 +336,7 @@ function suite(kind: "pty" | "memory") {
       const endless = pn532.inAutoPoll(0xff, 1, [0x20]);
       setTimeout(() => pn532.abort(), 100);
       await assert.rejects(within(3000, endless), Pn532AbortedError);
-      await new Promise((r) => setTimeout(r, 30));
+      await until("the emulator to take the abort", () => emulator.stats.aborts > 0);
       assert.equal(emulator.stats.aborts, 1);
     });
 
@@ -343,8 +345,7 @@ function suite(kind: "pty" | "memory") {
       const { pn532, emulator } = rig;
       await pn532.start();
       assert.equal(await pn532.powerDown(), 0);
-      await new Promise((r) => setTimeout(r, 20));
-      assert.ok(emulator.asleep);
+      await until("the emulator to power down", () => emulator.asleep);
       const wakes = emulator.stats.wakeUps;
       const fw = await within(3000, pn532.getFirmwareVersion());
       assert.equal(fw.version, 1);
@@ -400,17 +401,18 @@ describe("pn532 emulator command line (tsx tools/sim/pn532sim/main.ts --port <pt
       stdio: ["pipe", "pipe", "pipe"],
     });
     let log = "";
+    let out = "";
     child.stderr.on("data", (d: Buffer) => { log += d.toString(); });
+    child.stdout.on("data", (d: Buffer) => { out += d.toString(); });
     const exited = new Promise((r) => child.once("exit", r));
     // A child process on a busy CI machine can be slow to ACK; wait longer than the manual's 15 ms before resending.
     const pn532 = new PN532({ serial: { io: NodeSerial, path: pair.host, baud: 115200 }, timers: nodeTimers, ackTimeout: 500 });
     let passed = false;
     try {
-      const started = Date.now();
-      while (!log.includes("pn532sim: PN532 v1.6 on")) {
-        if (Date.now() - started > 15_000 || child.exitCode !== null) throw new Error(`emulator did not start: ${log}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      await until("the emulator to start", () => {
+        if (child.exitCode !== null) throw new Error(`emulator exited: ${log}`);
+        return log.includes("pn532sim: PN532 v1.6 on");
+      });
       await within(3000, pn532.start());
       await within(3000, pn532.detect({ timeout: 500 }));
       const { debit, auth } = await within(5000, purchase(pn532, card, 250, 9));
@@ -418,8 +420,8 @@ describe("pn532 emulator command line (tsx tools/sim/pn532sim/main.ts --port <pt
       const saved = JSON.parse(readFileSync(file, "utf8")) as { applications: { balance: number }[] };
       assert.equal(saved.applications[0]!.balance, 650);
       // stdin controls the field: take the card out, and the driver finds nothing.
-      child.stdin.write("remove 0\n");
-      await new Promise((r) => setTimeout(r, 100));
+      child.stdin.write("remove 0\nstatus\n");
+      await until("the emulator to report the card out of the field", () => out.includes('"present":false'));
       await assert.rejects(within(3000, pn532.detect({ timeout: 200 })), Pn532NoCardError);
       passed = true;
     } finally {

@@ -1,6 +1,7 @@
 // The harness as the vending machine: the Node host terminal in its own process with its MDB port on a socat pty
 // (--mdb-port ... --mdb-link stream), front-ends in their own processes; `npm run harness` (its CLI) plays the VMC
-// on the other end of that pty and the PN532 with virtual cards, running tools/rigs/harness/scenarios/mdb.
+// on the other end of that pty and the PN532 with virtual cards, running tools/rigs/harness/scenarios/mdb at VMC levels
+// 1 to 3, each scenario with a strict VMC (direct replies only) and with one that takes either form.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -9,6 +10,8 @@ import path from "node:path";
 import { createPtyPair, hasSocat, PTY_INSTALL_HINT, type PtyPair } from "../../../hosts/node/pty";
 import { Rig } from "../../../tools/rigs/harness/rig";
 import { parseScenarios } from "../../../tools/rigs/harness/scenario";
+import { holdsOpen } from "../proc";
+import { until } from "../until";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 const MDB_SCENARIOS = path.join(ROOT, "tools/rigs/harness/scenarios/mdb");
@@ -52,14 +55,23 @@ describe("harness: MDB scenarios", function () {
       child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); });
       child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
       const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-      await new Promise((r) => setTimeout(r, 1000));
+      // It probes the PN532 port, then opens the MDB port and last the PN532 port for good: both open means it is ready.
+      await until("the harness to open its MDB and PN532 ports", () => {
+        if (child.exitCode !== null) throw new Error(`the harness exited: ${stdout}\n${stderr}`);
+        return holdsOpen(child.pid!, mdb.device) && holdsOpen(child.pid!, rig.pn532Pair.device);
+      }, 60_000);
       const started = await rig.startTerminal({ args: ["--mdb-port", mdb.host, "--mdb-link", "stream"] });
       assert.equal(started, "ready", rig.terminalLog.slice(-20).join("\n"));
       const code = await exited;
       assert.equal(code, 0, `${stdout}\n${stderr}\n${rig.terminalLog.slice(-30).join("\n")}`);
-      assert.match(stdout, /3 scenarios: 3 passed, 0 failed, 0 errors/);
-      const logs = readdirSync(path.join(out, "logs"));
-      assert.ok(logs.some((l) => readFileSync(path.join(out, "logs", l), "utf8").includes("mdb <- VEND APPROVED 3.50")));
+      // 4 scenarios (VMC levels 1, 2, 3 and 3 selection first), each with a strict VMC and with one taking either form.
+      assert.match(stdout, /8 scenarios: 8 passed, 0 failed, 0 errors/);
+      assert.equal(new Set(stdout.match(/PASS .*\[strict VMC\]/g) ?? []).size, 4);
+      const logs = readdirSync(path.join(out, "logs")).map((l) => readFileSync(path.join(out, "logs", l), "utf8"));
+      assert.ok(logs.some((l) => l.includes("mdb <- VEND APPROVED 3.50")));
+      // The reader answered directly: END SESSION and VEND DENIED came with their commands, not on a later POLL.
+      assert.ok(logs.some((l) => l.includes("mdb <- END SESSION (direct reply)")));
+      assert.ok(logs.some((l) => l.includes("mdb <- VEND DENIED (direct reply)")));
     });
   });
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import { PowerCut, type JournalStorage } from "../../../modules/journal/storage";
 import { fromHex } from "../../../modules/bytes/bytes";
 import { parseBasicData } from "../../../modules/purse/files";
@@ -6,6 +7,7 @@ import { hasSocat } from "../../../hosts/node/pty";
 import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { HOTLISTED_ASN, LEVEL1_CITY, LEVEL2_CITY, Simulation, type CardSpec } from "../../../tools/sim/simulation/index";
+import { until } from "../until";
 
 // Controller port -> terminal -> PN532 emulator over a pty (socat) -> front-ends over mutual TLS -> SQLite.
 
@@ -17,14 +19,6 @@ const CITY: CardSpec = { name: "city", profiles: [{ layout: "cityunion", algorit
 
 function balance(card: VirtualCard): number {
   return card.state.applications[0]!.balance;
-}
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe("terminal end to end", function () {
@@ -197,7 +191,16 @@ describe("terminal end to end", function () {
     assert.equal(approved.event, "approved");
     await stopping;
     assert.equal(balance(card), 4760);
-    await new Promise((r) => setTimeout(r, 300));
+    // In the front-end's place, a listener that only counts connections and drops them: a delivery attempt reaching it
+    // is the terminal retrying while the front-end is down, with its completion still queued.
+    let attempts = 0;
+    const standIn = createServer((socket) => { attempts++; socket.destroy(); });
+    await new Promise<void>((ok) => standIn.listen(Number(new URL(sim.level1.url).port), "127.0.0.1", ok));
+    try {
+      await until("the terminal to retry the completion while the front-end is down", () => attempts > 0);
+    } finally {
+      await new Promise((ok) => standIn.close(ok));
+    }
     assert.equal(sim.node.terminal.pendingCompletions, 1, "the completion waits for the front-end");
     await sim.startFrontendAgain(1);
     await until("the completion after the front-end returned", () => sim.node.terminal.pendingCompletions === 0, 20_000);

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
+import { hasSocat, PTY_INSTALL_HINT } from "../../../hosts/node/pty";
+import { childrenNamed } from "../proc";
+import { until } from "../until";
 
 // `npm start` with no arguments: the whole system on this machine, ending as scripted.
 
@@ -46,5 +50,31 @@ describe("npm start (the simulated system)", function () {
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /bogus/);
     assert.equal(run("--pn532", "/dev/null").status, 2, "--pn532 without its companions");
+  });
+
+  it("ends cleanly when its reader goes away (--json | head -2): exit 0, no EPIPE crash, no socat left running", async function () {
+    if (!hasSocat()) {
+      console.log(`      (skipped: socat not installed; ${PTY_INSTALL_HINT})`);
+      this.skip();
+    }
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "tools/sim/simulation/main.ts"), "--json", "--link", "pty"],
+      { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => { stderr += d.toString(); });
+    const exited = new Promise<number | null>((ok) => child.once("exit", (code) => ok(code)));
+    try {
+      let stdout = "";
+      const firstLine = new Promise<void>((ok) => child.stdout.on("data", (d: Buffer) => { stdout += d.toString(); if (stdout.includes("\n")) ok(); }));
+      await Promise.race([firstLine, exited]);
+      assert.ok(stdout.includes("\n"), `no transaction printed: ${stderr}`);
+      const socats = childrenNamed(child.pid!, "socat");
+      assert.equal(socats.length, 2, "the simulation runs its two pty pairs through socat");
+      child.stdout.destroy(); // the reader goes away, as head does after its lines
+      assert.equal(await exited, 0, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|Error/);
+      await until("the socat children to end", () => socats.every((pid) => !existsSync(`/proc/${pid}`)), 5000);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
   });
 });

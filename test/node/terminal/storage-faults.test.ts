@@ -7,6 +7,7 @@ import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import type { ControllerEvent } from "../../../tools/sim/simulation/controller-link";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation } from "../../../tools/sim/simulation/index";
+import { until } from "../until";
 
 // The journal's storage fails at one chosen write of a purchase while the terminal process keeps running (a flash
 // write error, a full or failing SD card). Whatever write fails, a card that was debited is never answered
@@ -71,7 +72,7 @@ describe("terminal: the journal's storage fails at a write while the process kee
       await sim.controller.next((e) => e.order === order && e.event === "resolved", 4000).catch(() => undefined);
     }
     sim.emulator.remove(c);
-    await until(() => sim.node.terminal.state === "idle");
+    await until("an idle terminal", () => sim.node.terminal.state === "idle");
     return sim.controller.events.filter((e) => e.order === order);
   }
 
@@ -80,16 +81,9 @@ describe("terminal: the journal's storage fails at a write while the process kee
     throw new Error("unknown card");
   }
 
-  async function until(check: () => boolean): Promise<void> {
-    for (let i = 0; !check(); i++) {
-      if (i > 2000) throw new Error("condition not reached");
-      await new Promise((r) => setTimeout(r, 5));
-    }
-  }
-
   /** What left the card is what the front-end completed for it, no more and no less. */
   async function assertMoney(c: VirtualCard, what: string): Promise<void> {
-    await until(() => sim.node.terminal.pendingCompletions === 0);
+    await until("every completion delivered", () => sim.node.terminal.pendingCompletions === 0);
     const app = c.state.applications[0]!;
     const asn = parseBasicData(fromHex(app.basicData), app.layout).asn;
     const completed = sim.purchases(1).filter((r) => r.asn === asn && r.status === "completed");

@@ -5,19 +5,12 @@ import type { VirtualCard } from "../../../tools/sim/cardsim/card";
 import { INSTANT_TIMING } from "../../../tools/sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../../tools/sim/simulation/index";
 import { XsTerminalHost } from "../../../hosts/xs/parent";
+import { until } from "../until";
 
 // The terminal (src/ + modules/, assembled as on the ESP32) inside the XS engine, on a device that forwards its
 // serial lines and HTTPS to this process: the real PN532 emulator, the real front-ends over mutual TLS.
 
 const PINS = { red: 25, green: 26, blue: 27, buzzer: 14 };
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("the terminal inside XS", function () {
   this.timeout(60_000);

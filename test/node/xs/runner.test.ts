@@ -8,11 +8,12 @@ import path from "node:path";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 
-function runXs(files: { [name: string]: string }) {
+/** Writes `files` to a fresh folder and runs the XS runner on it; `args(dir)` gives the runner's arguments. */
+function runXs(files: { [name: string]: string }, args: (dir: string) => string[] = (dir) => ["--dir", dir]) {
   const dir = mkdtempSync(path.join(tmpdir(), "xs-runner-"));
   try {
     for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
-    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(root, "test/xs/run.ts"), "--dir", dir], { cwd: root, encoding: "utf8" });
+    const r = spawnSync(process.execPath, ["--import", "tsx", path.join(root, "test/xs/run.ts"), ...args(dir)], { cwd: root, encoding: "utf8" });
     return { status: r.status, output: r.stdout + r.stderr };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -48,5 +49,36 @@ describe("XS test runner", function () {
     const r = runXs({ "hang.test.ts": `describe("h", () => { it("waits for ever", () => new Promise(() => {})); });` });
     assert.notEqual(r.status, 0);
     assert.match(r.output, /did not finish/);
+  });
+
+  it("runs the tests of a file given by path, and only that file", () => {
+    const r = runXs({
+      "one.test.ts": `${assertImport}\ndescribe("one", () => { it("runs", () => assert.equal(2 * 3, 6)); });`,
+      "two.test.ts": `describe("two", () => { it("must not run", () => { throw new Error("ran"); }); });`,
+    }, (dir) => [path.join(dir, "one.test.ts")]);
+    assert.equal(r.status, 0, r.output);
+    assert.match(r.output, /✔ one > runs/);
+    assert.doesNotMatch(r.output, /two/);
+    assert.match(r.output, /xs: 1 passed, 0 failed/);
+  });
+
+  it("fails a path whose tests fail", () => {
+    const r = runXs({ "bad.test.ts": `describe("bad", () => { it("throws", () => { throw new Error("no"); }); });` },
+      (dir) => [path.join(dir, "bad.test.ts")]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /xs: 0 passed, 1 failed/);
+  });
+
+  it("refuses a filter that matches no file instead of passing with zero tests", () => {
+    const r = runXs({ "good.test.ts": `describe("g", () => { it("runs", () => {}); });` }, (dir) => ["--dir", dir, "no-such-name"]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /no test file in .* matches "no-such-name"/);
+    assert.doesNotMatch(r.output, /passed/);
+  });
+
+  it("fails a file that declares no tests", () => {
+    const r = runXs({ "empty.test.ts": `describe("e", () => {});` }, (dir) => [path.join(dir, "empty.test.ts")]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.output, /xs: no tests ran/);
   });
 });

@@ -37,7 +37,11 @@ const completionSchema = {
   params: idParams,
   body: {
     oneOf: [
-      { type: "object", additionalProperties: false, required: ["outcome", "tac"], properties: { outcome: { const: "credited" }, tac: { type: "string", pattern: HEX8 } } },
+      {
+        type: "object", additionalProperties: false, required: ["outcome", "tac"],
+        // proof "tac": the card's proof did not carry our MAC2 (docs/purse.md §9.1); the TAC alone decides.
+        properties: { outcome: { const: "credited" }, tac: { type: "string", pattern: HEX8 }, proof: { const: "tac" } },
+      },
       {
         type: "object", additionalProperties: false, required: ["outcome", "amount", "reason"],
         properties: {

@@ -131,14 +131,20 @@ export class RefundService {
     return { purchaseId: req.purchaseId, onlineSerial: init.onlineSerial, date, time, mac2 };
   }
 
-  /** The refund's outcome: credited (TAC checked), not credited (owed), or unknown (for reconciliation). Idempotent. */
+  /**
+   * The refund's outcome: credited (TAC checked), not credited (owed), or unknown (for reconciliation). Idempotent.
+   * A credited load recovered by its TAC alone (`proof: "tac"`: the card's proof did not show our MAC2) is decided
+   * the same way, by the TAC: valid = completed, no reconciliation; bad = flagged (docs/purse.md §9.1).
+   */
   async complete(purchaseId: string, body: RefundCompletion, client: Client): Promise<RefundCompletionAnswer> {
     const purchase = await this.#purchase(purchaseId, client);
     const outcome = body.outcome;
     if (outcome === "credited" && typeof body.tac !== "string") throw validation("a credited refund needs its tac");
     if (outcome !== "credited" && "tac" in body && body.tac !== undefined) throw validation(`a ${outcome} refund carries no tac`);
+    if (outcome === "credited" && body.proof !== undefined && body.proof !== "tac") throw validation("proof is \"tac\" or absent");
+    const byTac = outcome === "credited" && body.proof === "tac";
     if (outcome === "not-credited" && (!Number.isInteger(body.amount) || body.amount < 1)) throw validation("a refund not credited names its amount");
-    const canonical = JSON.stringify(outcome === "credited" ? { outcome, tac: body.tac.toUpperCase() }
+    const canonical = JSON.stringify(outcome === "credited" ? { outcome, tac: body.tac.toUpperCase(), ...(byTac ? { proof: "tac" } : {}) }
       : outcome === "not-credited" ? { outcome, amount: body.amount, reason: body.reason } : { outcome });
     let row = await this.#refunds.get(purchaseId);
     if (!row && outcome !== "not-credited") throw new FrontendError("REFUND_NOT_FOUND", 404, `no refund of purchase ${purchaseId} was authorized`);
@@ -185,7 +191,7 @@ export class RefundService {
       if (again) return again;
       throw new FrontendError("ALREADY_SETTLED", 409, "the refund was settled meanwhile");
     }
-    this.#log({ purchaseId, status, amount: r.amount }, `refund ${status}`);
+    this.#log({ purchaseId, status, amount: r.amount, ...(byTac ? { proof: "tac" } : {}) }, byTac ? `refund ${status} by its TAC (the card's proof had no MAC2)` : `refund ${status}`);
     return answer;
   }
 

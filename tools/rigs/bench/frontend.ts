@@ -13,6 +13,7 @@
  * expected MAC2 from the authorization and a TAC made with the card's TAC key, so the server does its full work
  * (checks, TSN, journal, MAC1, MAC2 and TAC verification) while the generator stays cheap.
  */
+import { parseArgs } from "node:util";
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -33,9 +34,18 @@ import { Progress } from "../progress";
 
 const root = path.resolve(import.meta.dirname, "../../..");
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+const text = { type: "string" } as const;
+const { values: given } = parseArgs({
+  strict: true,
+  options: {
+    seconds: text, levels: text, terminals: text, durability: text, ciphers: text, tls: text, workers: text, engines: text,
+    "profile-dir": text, postgres: text, profile: { type: "boolean" },
+  },
+});
+
+function option(name: Exclude<keyof typeof given, "profile">, fallback: string): string {
+  const value = given[name];
+  return value !== undefined && value !== "" ? value : fallback;
 }
 
 const seconds = Number(option("seconds", "5"));
@@ -158,7 +168,7 @@ async function launch(s: Setup, database: string, workers: number): Promise<{ ch
   };
   const configPath = path.join(s.dir, `frontend-${Date.now()}.json`);
   writeFileSync(configPath, JSON.stringify(config));
-  const profile = process.argv.includes("--profile") ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(option("profile-dir", "var/profile"))}`] : [];
+  const profile = given.profile ? ["--cpu-prof", `--cpu-prof-dir=${path.resolve(option("profile-dir", "var/profile"))}`] : [];
   const args = [...profile, "--import", "tsx", path.join(root, "tools/frontend/main.ts"), "--config", configPath, ...(workers > 1 ? ["--workers", String(workers)] : [])];
   const child = spawn(process.execPath, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
   const port = await new Promise<number>((resolve, reject) => {

@@ -49,7 +49,7 @@ try {
       link: (h) => (stream = new StreamLink({ address: 0x10, write: (b) => port.write(b), ...h })).link,
       terminal: sim.node.terminal, timers: nodeTimers, device,
     });
-    side = await openStreamVmc(pair.host, { replyTimeout: 1000 });
+    side = await openStreamVmc(pair.host, { replyTimeoutMs: 1000 });
     vmc = side.vmc;
   } else {
     let link!: PeripheralLink;
@@ -62,6 +62,7 @@ try {
   await vmc.init(3, 0x20);
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const pollFor = async (kind: Reply["kind"]) => {
+    if (vmc.claim(kind)) return; // it came as the direct reply
     for (let i = 0; i < 2000; i++) {
       const a = await vmc.send({ kind: "poll" });
       if (a.kind === "data" && a.replies.some((r) => r.kind === kind)) return;

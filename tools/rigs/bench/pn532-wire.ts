@@ -8,6 +8,7 @@
  * By default the emulator's RF and card delays are zero, so the figures show the link alone; --card-timing adds
  * the modelled card processing (CARD_PROCESSING_MS) and RF time, and the minimum then includes the card's time.
  */
+import { parseArgs } from "node:util";
 import { encodeCommand } from "../../../modules/iso7816/apdu";
 import { fromHex } from "../../../modules/bytes/bytes";
 import { PN532, frameLength } from "../../../modules/pn532/index";
@@ -19,11 +20,11 @@ import { issueCard } from "../../sim/cardsim/issue";
 import { purchaseMac1, purchaseSessionKey } from "../../purse-crypto/index";
 import { byteTimeFor, startEmulator, startInMemory, type EmulatorTiming, type HostedCard, type Pn532Emulator } from "../../sim/pn532sim/index";
 
-const args = process.argv.slice(2);
-const useMemory = args.includes("--memory") || !hasSocat();
-const cardTiming = args.includes("--card-timing");
-const roundsAt = args.indexOf("--rounds");
-const rounds = roundsAt >= 0 ? Number(args[roundsAt + 1]) : 20;
+const { values: args } = parseArgs({ strict: true, options: { memory: { type: "boolean" }, "card-timing": { type: "boolean" }, rounds: { type: "string" } } });
+const useMemory = !!args.memory || !hasSocat();
+const cardTiming = !!args["card-timing"];
+const rounds = args.rounds === undefined ? 20 : Number(args.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds takes a whole number of at least 1 (got ${args.rounds})`);
 const BAUD = 115200;
 const BYTE_MS = byteTimeFor(BAUD);
 

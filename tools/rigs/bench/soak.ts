@@ -7,6 +7,7 @@
  * frontend-unavailable; a completion that waits for the front-end and is delivered after). One JSON line per day,
  * then the money check and a verdict; exit 1 when money is wrong or something grows after day 1.
  */
+import { parseArgs } from "node:util";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { fromHex } from "../../../modules/bytes/bytes";
@@ -284,20 +285,21 @@ export function growthOf(days: SoakDay[], tolerance: number): string[] {
   return out;
 }
 
-function argument(name: string, fallback: number): number {
-  const at = process.argv.indexOf(name);
-  if (at < 0) return fallback;
-  const value = Number(process.argv[at + 1]);
+function argument(values: { [name: string]: string | undefined }, name: string, fallback: number): number {
+  const text = values[name];
+  if (text === undefined) return fallback;
+  const value = Number(text);
   if (!Number.isInteger(value) || value < 1) {
-    console.error(`${name} wants a whole number of at least 1`);
+    console.error(`--${name} wants a whole number of at least 1`);
     process.exit(2);
   }
   return value;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const days = argument("--days", 30);
-  const perDay = argument("--per-day", 700);
+  const { values } = parseArgs({ strict: true, options: { days: { type: "string" }, "per-day": { type: "string" } } });
+  const days = argument(values, "days", 30);
+  const perDay = argument(values, "per-day", 700);
   const trace = process.env.SOAK_TRACE ? (line: string) => console.error(line) : undefined;
   const result = await runSoak({ days, perDay, trace, onDay: (d) => console.log(JSON.stringify(d)) });
   const first = result.days[0]!;

@@ -8,6 +8,7 @@
 import { INSTANT_TIMING } from "../../sim/pn532sim/index";
 import { LEVEL1_CITY, Simulation, TERMINAL_ID } from "../../sim/simulation/index";
 import { XsTerminalHost } from "../../../hosts/xs/parent";
+import { writeFigure } from "./figures";
 
 const sim = await Simulation.start({ timing: INSTANT_TIMING, noTerminal: true });
 let xs: XsTerminalHost | undefined;
@@ -40,7 +41,7 @@ try {
   xs.resetMeter();
   await purchase();
   const peakLive = xs.meter.maxHeapCount;
-  console.log(JSON.stringify({
+  const figures = {
     bench: "xs-purchase", engine: "XS (@agoric/xsnap 0.15.0)",
     startupCompute: startup.compute,
     purchaseCompute: measured.compute, deliveries: measured.deliveries,
@@ -48,7 +49,24 @@ try {
     slotsAllocatedDuringPurchase: measured.maxHeapCount - liveBefore,
     esp32TerminalStateBytes: (liveBefore - xs.loadedSlots) * 16, esp32PurchaseWorkingBytes: (peakLive - liveBefore) * 16,
     xsnapArenaBytes: measured.allocate,
-  }));
+  };
+  console.log(JSON.stringify(figures));
+  const fmt = (v: number) => v.toLocaleString("en-US");
+  const written = writeFigure({
+    name: "xs", command: "npm run bench", describes: ["src", "modules", "hosts/xs"], title: "The XS figures",
+    body: [
+      "| figure | value | meaning |",
+      "|---|---|---|",
+      `| compute, the terminal's start | ${fmt(figures.startupCompute)} | XS's deterministic count of work from loading the modules to \`ready\` |`,
+      `| compute, one purchase | ${fmt(figures.purchaseCompute)} | the second purchase of a fresh worker, from \`pay\` to the front-end's completion acknowledgement |`,
+      `| slots live, modules loaded | ${fmt(figures.liveSlotsModulesLoaded)} | code and constant objects: preloaded into flash on the ESP32, no RAM |`,
+      `| slots live, terminal idle | ${fmt(figures.liveSlotsIdle)} | ${fmt(figures.esp32TerminalStateBytes)} bytes of terminal state on the ESP32 (16 bytes a slot) |`,
+      `| slots live after the purchase | ${fmt(figures.liveSlotsAfterPurchase)} | what a purchase leaves behind (it should equal the idle figure) |`,
+      `| slots live at the busiest turn | ${fmt(figures.peakLiveSlots)} | ${fmt(figures.esp32PurchaseWorkingBytes)} bytes of working memory while a purchase runs |`,
+      `| slots allocated during the purchase | ${fmt(figures.slotsAllocatedDuringPurchase)} | garbage included: the collector reclaims it |`,
+    ].join("\n"),
+  });
+  if (written) console.error(`wrote ${written}`);
 } finally {
   await xs?.close();
   await sim.close();

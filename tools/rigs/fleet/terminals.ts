@@ -9,6 +9,7 @@
  * Events on stdout: {"event":"ready"}, {"event":"report",...} after a stop once every completion is delivered.
  */
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 import type { HttpRequest, HttpResponse, HttpsConnection, HttpsConnector } from "../../../modules/device/types";
 import { NodeHttpsConnector } from "../../../hosts/node/https";
 import { createMemorySerialPair } from "../../../hosts/node/serial-memory";
@@ -200,7 +201,10 @@ function say(event: object): void {
 }
 
 async function main(): Promise<void> {
-  const config = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as FleetProcessConfig;
+  // One argument: the JSON file the fleet rig (fleet.ts) wrote for this process.
+  const [configPath] = parseArgs({ strict: true, allowPositionals: true, options: {} }).positionals;
+  if (!configPath) throw new Error("usage: terminals.ts <fleet process config.json>");
+  const config = JSON.parse(readFileSync(configPath, "utf8")) as FleetProcessConfig;
   const sink: Sink = { label: "", payments: [], deliveries: [], cards: [] };
   const terminals = config.terminals.map((spec) => new FleetTerminal(spec, config, sink));
   const closeAll = () => {

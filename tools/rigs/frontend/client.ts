@@ -6,6 +6,7 @@ import { Agent, request as httpsRequest } from "node:https";
 import type { SecureVersion } from "node:tls";
 import type { AuthorizeAnswer, AuthorizeRequest, CompletionAnswer, CompletionRequest, PurchaseView } from "../../frontend/purchases/service";
 import type { Route } from "../../frontend/config";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface ClientTls {
   /** PEM texts: the terminal's certificate and key, and the CA that signed the server's certificate. */
@@ -17,15 +18,13 @@ export interface ClientTls {
   ciphers?: string;
 }
 
-export class FrontendHttpError extends Error {
-  readonly code: string;
+/** The front-end's answer to a refused request: its HTTP status and the error code from its body. */
+export class FrontendHttpError extends CodedError {
   readonly status: number;
   readonly body: unknown;
   constructor(status: number, code: string, message: string, body: unknown) {
-    super(`${status} ${code}: ${message}`);
-    this.name = "FrontendHttpError";
+    super(code, `${status} ${code}: ${message}`);
     this.status = status;
-    this.code = code;
     this.body = body;
   }
 }

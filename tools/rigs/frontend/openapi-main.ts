@@ -3,6 +3,7 @@
  * Starts a level-1 front-end (throwaway PKI, key store and SQLite file, port 0), takes the OpenAPI document its routes
  * produce and writes it to docs/openapi.json; with --check, exits 1 when the committed file differs.
  */
+import { parseArgs } from "node:util";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -39,7 +40,7 @@ export async function generateOpenApi(): Promise<string> {
 
 async function main(): Promise<void> {
   const text = await generateOpenApi();
-  if (process.argv.includes("--check")) {
+  if (parseArgs({ strict: true, options: { check: { type: "boolean" } } }).values.check) {
     let committed = "";
     try { committed = readFileSync(OPENAPI_FILE, "utf8"); } catch { /* missing counts as different */ }
     if (committed !== text) {

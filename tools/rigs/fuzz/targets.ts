@@ -111,7 +111,7 @@ class MdbFuzzBus {
   constructor() {
     this.link = new PeripheralLink({
       address: 0x10, send: () => undefined,
-      onCommand: (b) => this.device.command(b), onDelivered: (n) => this.device.delivered(n), onBusReset: () => this.device.busReset(),
+      onCommand: (b, direct) => this.device.command(b, direct), onDelivered: (n) => this.device.delivered(n), onBusReset: () => this.device.busReset(),
     });
     const close = () => { this.openVend = undefined; };
     this.device = new CashlessDevice({

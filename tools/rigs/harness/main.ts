@@ -3,6 +3,7 @@
  * drives a terminal's controller port, optionally plays the PN532 to it, runs the scenarios and reports.
  */
 import { parseArgs } from "node:util";
+import type { MdbReplies } from "./mdb";
 import { runHarness } from "./runner";
 import { loadScenarioFile, ScenarioError, type Scenario } from "./scenario";
 import { HarnessPortError } from "./serial";
@@ -13,6 +14,8 @@ const HELP = `Usage: npm run harness -- --controller <port> [options] <scenario.
   --pn532-port <port>   play the PN532 to the terminal on this port, with the scenarios' virtual cards
   --mdb-port <port>     play the vending machine (MDB VMC) on the terminal's MDB port, for the scenarios' mdb steps
                         (a tty carrying docs/mdb.md §5 bytes: the terminal runs with --mdb-port <other end> --mdb-link stream)
+  --mdb-replies <modes> the VMC's reply modes, each MDB scenario runs once per mode: strict (refuses a deferred answer
+                        to SETUP config, REQUEST ID, SESSION COMPLETE, VEND CANCEL), either (takes both); default strict,either
   --keys <file>         the front-end's development key store: virtual cards are issued from its master keys
   --out <dir>           where junit.xml, summary.txt and logs/ go (default harness-results)
   --baud <n>            both ports' speed (default 115200)
@@ -33,7 +36,7 @@ function parse() {
     allowPositionals: true,
     strict: true,
     options: {
-      controller: { type: "string" }, "pn532-port": { type: "string" }, "mdb-port": { type: "string" }, keys: { type: "string" }, out: { type: "string" },
+      controller: { type: "string" }, "pn532-port": { type: "string" }, "mdb-port": { type: "string" }, "mdb-replies": { type: "string" }, keys: { type: "string" }, out: { type: "string" },
       baud: { type: "string" }, instant: { type: "boolean" }, "ready-timeout": { type: "string" }, help: { type: "boolean" },
     },
   });
@@ -55,6 +58,9 @@ if (!Number.isInteger(baud) || baud <= 0) usage("--baud takes a whole number");
 const readyTimeoutMs = values["ready-timeout"] === undefined ? undefined : Number(values["ready-timeout"]);
 if (readyTimeoutMs !== undefined && !(readyTimeoutMs > 0)) usage("--ready-timeout takes milliseconds");
 
+const mdbReplies = (values["mdb-replies"] ?? "strict,either").split(",").map((m) => m.trim());
+if (!mdbReplies.length || mdbReplies.some((m) => m !== "strict" && m !== "either")) usage("--mdb-replies takes strict, either or strict,either");
+
 const scenarios: Scenario[] = [];
 try {
   for (const file of positionals) scenarios.push(...loadScenarioFile(file));
@@ -68,7 +74,7 @@ try {
 
 try {
   const run = await runHarness({
-    controller: values.controller, pn532Port: values["pn532-port"], mdbPort: values["mdb-port"], keys: values.keys, scenarios, out: values.out ?? "harness-results",
+    controller: values.controller, pn532Port: values["pn532-port"], mdbPort: values["mdb-port"], mdbReplies: mdbReplies as MdbReplies[], keys: values.keys, scenarios, out: values.out ?? "harness-results",
     baud, instant: values.instant, readyTimeoutMs, print: (line) => process.stdout.write(`${line}\n`),
   });
   process.stdout.write(`\n${run.summary}JUnit XML: ${run.junitPath}\nsummary: ${run.summaryPath}\n`);

@@ -14,14 +14,21 @@ import { ControllerLink, ControllerTimeoutError, type ControllerEvent } from "..
 import { junitXml, summaryText, type ScenarioResult } from "./report";
 import type { CardDefinition, Scenario, Step } from "./scenario";
 import { ReconnectingSerial, probePort } from "./serial";
-import { openHarnessVmc, runMdbStep } from "./mdb";
+import { openHarnessVmc, runMdbStep, withReplyModes, type MdbReplies } from "./mdb";
 import type { StreamVmc } from "../../sim/vmc/stream";
+import { CodedError } from "../../../modules/errors/errors";
 
 export interface HarnessOptions {
   controller: string;
   pn532Port?: string;
   /** The device's MDB port (a tty in the docs/mdb.md §5 encoding): `mdb` steps play the VMC there. */
   mdbPort?: string;
+  /**
+   * The VMC's reply modes (docs/mdb.md §2.1): every scenario with `mdb` steps runs once per mode, "strict" (the
+   * VMC refuses a deferred answer to SETUP config, REQUEST ID, SESSION COMPLETE, VEND CANCEL) and "either" (it takes
+   * both forms). Default: both.
+   */
+  mdbReplies?: readonly MdbReplies[];
   /** A development key store (tools/frontend): virtual cards are issued from its master keys. */
   keys?: string;
   scenarios: Scenario[];
@@ -44,8 +51,10 @@ export interface HarnessRun {
   exitCode: number;
 }
 
-class StepFailure extends Error {
-  readonly code = "STEP_FAILED";
+class StepFailure extends CodedError {
+  constructor(message: string) {
+    super("STEP_FAILED", message);
+  }
 }
 
 const FINAL = new Set(["approved", "declined", "unknown-outcome"]);
@@ -97,8 +106,9 @@ export async function runHarness(options: HarnessOptions): Promise<HarnessRun> {
       });
     }
     const ready = await deviceAnswers(link, options.readyTimeoutMs ?? 15_000);
-    for (const scenario of options.scenarios) {
+    for (const { scenario, replies } of withReplyModes(options.scenarios, vmc ? options.mdbReplies ?? ["strict", "either"] : [])) {
       log = [];
+      if (vmc && replies) vmc.vmc.strictReplies = replies === "strict";
       const logPath = path.join(options.out, "logs", `${String(results.length + 1).padStart(2, "0")}-${slug(scenario.name)}.log`);
       const t0 = performance.now();
       const result: ScenarioResult = { name: scenario.name, file: scenario.file, status: "passed", durationMs: 0, steps: scenario.steps.length, stepsRun: 0, logPath, log };
@@ -232,7 +242,9 @@ async function runScenario(scenario: Scenario, ctx: Context): Promise<void> {
       try {
         await runMdbStep(step.mdb, ctx.vmc, note, scenario.timeoutMs);
       } catch (error) {
-        if ((error as { code?: string }).code === "MDB_STEP_FAILED") throw new StepFailure((error as Error).message);
+        // A strict VMC's refusal of a deferred reply is the reader failing the step, as a wrong message is.
+        const code = (error as { code?: string }).code;
+        if (code === "MDB_STEP_FAILED" || code === "MDB_DEFERRED_REPLY") throw new StepFailure((error as Error).message);
         throw error;
       }
     }

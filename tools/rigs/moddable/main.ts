@@ -9,6 +9,7 @@
  *
  * Options: --no-build (run the last build again), --only <text> (scenarios whose name contains it).
  */
+import { parseArgs } from "node:util";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -36,12 +37,16 @@ function shippedScenarios(only: string | undefined): Scenario[] {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const target = args[0] && !args[0].startsWith("--") ? args.shift()! : "lin";
-  if (target !== "lin") fail(`unknown target "${target}" (only "lin")`, 2);
-  const noBuild = args.includes("--no-build");
-  const onlyAt = args.indexOf("--only");
-  const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
+  let parsed;
+  try {
+    parsed = parseArgs({ strict: true, allowPositionals: true, options: { "no-build": { type: "boolean" }, only: { type: "string" } } });
+  } catch (error) {
+    return fail((error as Error).message, 2);
+  }
+  const target = parsed.positionals[0] ?? "lin";
+  if (target !== "lin" || parsed.positionals.length > 1) fail(`unknown target "${parsed.positionals.join(" ")}" (only "lin")`, 2);
+  const noBuild = !!parsed.values["no-build"];
+  const only = parsed.values.only;
   const bin = moddableTools();
   if (!bin) fail(MODDABLE_MISSING, 2);
   const out = path.join(ROOT, "build", "moddable-lin");

@@ -14,13 +14,12 @@ import {
   algorithmId, loadMac1, loadMac2, loadSessionKey, loadTac, macEquals, purchaseMac1, purchaseMac2, purchaseSessionKey, purchaseTac,
   type PurseAlgorithm,
 } from "../../purse-crypto/index";
+import { CodedError } from "../../../modules/errors/errors";
 
 /** The card left the field: thrown instead of an answer, the way a reader sees a missing response. */
-export class CardRemovedError extends Error {
-  readonly code = "CARD_REMOVED";
+export class CardRemovedError extends CodedError {
   constructor(message = "card removed from the field") {
-    super(message);
-    this.name = "CardRemovedError";
+    super("CARD_REMOVED", message);
   }
 }
 
@@ -83,6 +82,11 @@ export interface VirtualCardOptions {
   getResponse?: boolean;
   /** Random source for INIT (tests fix it to reproduce vectors). */
   random?: () => Uint8Array;
+  /**
+   * What GET TRANSACTION PROVE type 02 (a load) answers in its first four bytes: "mac2" (default) the MAC2 the card
+   * accepted; "zeros" 00000000, as card OSes do that keep no MAC2 for a load (docs/purse.md §9.1). The TAC follows.
+   */
+  loadProof?: "mac2" | "zeros";
 }
 
 interface PurchaseSession {
@@ -456,7 +460,8 @@ export class VirtualCard {
       // A load is proven by the online serial: the MAC2 the card accepted and the TAC it made (docs/purse.md §2.7).
       const load = app.lastLoad;
       if (!load || load.onlineSerial + 1 !== serial || (app.onlineSerial ?? 0) !== serial) return encodeResponse(undefined, SW.MAC_TAC_NOT_AVAILABLE);
-      return encodeResponse(concatBytes(fromHex(load.mac2), fromHex(load.tac)), SW.OK);
+      const first = this.#options.loadProof === "zeros" ? new Uint8Array(4) : fromHex(load.mac2);
+      return encodeResponse(concatBytes(first, fromHex(load.tac)), SW.OK);
     }
     const last = app.lastTransaction;
     // Asked with the card's current counter: the proof belongs to the transaction that used serial - 1.

@@ -5,35 +5,37 @@
  */
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { parseArgs } from "node:util";
 import { VirtualCard } from "../cardsim/card";
 import { INSTANT_TIMING, runScript, startEmulator, type ScriptStep } from "./index";
 
-function usage(): never {
-  console.error("usage: tsx tools/sim/pn532sim/main.ts --port <path> [--baud 115200] [--card <state.json>]... [--absent N]... [--script <steps.json>] [--instant] [--verbose]");
+const USAGE = "usage: tsx tools/sim/pn532sim/main.ts --port <path> [--baud 115200] [--card <state.json>]... [--absent N]... [--script <steps.json>] [--instant] [--verbose]";
+function usage(problem?: string): never {
+  console.error(problem ? `pn532sim: ${problem}\n${USAGE}` : USAGE);
   process.exit(2);
 }
 
-const args = process.argv.slice(2);
-let port: string | undefined;
-let baud = 115200;
-const cardPaths: string[] = [];
-const absent = new Set<number>();
-let script: ScriptStep[] = [];
-let instant = false;
-let verbose = false;
-for (let i = 0; i < args.length; i++) {
-  const a = args[i];
-  const value = () => args[++i] ?? usage();
-  if (a === "--port") port = value();
-  else if (a === "--baud") baud = Number(value());
-  else if (a === "--card") cardPaths.push(value());
-  else if (a === "--absent") absent.add(Number(value()));
-  else if (a === "--script") script = JSON.parse(readFileSync(value(), "utf8")) as ScriptStep[];
-  else if (a === "--instant") instant = true;
-  else if (a === "--verbose") verbose = true;
-  else usage();
+function parse() {
+  try {
+    return parseArgs({
+      strict: true, options: {
+        port: { type: "string" }, baud: { type: "string" }, card: { type: "string", multiple: true }, absent: { type: "string", multiple: true },
+        script: { type: "string" }, instant: { type: "boolean" }, verbose: { type: "boolean" },
+      },
+    }).values;
+  } catch (error) {
+    return usage((error as Error).message);
+  }
 }
-if (!port) usage();
+const values = parse();
+const port = values.port ?? usage("--port is required");
+const baud = Number(values.baud ?? 115200);
+if (!Number.isInteger(baud) || baud <= 0) usage(`--baud takes a line rate (got ${values.baud})`);
+const cardPaths = values.card ?? [];
+const absent = new Set((values.absent ?? []).map(Number));
+const script: ScriptStep[] = values.script ? JSON.parse(readFileSync(values.script, "utf8")) as ScriptStep[] : [];
+const instant = !!values.instant;
+const verbose = !!values.verbose;
 
 const cards = cardPaths.map((p) => VirtualCard.load(p));
 cards.forEach((c, i) => (absent.has(i) ? c.remove() : c.place()));

@@ -13,7 +13,7 @@ import { createMemorySerialPair } from "../../../hosts/node/serial-memory";
 import { createPtyPair, hasSocat, type PtyPair } from "../../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../../hosts/node/terminal";
 import type { TerminalConfig, TerminalEvent } from "../../../src/terminal";
-import type { ApplicationProfile, VirtualCard } from "../cardsim/index";
+import type { ApplicationProfile, VirtualCard, VirtualCardOptions } from "../cardsim/index";
 import { openDatabase, startFrontend, type RunningFrontend } from "../../frontend/index";
 import type { OperatorConfig } from "../../frontend/operator/index";
 import type { JournalStorage } from "../../../modules/journal/storage";
@@ -52,6 +52,8 @@ export interface SimulationOptions {
 export interface CardSpec {
   name: string;
   profiles: Omit<ApplicationProfile, "masterKeys">[];
+  /** How the virtual card behaves (its load proof, GET RESPONSE...). */
+  options?: VirtualCardOptions;
 }
 
 /** The scripted cards `npm start` pays with. */
@@ -200,7 +202,7 @@ export class Simulation {
 
   /** Issues a virtual card from the simulation's master keys and puts it in the emulator, out of the field. */
   addCard(spec: CardSpec): VirtualCard {
-    const card = issueWorldCard(this.#world, spec.profiles);
+    const card = issueWorldCard(this.#world, spec.profiles, spec.options);
     this.emulator.addCard(card, false);
     this.cards.set(spec.name, card);
     return card;

@@ -107,8 +107,33 @@ if (statusEveryMs !== undefined && !(Number.isInteger(statusEveryMs) && statusEv
   process.exit(2);
 }
 
+/**
+ * stdout closed under us (`npm start --silent -- --json | head -2`): nobody reads any more, so the run ends here,
+ * cleanly, with exit status 0 as for SIGPIPE-aware tools, after the cleanups stop what this process started (the
+ * socat children of the pty pairs above all, which would otherwise outlive it). Without a listener, Node would throw
+ * the EPIPE from the next write and skip every cleanup.
+ */
+const whenStdoutGone: (() => unknown)[] = [];
+let stdoutGone = false;
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (stdoutGone) return; // later writes fail too, on the stream already given up
+  if (error.code !== "EPIPE") throw error;
+  stdoutGone = true;
+  // With no cleanup registered (--mdb: the demo closes its own simulation when its script ends), the run goes on unheard.
+  if (whenStdoutGone.length) void Promise.allSettled(whenStdoutGone.map(async (cleanup) => cleanup())).then(() => process.exit(0));
+});
+
+/** `fn` run once, however many times the result is asked for (a close from the EPIPE path and from `finally`). */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | undefined;
+  return () => (result ??= fn());
+}
+
 if (values.pn532) await realTerminal();
-else if (values.mdb) process.exit(await (await import("./mdb-demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined }));
+else if (values.mdb) {
+  const code = await (await import("./mdb-demo")).runMdbDemo({ link: values.link as "pty" | "memory" | undefined });
+  process.exit(stdoutGone ? 0 : code);
+}
 else await simulate();
 
 async function realTerminal(): Promise<void> {
@@ -151,6 +176,7 @@ async function realTerminal(): Promise<void> {
     stop();
     process.exit(0);
   };
+  whenStdoutGone.push(stop);
   process.on("SIGINT", end);
   process.on("SIGTERM", end);
 }
@@ -176,6 +202,8 @@ async function simulate(): Promise<void> {
     terminal: { strict: values.strict, ...(reportEveryMs ? { statusEveryMs: reportEveryMs } : {}) }, trace: say,
     ...(values.console ? { operator: { port: 0, accounts: [{ user: "operator", password: hashPassword(password) }], statusEveryMs: reportEveryMs } } : {}),
   });
+  const close = once(() => sim.close());
+  whenStdoutGone.push(close);
   let ok = 0;
   const script: Scripted[] = [
     { card: DEFAULT_CARDS[0]!.name, amount: 350, expect: "approved" },
@@ -219,8 +247,9 @@ async function simulate(): Promise<void> {
       await new Promise<void>((resolve) => { process.once("SIGINT", resolve); process.once("SIGTERM", resolve); });
     }
   } finally {
-    await sim.close();
+    await close();
   }
+  if (stdoutGone) return; // the EPIPE path ends the process
   process.exit(ok === script.length ? 0 : 1);
 }
 

@@ -1,6 +1,8 @@
 /**
  * `npm start -- --mdb`: a simulated vending machine end to end. The VMC simulator initialises the terminal as a
- * level-3 cashless device and runs the selection-first flows: a vend that succeeds, a vend that fails (the price is
+ * level-3 cashless device and runs the selection-first flows, as a strict VMC (docs/mdb.md §2.1): READER CONFIG,
+ * PERIPHERAL ID, END SESSION and VEND DENIED must be the direct replies to their commands, so a reader that
+ * deferred them would fail here. The flows: a vend that succeeds, a vend that fails (the price is
  * loaded back onto the card, the VMC hears the refund done), a declined card, a cancelled selection; then a card-first session
  * (the tap begins it with the balance, two vends in it). Each MDB exchange is printed
  * decoded, next to the terminal's APDU trace. Exit status 0 when every flow ended as scripted.
@@ -22,8 +24,8 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
     if (!ok) failures++;
   };
   try {
-    log("MDB: VMC level 3, Always Idle; the terminal is cashless device #1 (0x10)");
-    vending = await startVending(sim, { log, multivend: true });
+    log("MDB: VMC level 3, Always Idle, strict replies (answers direct, never deferred); the terminal is cashless device #1 (0x10)");
+    vending = await startVending(sim, { log, multivend: true, strictReplies: true });
     const card = (name: string, balance: number, n: number) =>
       sim.addCard({ name, profiles: [{ layout: "tunion", algorithm: "3des", asn: `0310100000000080000${n}`, cityCode: LEVEL1_CITY, balance }] });
 
@@ -53,10 +55,9 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
     log("\n4. A cancelled selection (the customer pays cash instead)");
     await vending.vmc.send({ kind: "vend-request", price: 150, item: 9 });
     await vending.vmc.send({ kind: "poll" });
-    await vending.vmc.send({ kind: "vend-cancel" });
-    const denied = await vending.vmc.pollUntil("vend-denied");
+    const cancel = await vending.vmc.send({ kind: "vend-cancel" });
     await vending.endSession();
-    expect("VEND CANCEL -> VEND DENIED", denied.some((x) => x.kind === "vend-denied"));
+    expect("VEND CANCEL -> VEND DENIED (the direct reply)", cancel.kind === "data" && cancel.replies.some((x) => x.kind === "vend-denied"));
 
     log("\n5. Card first: the tap begins the session, then two vends (multivend) with that card");
     const d = card("mdb-first", 3000, 4);
@@ -69,6 +70,8 @@ export async function runMdbDemo(options: { link?: "pty" | "memory"; log?: (line
     sim.emulator.remove(d);
     expect(`BEGIN SESSION funds ${(funds / 100).toFixed(2)}, VEND APPROVED in ${r5.ms.toFixed(0)} and ${r6.ms.toFixed(0)} ms, card 30.00 -> ${(d.state.applications[0]!.balance / 100).toFixed(2)}`,
       funds === 3000 && r5.answer === "vend-approved" && r6.answer === "vend-approved" && d.state.applications[0]!.balance === 2500);
+    const forms = vending.vmc.replyForms;
+    expect(`${forms.direct} direct replies, ${forms.deferred} deferred (SETUP config, REQUEST ID, SESSION COMPLETE, VEND CANCEL)`, forms.deferred === 0 && forms.direct >= 7);
   } catch (error) {
     log(`FAIL ${(error as Error).message}`);
     failures++;

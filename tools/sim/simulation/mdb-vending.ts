@@ -33,7 +33,7 @@ export interface Vending {
   vendInSession(price: number, item: number): Promise<VendAnswer>;
   /** Selection first: VEND REQUEST, the card (if any) in the field, POLL every 25 ms until the answer. */
   vend(card: VirtualCard | undefined, price: number, item: number): Promise<VendAnswer>;
-  /** SESSION COMPLETE, then POLL until END SESSION. */
+  /** SESSION COMPLETE, and END SESSION as its direct reply or on a later POLL. */
   endSession(): Promise<void>;
   /**
    * VEND FAILURE with the card (if any) in the field, then POLL every 25 ms: silence while the refund runs, then an
@@ -51,6 +51,8 @@ export async function startVending(sim: Simulation, options: {
   level?: 1 | 2 | 3; log?: (line: string) => void; multivend?: boolean; sessionTimeoutMs?: number; cardFirst?: boolean;
   /** The VMC's strict timing checks (5 ms reply, 1 ms between bytes): a late reply throws. */
   strict?: boolean;
+  /** A VMC that wants the direct reply form (tools/sim/vmc/master.ts strictReplies): a deferred one throws. */
+  strictReplies?: boolean;
 } = {}): Promise<Vending> {
   const log = options.log;
   let link!: PeripheralLink;
@@ -62,7 +64,7 @@ export async function startVending(sim: Simulation, options: {
     else if (c.kind !== "poll") log(`  MDB <- ${a.kind.toUpperCase()}`);
   };
   const vmc = new VmcMaster({ transmit: (words) => { for (const w of words) link.receive(w); }, onExchange: show, now: () => performance.now(),
-    strict: options.strict });
+    strict: options.strict, strictReplies: options.strictReplies });
   const reader = new MdbReader({
     link: (h) => (link = new PeripheralLink({ address: 0x10, send: (words) => { for (const w of words) vmc.receive(w); }, ...h })),
     terminal: sim.node.terminal, timers: nodeTimers, tapTimeoutMs: 3000, searchMs: 300, cardFirst: options.cardFirst,
@@ -73,6 +75,8 @@ export async function startVending(sim: Simulation, options: {
   await vmc.init(options.level ?? 3, 0x20);
 
   const pollFor = async (kind: Reply["kind"], ms = 10_000): Promise<Reply[]> => {
+    const direct = vmc.claim(kind);
+    if (direct) return direct;
     const seen: Reply[] = [];
     const until = performance.now() + ms;
     while (performance.now() < until) {

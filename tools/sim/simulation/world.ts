@@ -5,7 +5,7 @@
  */
 import { createServer } from "node:net";
 import path from "node:path";
-import { VirtualCard, issueCard, type ApplicationProfile } from "../cardsim/index";
+import { VirtualCard, issueCard, type ApplicationProfile, type VirtualCardOptions } from "../cardsim/index";
 import { readDevelopmentMasterKeys, writeDevelopmentKeyStore, type FrontendConfig } from "../../frontend/index";
 import { generateDevelopmentPki, type DevelopmentPki } from "../../pki/index";
 
@@ -82,8 +82,8 @@ export function frontendConfigs(world: World, o: {
 }
 
 /** A virtual card issued from the world's master keys (key index and version 1 unless the profile says otherwise). */
-export function issueWorldCard(world: World, profiles: Omit<ApplicationProfile, "masterKeys">[]): VirtualCard {
+export function issueWorldCard(world: World, profiles: Omit<ApplicationProfile, "masterKeys">[], options?: VirtualCardOptions): VirtualCard {
   return new VirtualCard(issueCard(profiles.map((p) => ({
     ...p, masterKeys: readDevelopmentMasterKeys(world.keyStore, { keyIndex: p.keyIndex ?? 1, keyVersion: p.keyVersion ?? 1, algorithm: p.algorithm }),
-  }))));
+  }))), options);
 }

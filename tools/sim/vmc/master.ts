@@ -2,16 +2,22 @@
  * A VMC (MDB master) for tests and simulation, at the level of 9-bit words (docs/mdb.md §7). No Node APIs, so the
  * same master drives the device inside XS. On a synchronous line (in memory) the reader's words come back through
  * receive() before transmit() returns and silence is known at once; on a byte stream (tools/sim/vmc/stream.ts) the
- * master waits for the reply on the given timers, up to `replyTimeout` ms, and records reply and gap times.
+ * master waits for the reply on the given timers, up to `replyTimeoutMs`, and records reply and gap times.
  *
  * It frames like a VMC (address with the mode bit, CHK), checks the reader's CHK and mode bit, ACKs, parses the
  * chained messages strictly for the negotiated level, and records reply times when given a clock. Faults to inject
  * per exchange: no ACK, RET, NAK, a corrupted CHK, a repeated command.
+ *
+ * Both reply forms are accepted (docs/mdb.md §2.1): data that answers a command directly is kept as unclaimed until
+ * pollUntil() (or claim()) asks for it, so "send, then poll until the answer" reads the same for either form. With
+ * `strictReplies` the master is a VMC that wants the direct form: an ACK to SETUP config, EXPANSION REQUEST ID,
+ * SESSION COMPLETE or VEND CANCEL is refused with MdbDeferredReplyError, as such masters restart the reader then.
  */
 import { MAX_BLOCK, checksum, encodeCommand, type Command } from "../../../modules/mdb/commands";
 import { MdbError, MdbReplyError } from "../../../modules/mdb/errors";
 import { parseReplies, type Format, type Reply } from "../../../modules/mdb/replies";
 import { MODE } from "../../../modules/mdb/wire";
+import { directSlot } from "../../../modules/mdb/link";
 import type { Timers } from "../../../modules/device/types";
 
 export type Fault = "none" | "no-ack" | "ret" | "nak" | "bad-chk";
@@ -29,7 +35,7 @@ export interface MasterOptions {
   /** Given, the line is asynchronous: wait for replies on these timers. */
   timers?: Timers;
   /** How long to wait for the first reply byte on an asynchronous line (default 5 ms, the spec's limit). */
-  replyTimeout?: number;
+  replyTimeoutMs?: number;
   /** Columns × rows the VMC declares (0 = no display). */
   displayBytes?: number;
   /** Each command and the reader's answer, for a decoded log. */
@@ -39,6 +45,11 @@ export interface MasterOptions {
    * other, or the exchange throws MdbTimingError. Needs `now`.
    */
   strict?: boolean;
+  /**
+   * Wants the direct reply form: READER CONFIG, PERIPHERAL ID, END SESSION and VEND DENIED as the answer to SETUP
+   * config, REQUEST ID, SESSION COMPLETE and VEND CANCEL. An ACK instead throws MdbDeferredReplyError.
+   */
+  strictReplies?: boolean;
   /**
    * The reader's non-response time, ms: a reader silent for longer is offline and poll() RESETs and initialises it
    * again (docs/mdb.md §7). Default: the larger of 5 s and the Z7 it declared.
@@ -50,6 +61,13 @@ export interface MasterOptions {
 export class MdbTimingError extends MdbError {
   constructor(readonly what: "reply" | "inter-byte", readonly ms: number, readonly limit: number) {
     super("MDB_TIMING", `reader ${what} time ${ms.toFixed(2)} ms is over the ${limit} ms limit`);
+  }
+}
+
+/** Strict replies: one of the four commands that carry their answer got an ACK (the answer deferred to a POLL). */
+export class MdbDeferredReplyError extends MdbError {
+  constructor(readonly command: Command["kind"]) {
+    super("MDB_DEFERRED_REPLY", `${command.toUpperCase().replace(/-/g, " ")} got an ACK: this VMC wants its answer as the direct reply (docs/mdb.md §2.1)`);
   }
 }
 
@@ -71,10 +89,17 @@ export class VmcMaster {
   #lastHeard = 0;
   #z7Ms = 0;
   #initArgs: [1 | 2 | 3, number] = [1, 0];
+  /** Messages that came as the direct answer to a command and that no one has asked for yet. */
+  #unclaimed: Reply[] = [];
+  /** Commands answered directly, and with an ACK, of the four that may carry their answer. */
+  readonly replyForms = { direct: 0, deferred: 0 };
+  /** Wants the direct reply form (MasterOptions.strictReplies); a harness switches it between scenarios. */
+  strictReplies: boolean;
 
   constructor(o: MasterOptions) {
     this.address = o.address ?? 0x10;
     this.#o = o;
+    this.strictReplies = o.strictReplies ?? false;
   }
 
   /** From the line: one word from the reader. */
@@ -95,7 +120,7 @@ export class VmcMaster {
   async #collect(): Promise<void> {
     const timers = this.#o.timers;
     if (!timers || this.#rxDone) return;
-    const limit = this.#o.replyTimeout ?? 5;
+    const limit = this.#o.replyTimeoutMs ?? 5;
     for (;;) {
       const before = this.#rx.length;
       await new Promise<void>((resolve) => {
@@ -116,7 +141,22 @@ export class VmcMaster {
     const answer = await this.#exchange(words, fault);
     this.#o.onExchange?.(c, answer);
     if (answer.kind !== "silence") this.#lastHeard = this.#o.now?.() ?? 0;
+    if (directSlot(block) >= 0) {
+      if (answer.kind === "data") this.replyForms.direct++;
+      else if (answer.kind === "ack") {
+        this.replyForms.deferred++;
+        if (this.strictReplies) throw new MdbDeferredReplyError(c.kind);
+      }
+    }
+    if (c.kind !== "poll" && answer.kind === "data") this.#unclaimed.push(...answer.replies);
     return answer;
+  }
+
+  /** Unclaimed direct replies up to and including the first of this kind (removed), or undefined when none is. */
+  claim(want: Reply["kind"]): Reply[] | undefined {
+    const at = this.#unclaimed.findIndex((r) => r.kind === want);
+    if (at < 0) return undefined;
+    return this.#unclaimed.splice(0, at + 1);
   }
 
   /**
@@ -190,6 +230,8 @@ export class VmcMaster {
 
   /** Polls until data (or `tries` POLLs got none); returns every message seen. */
   async pollUntil(want: Reply["kind"], tries = 20): Promise<Reply[]> {
+    const direct = this.claim(want);
+    if (direct) return direct;
     const seen: Reply[] = [];
     for (let i = 0; i < tries; i++) {
       const a = await this.send({ kind: "poll" });
@@ -208,6 +250,7 @@ export class VmcMaster {
   async init(level: 1 | 2 | 3, enableOptions = 0): Promise<{ config: Extract<Reply, { kind: "reader-config" }>; id: Extract<Reply, { kind: "peripheral-id" }> }> {
     this.format = { level: 1, vmcLevel: level, expanded: false };
     this.#initArgs = [level, enableOptions];
+    this.#unclaimed = [];
     if ((await this.send({ kind: "reset" })).kind !== "ack") throw new MdbReplyError(new Uint8Array(0), "RESET not ACKed");
     await this.pollUntil("just-reset");
     await this.send({ kind: "setup-config", vmcLevel: level, columns: 0, rows: 0, displayType: 0 });

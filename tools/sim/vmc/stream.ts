@@ -13,7 +13,7 @@ export interface StreamVmc {
   close(): void;
 }
 
-export async function openStreamVmc(path: string, options: { address?: number; replyTimeout?: number } = {}): Promise<StreamVmc> {
+export async function openStreamVmc(path: string, options: { address?: number; replyTimeoutMs?: number } = {}): Promise<StreamVmc> {
   let vmc!: VmcMaster;
   const decoder = new WordDecoder({ onWord: (w) => vmc.receive(w) });
   const serial: NodeSerial = new NodeSerial({
@@ -25,7 +25,7 @@ export async function openStreamVmc(path: string, options: { address?: number; r
   });
   await serial.opened;
   vmc = new VmcMaster({
-    address: options.address, timers: nodeTimers, now: () => performance.now(), replyTimeout: options.replyTimeout ?? 5,
+    address: options.address, timers: nodeTimers, now: () => performance.now(), replyTimeoutMs: options.replyTimeoutMs ?? 5,
     transmit: (words) => serial.write(encodeWords(words)),
   });
   return { vmc, serial, close: () => serial.close() };

@@ -1,8 +1,10 @@
 /*
  * The Moddable glue of the MDB link (hosts/esp32/mdb-link.js): the C link core (../mdb_link.c) on the ESP32
  * hardware layer, with JavaScript above it exchanging whole frames (docs/mdb.md §8). The core answers POLL from the
- * armed reply inside the link task, within 5 ms, whatever the XS machine is doing; commands, deliveries and bus
- * resets go up to the machine as messages. One link per device. Needs the Moddable SDK and ESP-IDF.
+ * armed reply, and SETUP config, REQUEST ID, SESSION COMPLETE and VEND CANCEL from their primed direct replies,
+ * inside the link task, within 5 ms, whatever the XS machine is doing; commands (saying whether they got the direct
+ * reply), deliveries and bus resets go up to the machine as messages. One link per device. Needs the Moddable SDK
+ * and ESP-IDF.
  */
 #include "xsmc.h"
 #include "xsHost.h"
@@ -17,6 +19,7 @@ enum { UP_COMMAND = 1, UP_DELIVERED, UP_BUS_RESET };
 
 typedef struct {
 	uint8_t kind;
+	uint8_t direct;
 	uint8_t length;
 	uint8_t bytes[MDB_MAX_BLOCK];
 } up_message;
@@ -37,11 +40,12 @@ static void deliver(void *the, void *refcon, uint8_t *message, uint16_t length) 
 	(void)length;
 	if (!m->open) return;
 	xsBeginHost(the);
-	xsmcVars(2);
+	xsmcVars(3);
 	if (up->kind == UP_COMMAND) {
 		xsmcSetArrayBuffer(xsVar(1), up->bytes, up->length);
 		xsmcGet(xsVar(0), m->object, xsID_onCommand);
-		xsCallFunction1(xsVar(0), m->object, xsVar(1));
+		xsmcSetBoolean(xsVar(2), up->direct);
+		xsCallFunction2(xsVar(0), m->object, xsVar(1), xsVar(2));
 	} else if (up->kind == UP_DELIVERED) {
 		xsmcSetInteger(xsVar(1), up->length);
 		xsmcGet(xsVar(0), m->object, xsID_onDelivered);
@@ -53,16 +57,16 @@ static void deliver(void *the, void *refcon, uint8_t *message, uint16_t length) 
 	xsEndHost(the);
 }
 
-static void post(xs_mdb *m, uint8_t kind, const uint8_t *bytes, size_t length) {
-	up_message up = { kind, (uint8_t)length, {0} };
+static void post(xs_mdb *m, uint8_t kind, int direct, const uint8_t *bytes, size_t length) {
+	up_message up = { kind, (uint8_t)direct, (uint8_t)length, {0} };
 	if (bytes) memcpy(up.bytes, bytes, length);
 	modMessagePostToMachine(m->the, (uint8_t *)&up, sizeof up, deliver, m);
 }
 
 static void on_send(void *ctx, const uint16_t *words, size_t count) { (void)ctx; mdb_hw_send(words, count); }
-static void on_command(void *ctx, const uint8_t *block, size_t length) { post(ctx, UP_COMMAND, block, length); }
-static void on_delivered(void *ctx, size_t length) { post(ctx, UP_DELIVERED, NULL, length); }
-static void on_bus_reset(void *ctx) { post(ctx, UP_BUS_RESET, NULL, 0); }
+static void on_command(void *ctx, const uint8_t *block, size_t length, int direct) { post(ctx, UP_COMMAND, direct, block, length); }
+static void on_delivered(void *ctx, size_t length) { post(ctx, UP_DELIVERED, 0, NULL, length); }
+static void on_bus_reset(void *ctx) { post(ctx, UP_BUS_RESET, 0, NULL, 0); }
 
 /* From the link task: the core runs under the lock that arm/hold take from the XS side. */
 static void on_word(void *ctx, uint16_t word) {
@@ -123,6 +127,21 @@ void xs_mdb_arm(xsMachine *the) {
 	portENTER_CRITICAL(&m->mux);
 	mdb_link_arm(&m->link, data, length);
 	portEXIT_CRITICAL(&m->mux);
+}
+
+/* prime(slot, reply): the direct reply for that slot's next command; an empty reply unprimes it. */
+void xs_mdb_prime(xsMachine *the) {
+	xs_mdb *m = xsmcGetHostData(xsThis);
+	int slot = xsmcToInteger(xsArg(0));
+	void *data;
+	xsUnsignedValue length;
+	int ok;
+	xsmcGetBufferReadable(xsArg(1), &data, &length);
+	if (length > MDB_MAX_BLOCK - 1) length = MDB_MAX_BLOCK - 1;
+	portENTER_CRITICAL(&m->mux);
+	ok = mdb_link_prime(&m->link, slot, data, length);
+	portEXIT_CRITICAL(&m->mux);
+	if (ok != 0) xsRangeError("MDB direct-reply slot is 0..3");
 }
 
 void xs_mdb_hold(xsMachine *the) {

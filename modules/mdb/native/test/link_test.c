@@ -7,11 +7,11 @@ static uint16_t tx[64];
 static size_t tx_count;
 static uint8_t cmd[MDB_MAX_BLOCK];
 static size_t cmd_length;
-static int commands, delivered, resets;
+static int commands, delivered, resets, last_direct;
 static int failures;
 
 static void on_send(void *ctx, const uint16_t *w, size_t n) { (void)ctx; memcpy(tx + tx_count, w, n * 2); tx_count += n; }
-static void on_command(void *ctx, const uint8_t *b, size_t n) { (void)ctx; memcpy(cmd, b, n); cmd_length = n; commands++; }
+static void on_command(void *ctx, const uint8_t *b, size_t n, int direct) { (void)ctx; memcpy(cmd, b, n); cmd_length = n; commands++; last_direct = direct; }
 static void on_delivered(void *ctx, size_t n) { (void)ctx; delivered += (int)n; }
 static void on_reset(void *ctx) { (void)ctx; resets++; }
 
@@ -88,6 +88,56 @@ int main(void)
 	CHECK(resets == 1 && !l.expanded, "bus reset");
 	CHECK(mdb_classify_response(0x01) == 'a' && mdb_classify_response(0xab) == 'r' && mdb_classify_response(0xfe) == 'n',
 		"ACK/RET/NAK by set bits");
+
+	/* Direct replies (docs/mdb.md §2.1): a primed message answers its command instead of the ACK. */
+	{
+		static const uint8_t setup[] = { 0x11, 0x00, 0x03, 0x00, 0x00, 0x00 };
+		static const uint8_t config[] = { 0x01, 0x03, 0x11, 0x56, 0x01, 0x02, 0x1e, 0x03 };
+		static const uint8_t complete[] = { 0x13, 0x04 }, cancel[] = { 0x13, 0x01 }, end[] = { 0x07 }, denied[] = { 0x06 };
+		static const uint8_t prices[] = { 0x11, 0x01, 0xff, 0xff, 0x00, 0x00 };
+		int before = commands, sum = 0, i;
+		for (i = 0; i < (int)sizeof config; i++) sum += config[i];
+		CHECK(mdb_direct_slot(setup, 6) == MDB_DIRECT_SETUP_CONFIG && mdb_direct_slot(complete, 2) == MDB_DIRECT_SESSION_COMPLETE &&
+			mdb_direct_slot(cancel, 2) == MDB_DIRECT_VEND_CANCEL && mdb_direct_slot(vend, 6) == -1 && mdb_direct_slot(prices, 6) == -1,
+			"direct-reply slots");
+		CHECK(mdb_link_prime(&l, 4, config, sizeof config) == -1, "no fifth slot");
+
+		vmc(&l, setup, sizeof setup, 0);
+		CHECK(is_ack() && commands == before + 1 && !last_direct, "unprimed SETUP config: ACK, handed up as deferred");
+		mdb_link_prime(&l, MDB_DIRECT_SETUP_CONFIG, config, sizeof config);
+		vmc(&l, reset, 1, 0);
+		vmc(&l, setup, sizeof setup, 0);
+		CHECK(tx_count == 9 && tx[0] == 0x01 && tx[7] == 0x03 && tx[8] == (MDB_MODE | (sum & 0xff)) && last_direct && l.stats.direct == 1,
+			"primed SETUP config: READER CONFIG + CHK as the direct reply, handed up as direct");
+		tx_count = 0;
+		mdb_link_receive(&l, 0x00);
+		CHECK(tx_count == 0 && delivered == 3, "the VMC's ACK of a direct reply is not an armed delivery");
+		vmc(&l, setup, sizeof setup, 0);
+		CHECK(is_ack() && !last_direct, "a prime is used once");
+
+		mdb_link_prime(&l, MDB_DIRECT_SESSION_COMPLETE, end, 1);
+		vmc(&l, complete, 2, 0);
+		CHECK(tx_count == 2 && tx[0] == 0x07 && tx[1] == (MDB_MODE | 0x07) && last_direct, "SESSION COMPLETE -> END SESSION directly");
+		before = commands;
+		vmc(&l, complete, 2, 0); /* no ACK came: the VMC repeats the command */
+		CHECK(tx_count == 2 && tx[0] == 0x07 && commands == before, "the repeat gets the unacknowledged direct reply again, not run twice");
+		vmc(&l, poll, 1, 0);
+		CHECK(tx_count == 2 && tx[0] == 0x07, "and the next POLL carries it until ACKed");
+		mdb_link_receive(&l, 0x00);
+		vmc(&l, poll, 1, 0);
+		CHECK(is_ack(), "ACKed: gone");
+
+		mdb_link_prime(&l, MDB_DIRECT_VEND_CANCEL, denied, 1);
+		mdb_link_prime(&l, MDB_DIRECT_VEND_CANCEL, denied, 0);
+		vmc(&l, cancel, 2, 0);
+		CHECK(is_ack() && !last_direct, "unprimed (length 0): VEND CANCEL is ACKed, its answer deferred");
+		mdb_link_prime(&l, MDB_DIRECT_VEND_CANCEL, denied, 1);
+		vmc(&l, vend, sizeof vend, 0);
+		CHECK(is_ack() && !last_direct, "VEND REQUEST is never answered directly");
+		vmc(&l, cancel, 2, 0);
+		CHECK(tx_count == 2 && tx[0] == 0x06 && last_direct, "VEND CANCEL -> VEND DENIED directly");
+		mdb_link_receive(&l, 0x00);
+	}
 
 	/* Noise: random words never crash nor overrun. */
 	{
