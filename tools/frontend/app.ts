@@ -16,7 +16,7 @@ import { PurchaseService, type Client } from "./purchases/service";
 import { registerPurchases } from "./purchases/routes";
 import { registerRefunds } from "./refunds/routes";
 import type { Socket } from "node:net";
-import { checkListenLimits, guardServer, refusalLogger, serverOptions, wasRefused, type ConnectionGate } from "./listen/limits";
+import { checkListenLimits, guardServer, refusalLogger, serverOptions, type ConnectionGate } from "./listen/limits";
 
 /**
  * Modern suites first (the server's order wins), then the plain-RSA AES-CBC suites that Moddable's TLS on the ESP32
@@ -160,8 +160,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     return client;
   }
 
-  app.server.on("tlsClientError", (err: Error & { code?: string }, socket: unknown) => {
-    if (wasRefused(socket)) return;
+  app.server.on("tlsClientError", (err: Error & { code?: string }) => {
     app.log.warn({ code: err.code, reason: err.message }, "TLS handshake refused");
   });
 

@@ -82,22 +82,24 @@ export interface ConnectionGate {
 }
 
 /**
- * Applies the rest to a server: the headers timeout, the checking interval that enforces it, and the two caps. The
- * caps are checked on every connection (accepted by the server's own listen or handed in with emit("connection")),
- * before TLS is wrapped around it: a refused connection is destroyed at once and costs no handshake.
+ * Applies the rest to a server: the headers timeout, and the two caps. The caps are checked on every connection
+ * (accepted by the server's own listen or handed in with emit("connection")) before TLS is wrapped around it: the
+ * server's own connection listeners (the TLS one) are moved behind the gate, so a refused connection is destroyed
+ * at once and costs neither a TLS socket nor a handshake, which is what keeps a flood of them cheap.
  */
 export function guardServer(server: HttpsServer, l: CheckedLimits, onRefused: (address: string, reason: string) => void): ConnectionGate {
   server.headersTimeout = l.headersTimeoutMs;
   let open = 0;
   let refused = 0;
   const perAddress = new Map<string, number>();
-  server.prependListener("connection", (socket: Socket) => {
+  const behind = server.listeners("connection") as ((socket: Socket) => void)[];
+  server.removeAllListeners("connection");
+  server.on("connection", (socket: Socket) => {
     const address = socket.remoteAddress ?? "";
     const mine = perAddress.get(address) ?? 0;
     const reason = open >= l.maxConnections ? "maxConnections" : mine >= l.maxConnectionsPerAddress ? "maxConnectionsPerAddress" : undefined;
     if (reason) {
       refused++;
-      refusedSockets.add(socket);
       socket.destroy();
       onRefused(address, reason);
       return;
@@ -110,16 +112,9 @@ export function guardServer(server: HttpsServer, l: CheckedLimits, onRefused: (a
       if (left > 0) perAddress.set(address, left);
       else perAddress.delete(address);
     });
+    for (const listener of behind) listener.call(server, socket);
   });
   return { get open() { return open; }, get refused() { return refused; } };
-}
-
-const refusedSockets = new WeakSet<object>();
-
-/** Whether a TLS client error is only the echo of a connection a cap refused (not worth a log line each). */
-export function wasRefused(tlsSocket: unknown): boolean {
-  const parent = (tlsSocket as { _parent?: object } | undefined)?._parent;
-  return !!parent && refusedSockets.has(parent);
 }
 
 /**
