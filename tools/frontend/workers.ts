@@ -7,8 +7,9 @@
  *   over the cluster's IPC channel: Store calls and their answers, batched per event-loop turn (CallBatch). A batch of the primary's group
  *   commit then covers the requests of every worker, and nothing but the primary ever writes the file.
  *
- * The primary owns the terminals' listening socket and hands each connection to a ready worker (listen/handoff.ts):
- * while a worker is replaced, even the last one, connections wait in the primary instead of being refused.
+ * The primary owns the listening sockets (the terminals' and the console's) and hands each connection to a ready
+ * worker (listen/handoff.ts): while a worker is replaced, even the last one, connections wait in the primary instead
+ * of being refused.
  *
  * A worker that dies is replaced. The requests it held lose their TLS connection, which the terminal treats as
  * "outcome unknown, retry" (modules/frontend-client): an authorization it had already recorded stays in the database
@@ -17,6 +18,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { ConnectionHandoff, takeHandedConnections } from "./listen/handoff";
 import { checkListenLimits } from "./listen/limits";
+import { checkOperatorConfig } from "./operator/config";
 import type { FrontendConfig } from "./config";
 import { FrontendError } from "./errors";
 import { FLEET_METHODS, type FleetStore } from "./fleet/store";
@@ -157,15 +159,22 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   // The terminals' port is the primary's own for its whole life (port 0: an ephemeral one, chosen once).
   const host = config.listen?.host ?? "127.0.0.1";
   const limits = checkListenLimits(config.listen);
-  const handoff = new ConnectionHandoff(limits.maxConnections, limits.handshakeTimeoutMs);
+  const handoff = new ConnectionHandoff("terminal", limits.maxConnections, limits.handshakeTimeoutMs);
+  // The console's port likewise, when there is a console.
+  const operator = config.operator ? checkOperatorConfig(config.operator) : undefined;
+  const consoleHandoff = operator ? new ConnectionHandoff("operator", limits.maxConnections, limits.handshakeTimeoutMs) : undefined;
+  const urlOf = (h: string, p: number) => `https://${h.includes(":") ? `[${h}]` : h}:${p}`;
   let port: number;
+  let operatorUrl: string | undefined;
   try {
     port = await handoff.listen(host, config.listen?.port ?? 8443);
+    if (operator && consoleHandoff) operatorUrl = urlOf(operator.host, await consoleHandoff.listen(operator.host, operator.port));
   } catch (e) {
+    await handoff.close();
     await store?.close();
     throw e;
   }
-  const url = `https://${host.includes(":") ? `[${host}]` : host}:${port}`;
+  const url = urlOf(host, port);
   const outboxes = new Map<Worker, Reply[]>();
   const metrics = primaryMetrics(store);
   // One signing key for the operator console's session cookies, so a login is valid in every worker.
@@ -175,9 +184,10 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
       if (metrics.answer(m, (r) => { if (worker.isConnected()) worker.send(r, undefined, () => {}); })) return;
       if (m?.kind === "listening") {
         handoff.ready(worker);
+        consoleHandoff?.ready(worker);
         if (!announced) {
           announced = true;
-          events.listening(port, url, m.operatorUrl);
+          events.listening(port, url, operatorUrl);
         }
         return;
       }
@@ -210,6 +220,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), [SESSION_SECRET_ENV]: sessionSecret }));
   cluster.on("exit", (worker, code, signal) => {
     handoff.gone(worker);
+    consoleHandoff?.gone(worker);
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
     fork();
@@ -220,6 +231,7 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     close: async () => {
       stopping = true;
       await handoff.close();
+      await consoleHandoff?.close();
       const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
       await Promise.all(all.map((w) => new Promise<void>((resolve) => {
         const timer = setTimeout(() => { w.process.kill("SIGKILL"); }, 10_000);
@@ -236,7 +248,7 @@ export async function runWorker(config: FrontendConfig): Promise<RunningFrontend
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
   const frontend = await startFrontend(config, { ...store ? { store } : {}, acceptsHandedConnections: true });
-  takeHandedConnections(frontend.accept);
+  takeHandedConnections({ terminal: frontend.accept, operator: (socket) => frontend.operator.accept(socket) });
   process.send!({ kind: "listening", port: frontend.port, url: frontend.url, operatorUrl: frontend.operator.url });
   return frontend;
 }

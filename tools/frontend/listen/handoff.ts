@@ -11,9 +11,10 @@
 import type { Worker } from "node:cluster";
 import { createServer, type Server, type Socket } from "node:net";
 
-/** The message a worker gets with each handed connection. */
+/** The message a worker gets with each handed connection, and which listener it belongs to. */
 export interface HandedConnection {
   kind: "connection";
+  listener: "terminal" | "operator";
 }
 
 export class ConnectionHandoff {
@@ -22,7 +23,7 @@ export class ConnectionHandoff {
   readonly #waiting = new Map<Socket, NodeJS.Timeout>();
   #next = 0;
 
-  constructor(private readonly maxWaiting: number, private readonly waitMs: number) {
+  constructor(private readonly listener: HandedConnection["listener"], private readonly maxWaiting: number, private readonly waitMs: number) {
     this.#server = createServer({ pauseOnConnect: true }, (socket) => this.#accepted(socket));
   }
 
@@ -90,7 +91,7 @@ export class ConnectionHandoff {
         this.gone(worker);
         continue;
       }
-      const message: HandedConnection = { kind: "connection" };
+      const message: HandedConnection = { kind: "connection", listener: this.listener };
       // keepOpen false: once sent, the primary's copy is closed and the connection lives in the worker only. A send
       // that fails (the worker died meanwhile) loses this connection; the terminal sees a reset and retries.
       worker.send(message, socket, { keepOpen: false }, (error) => { if (error) socket.destroy(); });
@@ -100,9 +101,9 @@ export class ConnectionHandoff {
   }
 }
 
-/** The worker's side: every connection the primary hands over goes to `accept`. */
-export function takeHandedConnections(accept: (socket: Socket) => void): void {
+/** The worker's side: every connection the primary hands over goes to its listener's `accept`. */
+export function takeHandedConnections(accept: { [L in HandedConnection["listener"]]: (socket: Socket) => void }): void {
   process.on("message", (message: HandedConnection | undefined, socket?: Socket) => {
-    if (message?.kind === "connection" && socket) accept(socket);
+    if (message?.kind === "connection" && socket) accept[message.listener](socket);
   });
 }

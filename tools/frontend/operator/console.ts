@@ -7,6 +7,7 @@
  * or presents an operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
  * the metrics and the OpenAPI document, the login page for a browser.
  */
+import type { Socket } from "node:net";
 import { checkListenLimits, guardServer, refusalLogger, serverOptions, type CheckedLimits } from "../listen/limits";
 import type { TLSSocket } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
@@ -43,6 +44,8 @@ export interface ConsoleOptions {
   logLevel: string;
   /** The listener limits (config `listen`); defaults when absent. */
   limits?: CheckedLimits;
+  /** Do not listen: the primary of --workers owns the console's port and hands connections in (listen/handoff.ts). */
+  acceptsHandedConnections?: boolean;
 }
 
 const PUBLIC = new Set(["GET /login", "POST /login"]);
@@ -84,7 +87,7 @@ function purchaseRows(rows: PurchaseRow[]): string[][] {
 }
 const PURCHASE_HEADERS = ["Purchase", "Authorized", "Terminal", "TSN", "Order", "ASN", "Amount (yuan)", "Status"];
 
-export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; close(): Promise<void> }> {
+export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; accept(socket: Socket): void; close(): Promise<void> }> {
   const limits = o.limits ?? checkListenLimits();
   const timeouts = serverOptions(limits);
   const app = Fastify({
@@ -279,10 +282,16 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     return reply.code(422).type("text/html; charset=utf-8").send(page("Configuration", await configPage(o, { scope: result.scope }, result), { path: "/config", user: user(request), name: o.name }));
   });
 
-  await app.listen({ host: o.host, port: o.port });
+  if (o.acceptsHandedConnections) await app.ready();
+  else await app.listen({ host: o.host, port: o.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : 0;
-  return { app, port, url: `https://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`, close: () => app.close() };
+  return {
+    app, port, url: `https://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`,
+    accept: (socket) => { app.server.emit("connection", socket); },
+    // Not listening (handed connections): Fastify closes only the connections of a server it listened with.
+    close: () => { if (o.acceptsHandedConnections) app.server.closeAllConnections(); return app.close(); },
+  };
 }
 
 function purchaseDetail(r: PurchaseRow): string {
