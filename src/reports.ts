@@ -14,6 +14,8 @@ export interface StatusReportsOptions {
   closed: () => boolean;
   counts: () => { pendingCompletions: number; unresolved: number };
   config: () => { version: number; refused: SettingError[] };
+  /** The configuration version the front-end's answer names (the one saved for this terminal now). */
+  configVersion: (version: number) => void;
 }
 
 /**
@@ -49,7 +51,10 @@ export class StatusReports {
       // Bounded, so a report stays well inside the front-end's body limit (4 KB by default).
       config: { version: config.version, refused: config.refused.slice(0, 8).map((e) => ({ field: e.field.slice(0, 64), code: e.code, message: e.message.slice(0, 120) })) },
     });
-    o.client.status(o.level1Url(), report).then(() => this.checkClock(), () => o.telemetry.frontendError()).then(() => {
+    o.client.status(o.level1Url(), report).then((answer) => {
+      this.checkClock();
+      o.configVersion(answer.configVersion);
+    }, () => o.telemetry.frontendError()).then(() => {
       this.#reporting = false;
       const due = this.#due;
       if (due) {

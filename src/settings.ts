@@ -98,6 +98,11 @@ export class RemoteSettings {
     return this.#version;
   }
 
+  /** Whether the front-end names a configuration this terminal neither runs, nor holds for later, nor refused. */
+  isNew(version: number): boolean {
+    return version !== (this.#pending?.version ?? this.#version) && version !== this.#refused?.version;
+  }
+
   get refused(): SettingError[] {
     return this.#refused?.errors ?? [];
   }

@@ -25,12 +25,23 @@ export { TerminalError, type CardReading, type PayRequest, type PurchaseTimings,
  * (src/purchase.ts), torn purchases (src/recovery.ts), the remote configuration (src/settings.ts), status reports
  * (src/reports.ts) and the events (src/terminal-events.ts).
  */
+/**
+ * How often an idle terminal checks level 1 for a new configuration: half the keep-warm period, at most 15 s, so a
+ * saved change is in force within 30 s (the goal the console's "pending" counts on) even at a long keep-warm.
+ */
+export function configCheckMs(keepWarmMs: number): number {
+  return Math.max(500, Math.min(keepWarmMs, 30_000) / 2);
+}
+
 export class Terminal {
   readonly #o: TerminalOptions;
   readonly #c: TerminalCore;
   readonly #telemetry: Telemetry;
   readonly #settings: RemoteSettings;
   readonly #reports: StatusReports;
+  /** A configuration fetch in flight; one wanted as soon as the terminal is idle (a status answer named a new version). */
+  #configFetching = false;
+  #configWanted = false;
   readonly #recovery: Recovery;
   readonly #purchase: Purchase;
   readonly #idle: IdleSettle;
@@ -58,6 +69,7 @@ export class Terminal {
       idle: () => c.state === "idle", closed: () => c.isClosed(),
       counts: () => ({ pendingCompletions: c.forwarder.pending, unresolved: c.unresolved.size }),
       config: () => ({ version: this.#settings.version, refused: this.#settings.refused }),
+      configVersion: (version) => { if (this.#settings.isNew(version)) this.#fetchConfig(true); },
     });
     this.#recovery = new Recovery(c, report);
     this.#purchase = new Purchase(c, this.#recovery);
@@ -165,7 +177,33 @@ export class Terminal {
       timers.repeat(() => this.refreshRoutes().catch(() => undefined), config.routesRefreshMs),
       timers.repeat(() => void this.#warmAll(), config.keepWarmMs),
       timers.repeat(() => this.#reports.report("interval"), config.statusEveryMs),
+      timers.repeat(() => this.#fetchConfig(false), configCheckMs(config.keepWarmMs)),
     );
+  }
+
+  /**
+   * Fetches the terminal's configuration from level 1 at an idle moment, never during a purchase: when a status
+   * answer names a version this terminal does not run (`deferred`: if busy now, right after the purchase), and on
+   * its own every configCheckMs, so an idle terminal runs a saved change within 30 s at the default periods. The
+   * request goes on the level-1 connection that purchases use, so it keeps that connection warm as well.
+   */
+  #fetchConfig(deferred: boolean): void {
+    const c = this.#c;
+    if (c.state === "starting" || c.isClosed()) return;
+    if (c.state !== "idle" || this.#configFetching) {
+      if (deferred) this.#configWanted = true;
+      return;
+    }
+    this.#configWanted = false;
+    this.#configFetching = true;
+    this.#o.client.config(c.config.level1Url, c.config.terminalId).then(
+      (answer) => this.#settings.receive(answer.version, answer.settings),
+      // Offline: the keep-warm and the status reports count that; the next check tries again.
+      () => undefined,
+    ).then(() => {
+      this.#configFetching = false;
+      if (this.#configWanted) this.#fetchConfig(true);
+    });
   }
 
   /** Fetches the routing table and, at the same moment, the terminal's configuration (which may fail on its own). */
@@ -238,6 +276,7 @@ export class Terminal {
       this.#settings.applyPending();
       this.#reports.sendDue();
       this.#idle.start();
+      if (this.#configWanted) this.#fetchConfig(true);
     });
   }
 

@@ -1,7 +1,7 @@
 import { NetworkError, type HttpsConnection, type HttpsConnector } from "../device/types";
 import { decodeUtf8, encodeUtf8 } from "../bytes/bytes";
 import { CodedError } from "../errors/errors";
-import type { ConfigAnswer, StatusReport } from "./status";
+import type { ConfigAnswer, StatusAnswer, StatusReport } from "./status";
 
 /**
  * The terminal's side of the front-end protocol (JSON over HTTPS with a client certificate): authorize, complete,
@@ -132,10 +132,17 @@ export class FrontendClient {
   /** The front-end's clock from the `Date` header of the latest answer that had one, epoch ms (1 s resolution). */
   serverDate: number | undefined;
 
-  /** Opens the TLS connection to a front-end ahead of the tap that will need it. */
+  /**
+   * Opens the TLS connection to a front-end ahead of the tap that will need it, and keeps an open one in use: a
+   * request on it now restarts the server's idle timer (75 s by default), which would otherwise close a connection
+   * that only waits for taps, and the next tap would pay for a handshake ("cold route").
+   */
   async warm(url: string, timeout = this.#requestTimeout): Promise<void> {
+    const connection = this.connection(url);
     try {
-      await this.connection(url).warm(timeout);
+      if (!connection.connected) return await connection.warm(timeout);
+      const r = await connection.request({ method: "GET", path: "/v1/health", timeout });
+      if (r.status >= 500) throw new FrontendUnavailableError(`${connection.origin} is not healthy (HTTP ${r.status})`);
     } catch (error) {
       throw error instanceof NetworkError ? new FrontendUnavailableError(error.message) : error;
     }
@@ -189,15 +196,17 @@ export class FrontendClient {
     return { terminalId, version: c.version as number, settings: c.settings };
   }
 
-  /** Sends a status report on the origin's report connection. */
-  async status(url: string, report: StatusReport): Promise<void> {
+  /** Sends a status report on the origin's report connection; the answer names the configuration version saved now. */
+  async status(url: string, report: StatusReport): Promise<StatusAnswer> {
     const origin = originOf(url);
     let connection = this.#reportConnections.get(origin);
     if (!connection) {
       connection = this.#connector.connect(origin);
       this.#reportConnections.set(origin, connection);
     }
-    await this.#call(url, "POST", `/v1/terminals/${report.terminalId}/status`, report, this.#requestTimeout, connection);
+    const body = await this.#call(url, "POST", `/v1/terminals/${report.terminalId}/status`, report, this.#requestTimeout, connection) as Partial<StatusAnswer>;
+    if (!Number.isInteger(body.configVersion) || (body.configVersion as number) < 0) throw new FrontendProtocolError("status answer has no configVersion");
+    return { configVersion: body.configVersion as number };
   }
 
   /** One JSON request of the protocol, for the protocol's other parts (refunds.ts): the same errors as the calls above. */

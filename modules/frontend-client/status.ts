@@ -55,3 +55,12 @@ export interface ConfigAnswer {
   version: number;
   settings: TerminalSettings;
 }
+
+/**
+ * The front-end's answer to a status report: the version of the configuration saved for this terminal now. A
+ * terminal that runs an older one fetches the new one at its next idle moment, so a change arrives within a report
+ * interval instead of at the next routes refresh.
+ */
+export interface StatusAnswer {
+  configVersion: number;
+}

@@ -17,6 +17,8 @@ import { PurchaseService, type Client } from "./purchases/service";
 import { registerPurchases } from "./purchases/routes";
 import { registerRefunds } from "./refunds/routes";
 import { readCrl, TerminalCertificates } from "./terminals/service";
+import type { Socket } from "node:net";
+import { checkListenLimits, guardServer, refusalLogger, serverOptions, type ConnectionGate } from "./listen/limits";
 
 /**
  * Modern suites first (the server's order wins), then the plain-RSA AES-CBC suites that Moddable's TLS on the ESP32
@@ -66,6 +68,10 @@ export interface RunningFrontend {
   operator: OperatorSide;
   /** Runs the reconciliation sweep now (it also runs on a timer). */
   sweepReconciliation(): Promise<number>;
+  /** The terminals' listener's connection counts (listen.maxConnections and the per-address cap). */
+  connections: ConnectionGate;
+  /** Hands in a connection accepted elsewhere (the primary of --workers, with StartOptions.acceptsHandedConnections). */
+  accept(socket: Socket): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +85,11 @@ export interface StartOptions {
   plugins?: FrontendPlugin[];
   /** The socket of a key service already running (the primary's, shared by every worker) for a PKCS#11 key store. */
   keyServiceSocket?: string;
+  /**
+   * Do not listen: connections are accepted by the primary of --workers, which owns the listening socket for the
+   * front-end's whole life, and handed in with accept().
+   */
+  acceptsHandedConnections?: boolean;
 }
 
 async function loadPlugins(paths: readonly string[]): Promise<FrontendPlugin[]> {
@@ -98,10 +109,13 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const clientCa = readPem(config.tls.clientCa, "tls.clientCa");
   const operators = new Set(config.operators ?? []);
   const log = config.log ?? {};
+  const limits = checkListenLimits(config.listen);
+  const timeouts = serverOptions(limits);
   // The context's options: a CRL reload (terminals/service.ts) makes a new context from the same ones.
   const tlsContext = { cert, key, ca: clientCa, minVersion: "TLSv1.2", maxVersion: "TLSv1.3", ciphers: TLS_CIPHERS, honorCipherOrder: true } as const;
   const app = Fastify({
     https: {
+      ...timeouts.https,
       ...tlsContext, ...(config.tls.crl ? { crl: readCrl(config.tls.crl) } : {}),
       requestCert: true, rejectUnauthorized: true,
     },
@@ -112,7 +126,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false, useDefaults: false } },
     return503OnClosing: true,
     forceCloseConnections: true,
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    requestTimeout: timeouts.requestTimeout,
   });
   const keyLog: KeyLog = (level, fields, message) => app.log[level](fields, message);
   let keys: Awaited<ReturnType<typeof openKeyStore>>;
@@ -124,6 +139,7 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   }
   const keyStore: KeyStore = keys.keyStore;
   const keySystem = keys.keySystem;
+  const connections = guardServer(app.server, limits, refusalLogger((fields, message) => app.log.warn(fields, message)));
   let store: Store;
   try {
     store = options.store ?? await openStore(config.database, { durability: config.durability ?? "full" });
@@ -215,7 +231,8 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
   const host = config.listen?.host ?? "127.0.0.1";
   try {
     await certificates.start();
-    await app.listen({ host, port: config.listen?.port ?? 8443 });
+    if (options.acceptsHandedConnections) await app.ready();
+    else await app.listen({ host, port: config.listen?.port ?? 8443 });
     await operator.start(service);
   } catch (e) {
     clearInterval(sweeper);
@@ -234,11 +251,15 @@ export async function startFrontend(input: FrontendConfig, options: StartOptions
     url: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
     port, host, app, service, store, operator,
     sweepReconciliation: () => service.sweepReconciliation(),
+    connections,
+    accept: (socket) => { app.server.emit("connection", socket); },
     close: () => {
       closed ??= (async () => {
         clearInterval(sweeper);
         certificates.close();
         await operator.close();
+        // Not listening (handed connections): Fastify closes only the connections of a server it listened with.
+        if (options.acceptsHandedConnections) app.server.closeAllConnections();
         await app.close();
         await store.close();
         await keys.close();

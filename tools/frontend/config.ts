@@ -6,6 +6,7 @@ import { checkPkcs11Settings, type Pkcs11Settings } from "./keys/pkcs11-settings
 import type { Durability } from "./storage/journal";
 import { checkOperatorConfig, type OperatorConfig } from "./operator/config";
 import { CodedError } from "../../modules/errors/errors";
+import { checkListenLimits, type ListenLimits } from "./listen/limits";
 
 export type Application = "tunion" | "cityunion";
 
@@ -33,8 +34,11 @@ export interface FrontendConfig {
   /** A name for logs and health. */
   name?: string;
   level: 1 | 2;
-  /** Default 127.0.0.1, port 8443 (0 = an ephemeral port). */
-  listen?: { host?: string; port?: number };
+  /**
+   * Default 127.0.0.1, port 8443 (0 = an ephemeral port). The limits (handshake, idle, headers and request timeouts,
+   * the total and per-address connection caps: listen/limits.ts) apply to the terminals' and the console's listeners.
+   */
+  listen?: { host?: string; port?: number } & ListenLimits;
   tls: {
     /** The server's certificate chain and key (RSA-2048). */
     cert: PemSource;
@@ -179,8 +183,39 @@ export function checkConfig(c: FrontendConfig): FrontendConfig {
       throw new ConfigError((e as Error).message);
     }
   }
+  try {
+    checkListenLimits(c.listen);
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   if (c.durability !== undefined && c.durability !== "full" && c.durability !== "normal") throw new ConfigError('durability must be "full" or "normal"');
   return c;
+}
+
+/**
+ * A secret in the configuration file: the value itself, or where to read it from, so that the file holds no secret:
+ * `{"env": "DATABASE_URL"}` (an environment variable, e.g. set by systemd's EnvironmentFile or LoadCredential) or
+ * `{"file": "/run/credentials/frontend/session-secret"}` (a file readable only by the service; one trailing newline
+ * is dropped). Used for `database` and `operator.sessionSecret`; other secrets (a key store's PIN) take the same form.
+ */
+export type SecretSource = string | { env: string } | { file: string };
+
+/** The secret's text; relative files are relative to `base` (the configuration file's folder). */
+export function resolveSecret(source: unknown, what: string, base = process.cwd()): string {
+  if (typeof source === "string") return source;
+  if (isObject(source) && typeof source.env === "string" && Object.keys(source).length === 1) {
+    const value = process.env[source.env];
+    if (!value) throw new ConfigError(`${what}: the environment variable ${source.env} is not set`);
+    return value;
+  }
+  if (isObject(source) && typeof source.file === "string" && Object.keys(source).length === 1) {
+    try {
+      return readFileSync(path.resolve(base, source.file), "utf8").replace(/\r?\n$/, "");
+    } catch (e) {
+      throw new ConfigError(`${what}: cannot read ${source.file}: ${(e as Error).message}`);
+    }
+  }
+  throw new ConfigError(`${what} must be a string, {"env": NAME} or {"file": PATH}`);
 }
 
 /** Reads a configuration file; relative paths in it are relative to the file. */
@@ -194,6 +229,10 @@ export function loadConfigFile(file: string): FrontendConfig {
   if (!isObject(parsed)) throw new ConfigError(`${file}: configuration must be an object`);
   const base = path.dirname(path.resolve(file));
   const resolve = (p: unknown) => (typeof p === "string" && p && !p.includes("-----BEGIN") ? path.resolve(base, p) : p) as string;
+  if (parsed.database !== undefined) parsed.database = resolveSecret(parsed.database, "database", base);
+  if (isObject(parsed.operator) && parsed.operator.sessionSecret !== undefined) {
+    parsed.operator = { ...parsed.operator, sessionSecret: resolveSecret(parsed.operator.sessionSecret, "operator.sessionSecret", base) };
+  }
   if (isObject(parsed.tls)) {
     parsed.tls = { cert: resolve(parsed.tls.cert), key: resolve(parsed.tls.key), clientCa: resolve(parsed.tls.clientCa), ...(parsed.tls.crl ? { crl: resolve(parsed.tls.crl) } : {}) };
   }

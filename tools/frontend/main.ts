@@ -19,6 +19,7 @@ import { Token, createTokenKeys, type KeyListing } from "./keys/pkcs11";
 import { initSoftHsmToken, softhsmMissing } from "./keys/softhsm";
 import { CeremonyUsageError, keyCeremony, parseKeyRef } from "./keys/ceremony-cli";
 import { revokeFromCli } from "./terminals/cli";
+import { backupSqlite, migrateDatabase } from "./storage/backup";
 import { CodedError } from "../../modules/errors/errors";
 
 class UsageError extends CodedError {
@@ -283,6 +284,28 @@ const COMMANDS: Record<string, Command> = {
     run: async (v) => {
       const r = await revokeFromCli(text(v, "config")!, text(v, "terminal")!, text(v, "serial", false), text(v, "reason", false));
       console.log(JSON.stringify({ event: "revoked", terminalId: r.terminalId, serial: r.serial ?? "all", version: r.id, reason: r.reason }));
+    },
+  },
+  backup: {
+    summary: "copy a live SQLite journal consistently (its online backup API), checked before it is put in place",
+    usage: "backup --config <file> --out <file>",
+    help: [CONFIG, ["--out <file>", "where the copy goes"]],
+    notes: "Safe while the front-end runs. PostgreSQL: use pg_dump (docs/operate.md).",
+    options: { config: { type: "string" }, out: { type: "string" } },
+    run: async (v) => {
+      const out = path.resolve(text(v, "out")!);
+      const copy = await backupSqlite(loadConfigFile(text(v, "config")!).database, out);
+      console.log(JSON.stringify({ event: "backup", out, pages: copy.pages, schemaVersion: copy.schemaVersion }));
+    },
+  },
+  migrate: {
+    summary: "apply the schema migrations and exit (an upgrade step; a starting front-end also does it)",
+    usage: "migrate --config <file>",
+    help: [CONFIG],
+    options: { config: { type: "string" } },
+    run: async (v) => {
+      const schemaVersion = await migrateDatabase(loadConfigFile(text(v, "config")!).database);
+      console.log(JSON.stringify({ event: "migrated", schemaVersion }));
     },
   },
   "operator-add": {

@@ -7,14 +7,20 @@
  *   over the cluster's IPC channel: Store calls and their answers, batched per event-loop turn (CallBatch). A batch of the primary's group
  *   commit then covers the requests of every worker, and nothing but the primary ever writes the file.
  *
+ * The primary owns the listening sockets (the terminals' and the console's) and hands each connection to a ready
+ * worker (listen/handoff.ts): while a worker is replaced, even the last one, connections wait in the primary instead
+ * of being refused.
+ *
  * A worker that dies is replaced. The requests it held lose their TLS connection, which the terminal treats as
  * "outcome unknown, retry" (modules/frontend-client): an authorization it had already recorded stays in the database
  * and, never completed, is marked for reconciliation by the sweep. Nothing acknowledged is lost.
  */
 import cluster, { type Worker } from "node:cluster";
-import { createServer } from "node:net";
 import { isPkcs11KeyStore, type FrontendConfig } from "./config";
 import { startKeyService } from "./keys/open";
+import { ConnectionHandoff, takeHandedConnections } from "./listen/handoff";
+import { checkListenLimits } from "./listen/limits";
+import { checkOperatorConfig } from "./operator/config";
 import { FrontendError } from "./errors";
 import { FLEET_METHODS, type FleetStore } from "./fleet/store";
 import { LIMIT_METHODS, type LimitsStore } from "./limits/store";
@@ -166,17 +172,6 @@ export interface ClusterEvents {
   replaced?(pid: number, code: number | null, signal: string | null): void;
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 /** The primary: starts the workers (and for SQLite, the one journal writer), replaces the ones that die. */
 export async function runPrimary(config: FrontendConfig, workers: number, events: ClusterEvents): Promise<{ close(): Promise<void>; workers(): number[] }> {
   const sqlite = !isPostgresUrl(config.database);
@@ -187,10 +182,27 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   const store = sqlite ? await openStore(config.database, { durability: config.durability ?? "full" }) : undefined;
   let stopping = false;
   let announced = false;
-  // The port every worker listens on. Port 0 in the config (tests, the benchmark) is resolved here once, so that every
-  // worker, replacements included, asks the cluster for the same address: workers asking for port 0 share a random
-  // port only while one of them lives, and a replacement started after all of them died would get a port of its own.
-  const port = config.listen?.port || await freePort(config.listen?.host ?? "127.0.0.1");
+  // The terminals' port is the primary's own for its whole life (port 0: an ephemeral one, chosen once).
+  const host = config.listen?.host ?? "127.0.0.1";
+  const limits = checkListenLimits(config.listen);
+  const handoff = new ConnectionHandoff("terminal", limits.maxConnections, limits.handshakeTimeoutMs);
+  // The console's port likewise, when there is a console.
+  const operator = config.operator ? checkOperatorConfig(config.operator) : undefined;
+  const consoleHandoff = operator ? new ConnectionHandoff("operator", limits.maxConnections, limits.handshakeTimeoutMs) : undefined;
+  const urlOf = (h: string, p: number) => `https://${h.includes(":") ? `[${h}]` : h}:${p}`;
+  let port: number;
+  let operatorUrl: string | undefined;
+  try {
+    port = await handoff.listen(host, config.listen?.port ?? 8443);
+    if (operator && consoleHandoff) operatorUrl = urlOf(operator.host, await consoleHandoff.listen(operator.host, operator.port));
+  } catch (e) {
+    await handoff.close();
+    await consoleHandoff?.close();
+    await store?.close();
+    await keyService?.close();
+    throw e;
+  }
+  const url = urlOf(host, port);
   const outboxes = new Map<Worker, Reply[]>();
   const metrics = primaryMetrics(store);
   // One signing key for the operator console's session cookies, so a login is valid in every worker.
@@ -199,9 +211,11 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     worker.on("message", (m: CallBatch | { kind: "listening"; port: number; url: string; operatorUrl?: string }) => {
       if (metrics.answer(m, (r) => { if (worker.isConnected()) worker.send(r, undefined, () => {}); })) return;
       if (m?.kind === "listening") {
+        handoff.ready(worker);
+        consoleHandoff?.ready(worker);
         if (!announced) {
           announced = true;
-          events.listening(m.port, m.url, m.operatorUrl);
+          events.listening(port, url, operatorUrl);
         }
         return;
       }
@@ -231,8 +245,10 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     }
     outbox.push(r);
   };
-  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), FRONTEND_PORT: String(port), [SESSION_SECRET_ENV]: sessionSecret, ...(keyService ? { [KEY_SOCKET_ENV]: keyService.socketPath } : {}) }));
+  const fork = () => serve(cluster.fork({ FRONTEND_WORKER: "1", FRONTEND_SCHEMA: String(store?.schemaVersion ?? 0), [SESSION_SECRET_ENV]: sessionSecret, ...(keyService ? { [KEY_SOCKET_ENV]: keyService.socketPath } : {}) }));
   cluster.on("exit", (worker, code, signal) => {
+    handoff.gone(worker);
+    consoleHandoff?.gone(worker);
     if (stopping) return;
     events.replaced?.(worker.process.pid ?? 0, code, signal);
     fork();
@@ -242,6 +258,8 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
     workers: () => Object.values(cluster.workers ?? {}).map((w) => w!.process.pid!),
     close: async () => {
       stopping = true;
+      await handoff.close();
+      await consoleHandoff?.close();
       const all = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
       await Promise.all(all.map((w) => new Promise<void>((resolve) => {
         const timer = setTimeout(() => { w.process.kill("SIGKILL"); }, 10_000);
@@ -254,14 +272,13 @@ export async function runPrimary(config: FrontendConfig, workers: number, events
   };
 }
 
-/** A worker: one front-end on the shared port; SQLite through the primary, PostgreSQL with its own pool. */
+/** A worker: one front-end taking the connections the primary hands it; SQLite through the primary, PostgreSQL with its own pool. */
 export async function runWorker(config: FrontendConfig): Promise<RunningFrontend> {
   const sqlite = !isPostgresUrl(config.database);
   const store = sqlite ? new IpcStore(Number(process.env.FRONTEND_SCHEMA)) : undefined;
-  const port = Number(process.env.FRONTEND_PORT);
-  const listen = { ...config.listen, port: Number.isInteger(port) && port > 0 ? port : config.listen?.port ?? 0 };
   const keyServiceSocket = process.env[KEY_SOCKET_ENV];
-  const frontend = await startFrontend({ ...config, listen }, { ...(store ? { store } : {}), ...(keyServiceSocket ? { keyServiceSocket } : {}) });
+  const frontend = await startFrontend(config, { ...store ? { store } : {}, ...(keyServiceSocket ? { keyServiceSocket } : {}), acceptsHandedConnections: true });
+  takeHandedConnections({ terminal: frontend.accept, operator: (socket) => frontend.operator.accept(socket) });
   process.send!({ kind: "listening", port: frontend.port, url: frontend.url, operatorUrl: frontend.operator.url });
   return frontend;
 }

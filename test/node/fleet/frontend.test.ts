@@ -30,14 +30,15 @@ describeEngines("fleet routes", function () {
   });
   after(stopAll);
 
-  it("keeps a terminal's report, answers 204 with a Date header, and refuses a report for another terminal", async () => {
+  it("keeps a terminal's report, answers with the saved configuration version and a Date header, and refuses a report for another terminal", async () => {
     const t1 = clientFor(f, fe.url, T1);
     const t2 = clientFor(f, fe.url, T2);
     const op = clientFor(f, fe.url, OPERATOR);
     try {
       const sent = report(T1, 1);
       const ok = await t1.raw("POST", `/v1/terminals/${T1}/status`, sent);
-      assert.equal(ok.status, 204, ok.text);
+      assert.equal(ok.status, 200, ok.text);
+      assert.deepEqual(ok.json, { configVersion: 0 });
       assert.ok(typeof ok.headers.date === "string" && !Number.isNaN(Date.parse(ok.headers.date)));
       const [latest] = await fe.store.fleet.latestStatus();
       assert.equal(latest!.terminalId, T1);
@@ -77,6 +78,9 @@ describeEngines("fleet routes", function () {
       const answer = mine.json as { terminalId: string; version: number; settings: Record<string, unknown> };
       assert.deepEqual([answer.terminalId, answer.settings], [T1, { maxAmount: 400, message: "Hi" }]);
       assert.ok(answer.version >= 2);
+      // The answer to a status report names the same version, so the terminal learns of the change at its next report.
+      const reported = await t1.raw("POST", `/v1/terminals/${T1}/status`, report(T1, 7));
+      assert.deepEqual([reported.status, reported.json], [200, { configVersion: answer.version }]);
       assert.equal((await op.raw("GET", `/v1/terminals/${T1}/config`)).status, 200);
       const other = await t2.raw("GET", `/v1/terminals/${T1}/config`);
       assert.deepEqual([other.status, (other.json as { error: { code: string } }).error.code], [403, "TERMINAL_MISMATCH"]);
@@ -97,7 +101,7 @@ describeEngines("fleet routes", function () {
     const clients = [T1, T2, T1, T2].map((t) => [t, clientFor(f, running.url, t)] as const);
     try {
       const answers = await Promise.all(clients.map(([t, c], i) => c.raw("POST", `/v1/terminals/${t}/status`, report(t, i + 1))));
-      assert.deepEqual(answers.map((a) => a.status), [204, 204, 204, 204]);
+      assert.deepEqual(answers.map((a) => [a.status, a.json]), Array(4).fill([200, { configVersion: 0 }]));
       const configs = await Promise.all(clients.map(([t, c]) => c.raw("GET", `/v1/terminals/${t}/config`)));
       assert.deepEqual(configs.map((c) => [c.status, (c.json as { version: number }).version]), [[200, 0], [200, 0], [200, 0], [200, 0]]);
       const rows = await readRows<{ terminal_id: string; n: number }>(config.database,

@@ -273,10 +273,16 @@ export function chinaToday(now = Date.now()): string {
 
 const MAIN = path.resolve(import.meta.dirname, "../../../tools/frontend/main.ts");
 
-/** Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line. */
-export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void, env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string }> {
+/**
+ * Starts `npm run frontend -- --config <file> [args]` as its own process and waits for its "listening" line.
+ * `openFiles`: start it under `ulimit -n` that many (through sh; the process is the front-end itself, by exec).
+ */
+export function launchFrontend(configPath: string, args: string[] = [], onLine?: (line: string) => void, env: NodeJS.ProcessEnv = {}, openFiles?: number): Promise<{ child: ChildProcess; url: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", MAIN, "--config", configPath, ...args],
+    const argv = ["--import", "tsx", MAIN, "--config", configPath, ...args];
+    const [command, commandArgs] = openFiles === undefined ? [process.execPath, argv]
+      : ["sh", ["-c", `ulimit -n ${openFiles} && exec "$0" "$@"`, process.execPath, ...argv]];
+    const child = spawn(command, commandArgs,
       { cwd: path.dirname(path.dirname(MAIN)), stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let out = "";
     let err = "";

@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
+import { request as httpsRequest } from "node:https";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { FrontendHttpError, type FrontendClient } from "../../../tools/rigs/frontend/index";
@@ -38,6 +40,7 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
   let primary: ChildProcess | undefined;
   let url = "";
   let holdFile = "";
+  let operatorUrl = "";
   const replaced: number[] = [];
 
   before(async () => {
@@ -46,6 +49,7 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
       log: { level: "warn", file: path.join(f.dir, `kills-${process.pid}-${Date.now()}.log`) },
       reconciliationTimeoutMs: 2000, reconciliationSweepMs: 200,
       plugins: [TEST_HOLD_PLUGIN],
+      operator: { host: "127.0.0.1", port: 0, accounts: [] },
     });
     database = config.database;
     const configPath = path.join(f.dir, `kills-${process.pid}-${Date.now()}.json`);
@@ -54,6 +58,7 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
     await ensureDatabase(database);
     const running = await launchFrontend(configPath, ["--workers", "2"], (line) => {
       if (line.includes("worker-replaced")) replaced.push((JSON.parse(line) as { pid: number }).pid);
+      if (line.includes('"operatorUrl"')) operatorUrl = (JSON.parse(line) as { operatorUrl: string }).operatorUrl;
     }, { [HOLD_ENV]: holdFile });
     primary = running.child;
     url = running.url;
@@ -162,6 +167,49 @@ describeEngines("front-end: --workers 2, a worker SIGKILLed in the middle of eac
         }
       }
       await moneyAgrees(asn, initial, card.state.applications[0]!.balance);
+    });
+  }
+
+  /**
+   * Every worker dead at once, before any replacement listens (what a quick second kill did to the cases above on a
+   * loaded machine): the port stays open and a terminal's connection waits for a replacement instead of being refused.
+   */
+  it("every worker killed at once: a new connection (terminal or console) is not refused, it is answered by a replacement", async () => {
+    // The primary's live workers (its other children, such as tsx's esbuild service, are not), a replacement still
+    // starting included if the case before killed one.
+    const isWorker = (pid: number) => {
+      try {
+        return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8")) && readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes("FRONTEND_WORKER=1");
+      } catch {
+        return false;
+      }
+    };
+    const workers = execFileSync("pgrep", ["-P", String(primary!.pid)], { encoding: "utf8" }).trim().split("\n").map(Number).filter(isWorker);
+    assert.ok(workers.length >= 2, `the primary's workers: ${workers.join(", ")}`);
+    const before = replaced.length;
+    for (const pid of workers) process.kill(pid, "SIGKILL");
+    await until("the primary to see every death", () => (replaced.length >= before + workers.length ? true : undefined));
+    const client = clientFor(f, url);
+    try {
+      const [health, login] = await Promise.all([client.health(), consoleLoginPage()]);
+      assert.equal(health.status, "ok");
+      assert.equal(login, 200, "the console's login page");
+    } finally {
+      client.close();
+    }
+  });
+
+  /** The console's login page status, over TLS to the console's port. */
+  function consoleLoginPage(): Promise<number> {
+    assert.ok(operatorUrl, "the front-end announced its console");
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(`${operatorUrl}/login`, { ca: f.pki.ca.certPem, agent: false, timeout: 30_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("timeout", () => req.destroy(new Error("no answer from the console in 30 s")));
+      req.on("error", reject);
+      req.end();
     });
   }
 });

@@ -242,6 +242,25 @@ describeEngines("operator console: login, pages, metrics and OpenAPI", function 
     assert.match(page.text, /<td>alice<\/td><td>group<\/td>/);
   });
 
+  it("shows a saved configuration as pending until the terminal reports running it (not as in force at the save)", async () => {
+    const saved = (await fe.store.fleet.effectiveConfig(T1)).version;
+    assert.ok(saved > 0, "the test before saved a configuration for the terminal");
+    const report = (version: number) => ({
+      terminalId: T1, firmware: "0.1.0", reason: "interval", sequence: 9, sentAt: now, uptimeMs: 60_000,
+      journal: { usedBlocks: 2, blocks: 16, liveRecords: 3, fillPercent: 12 }, pendingCompletions: 0, unresolved: 0,
+      counts: { approvals: 0, declines: {}, tears: 0, readerFaults: 0, frontendErrors: 0 }, config: { version, refused: [] },
+    }) as never;
+    await fe.store.fleet.recordStatus(report(0), now);
+    const state = `saved ${saved} · in force 0 · <span class="warn">pending</span>`;
+    assert.ok((await get(`/config?scope=terminal:${T1}`, { accept: "text/html" })).text.includes(state));
+    assert.ok((await get(`/fleet/${T1}`, { accept: "text/html" })).text.includes(state));
+    assert.ok((await get("/", { accept: "text/html" })).text.includes(state));
+    await fe.store.fleet.recordStatus(report(saved), now + 1);
+    const page = (await get(`/config?scope=terminal:${T1}`, { accept: "text/html" })).text;
+    assert.ok(page.includes(`saved ${saved} · in force ${saved}</h2>`), "in force once reported");
+    assert.ok(!page.includes("pending"));
+  });
+
   it("serves /openapi.json, the same document as docs/openapi.json and as the terminals' listener", async () => {
     const r = await get("/openapi.json");
     assert.equal(r.status, 200);

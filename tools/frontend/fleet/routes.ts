@@ -4,7 +4,7 @@
  * any terminal's configuration. The schemas are the ones the server validates with (and OpenAPI is generated from).
  */
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { STATUS_REASONS, type ConfigAnswer, type StatusReport } from "../../../modules/frontend-client/status";
+import { STATUS_REASONS, type ConfigAnswer, type StatusAnswer, type StatusReport } from "../../../modules/frontend-client/status";
 import { MESSAGE_MAX_LENGTH } from "../../../modules/terminal-config/config";
 import { FrontendError } from "../errors";
 import type { Client } from "../purchases/service";
@@ -88,14 +88,18 @@ function allowed(client: Client, terminalId: string, operators: boolean): void {
 
 export function registerFleetRoutes(app: FastifyInstance, store: Store, clientOf: (request: FastifyRequest) => Client): void {
   app.post<{ Params: { terminalId: string }; Body: StatusReport }>("/v1/terminals/:terminalId/status", {
-    schema: { params: terminalParams, body: statusReportSchema, response: { 204: { type: "null" } } },
-  }, async (request, reply) => {
+    schema: {
+      params: terminalParams, body: statusReportSchema,
+      response: { 200: { type: "object", required: ["configVersion"], additionalProperties: false, properties: { configVersion: count } } },
+    },
+  }, async (request): Promise<StatusAnswer> => {
     allowed(clientOf(request), request.params.terminalId, false);
     if (request.body.terminalId.toUpperCase() !== request.params.terminalId.toUpperCase()) {
       throw new FrontendError("TERMINAL_MISMATCH", 403, "the report names another terminal than its path");
     }
     await store.fleet.recordStatus(request.body);
-    return reply.code(204).send();
+    // A JSON object, as every answer of the protocol (an empty 204 was counted by terminals as a front-end error).
+    return { configVersion: (await store.fleet.effectiveConfig(request.params.terminalId)).version };
   });
 
   app.get<{ Params: { terminalId: string } }>("/v1/terminals/:terminalId/config", {

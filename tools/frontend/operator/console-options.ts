@@ -1,4 +1,5 @@
 /** What the operator console is started with: its listener, accounts and sessions, and the front-end's parts it shows. */
+import type { CheckedLimits } from "../listen/limits";
 import type { PurchaseService } from "../purchases/service";
 import type { Store } from "../storage/store";
 import type { Accounts, Sessions } from "./auth";
@@ -31,6 +32,10 @@ export interface ConsoleOptions {
   loginLimits?: LoginLimits;
   /** Threads that check passwords (default 1). */
   passwordThreads?: number;
+  /** The listener limits (config `listen`); defaults when absent. */
+  limits?: CheckedLimits;
+  /** Do not listen: the primary of --workers owns the console's port and hands connections in (listen/handoff.ts). */
+  acceptsHandedConnections?: boolean;
   /** The configuration file the accounts are re-read from when it changes. */
   accountsFile?: AccountsFile;
 }

@@ -8,6 +8,8 @@
  * operator client certificate (CN listed in `operators`). Anything else gets 401: JSON for the API,
  * the metrics and the OpenAPI document, the login page for a browser.
  */
+import type { Socket } from "node:net";
+import { checkListenLimits, guardServer, refusalLogger, serverOptions, type CheckedLimits } from "../listen/limits";
 import type { TLSSocket } from "node:tls";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { fromHex } from "../../../modules/bytes/bytes";
@@ -84,9 +86,12 @@ function purchaseRows(rows: PurchaseRow[]): string[][] {
 }
 const PURCHASE_HEADERS = ["Purchase", "Business day", "Authorized (China time)", "Terminal", "TSN", "Order", "ASN", "Amount (yuan)", "Status"];
 
-export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; close(): Promise<void> }> {
+export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyInstance; url: string; port: number; accept(socket: Socket): void; close(): Promise<void> }> {
+  const limits = o.limits ?? checkListenLimits();
+  const timeouts = serverOptions(limits);
   const app = Fastify({
     https: {
+      ...timeouts.https,
       cert: o.tls.cert, key: o.tls.key, ca: o.tls.ca, minVersion: "TLSv1.2",
       // A certificate is asked for but not required: operators without one log in with a password.
       requestCert: o.certificateOperators !== null, rejectUnauthorized: false,
@@ -97,7 +102,10 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
     return503OnClosing: true,
     forceCloseConnections: true,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
+    requestTimeout: timeouts.requestTimeout,
   });
+  guardServer(app.server, limits, refusalLogger((fields, message) => app.log.warn(fields, message)));
   app.removeContentTypeParser("text/plain");
   app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string" }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
@@ -303,12 +311,16 @@ export async function startConsole(o: ConsoleOptions): Promise<{ app: FastifyIns
     return reply.code(422).type("text/html; charset=utf-8").send(page("Configuration", await configPage(o, { scope: result.scope }, result), { path: "/config", user: user(request), name: o.name }));
   });
 
-  await app.listen({ host: o.host, port: o.port });
+  if (o.acceptsHandedConnections) await app.ready();
+  else await app.listen({ host: o.host, port: o.port });
   const address = app.server.address();
   const port = typeof address === "object" && address ? address.port : 0;
   return {
     app, port, url: `https://${o.host.includes(":") ? `[${o.host}]` : o.host}:${port}`,
+    accept: (socket) => { app.server.emit("connection", socket); },
     close: async () => {
+      // Not listening (handed connections): Fastify closes only the connections of a server it listened with.
+      if (o.acceptsHandedConnections) app.server.closeAllConnections();
       await app.close();
       await pool.close();
     },

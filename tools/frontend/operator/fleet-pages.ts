@@ -55,6 +55,16 @@ function duration(ms: number): string {
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+/**
+ * The saved configuration version beside the one in force (the version the terminal last reported running), and
+ * "pending" until they match: a save reaches the terminal at its next status report and idle moment, not at once.
+ */
+export function configState(saved: number, inForce: number | undefined): string {
+  const force = inForce === undefined ? "not reported" : String(inForce);
+  const pending = inForce === undefined || inForce < saved;
+  return `saved ${esc(saved)} · in force ${esc(force)}${pending ? ' · <span class="warn">pending</span>' : ""}`;
+}
+
 export async function fleetPage(o: ConsoleOptions): Promise<string> {
   const now = o.now();
   const reports = await o.store.fleet.latestStatus();
@@ -81,7 +91,7 @@ export async function fleetPage(o: ConsoleOptions): Promise<string> {
       esc(r.firmware), esc(duration(r.uptimeMs)), esc(`${r.journal?.fillPercent ?? "?"}%`), esc(r.pendingCompletions), esc(r.unresolved),
       `${esc(r.counts?.approvals ?? 0)} / ${esc(declines)}`,
       r.tapToApprovedMs ? `${esc(r.tapToApprovedMs.p50)} / ${esc(r.tapToApprovedMs.p90)}` : "",
-      esc(r.clockOffsetMs ?? ""), esc(r.config?.version ?? ""), cert.html,
+      esc(r.clockOffsetMs ?? ""), configState((await o.store.fleet.effectiveConfig(row.terminalId)).version, r.config?.version), cert.html,
       alerts.map((a) => `<span class="${a.level}">${esc(a.text)}</span>`).join("<br>"),
     ]);
   }
@@ -104,7 +114,7 @@ export async function terminalPage(o: ConsoleOptions, terminalId: string): Promi
   const latest = history[0];
   return `<p><a href="/config?scope=terminal:${esc(terminalId)}">Edit this terminal's configuration</a> · <a href="/purchases?terminal=${esc(terminalId)}">Its purchases</a></p>` +
     await certificatesSection(o.store, terminalId, o.now()) +
-    `<h2>Configuration in force (version ${esc(effective.version)}, group ${esc(effective.group ?? "none")})</h2><pre class="mono">${esc(JSON.stringify(effective.settings, null, 2))}</pre>` +
+    `<h2>Configuration: ${configState(effective.version, latest?.report.config?.version)} (group ${esc(effective.group ?? "none")})</h2><pre class="mono">${esc(JSON.stringify(effective.settings, null, 2))}</pre>` +
     (latest ? `<h2>Latest report</h2><pre class="mono">${esc(JSON.stringify(latest.report, null, 2))}</pre>` : "<p class='muted'>No report yet.</p>") +
     `<h2>Reports</h2>` + table(["Received", "Reason", "Seq", "Approved", "Declines", "Tears", "Reader faults", "Waiting", "Unresolved", "Journal"], history.map((h) => [
       esc(time(h.receivedAt)), esc(h.report.reason), esc(h.report.sequence), esc(h.report.counts?.approvals), esc(JSON.stringify(h.report.counts?.declines ?? {})),
@@ -229,7 +239,8 @@ export async function configPage(o: ConsoleOptions, query: Record<string, string
   let effective = "";
   if (isTerminal) {
     const e = await o.store.fleet.effectiveConfig(scope.scope.slice(9));
-    effective = `<h2>In force on the terminal (defaults → group → terminal), version ${esc(e.version)}</h2><pre class="mono">${esc(JSON.stringify(e.settings, null, 2))}</pre>`;
+    const reported = (await o.store.fleet.statusHistory(scope.scope.slice(9), 1))[0]?.report.config?.version;
+    effective = `<h2>Saved for the terminal (defaults → group → terminal): ${configState(e.version, reported)}</h2><pre class="mono">${esc(JSON.stringify(e.settings, null, 2))}</pre>`;
   }
   const audit = await o.store.fleet.configAudit({ scope: scope.scope, limit: 50 });
   const auditTable = table(["When", "Who", "What", "Version", "Old", "New"], audit.map((a) => [

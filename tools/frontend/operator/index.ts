@@ -7,6 +7,7 @@
  * workers and of the primary's journal (prom-client's AggregatorRegistry, asked for over the cluster channel).
  */
 import cluster from "node:cluster";
+import type { Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { AggregatorRegistry, Registry } from "prom-client";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -17,6 +18,7 @@ import { AccountsFile } from "./accounts-file";
 import { Sessions } from "./auth";
 import { checkOperatorConfig, secretBytes } from "./config";
 import { startConsole } from "./console";
+import { checkListenLimits } from "../listen/limits";
 import { waitingPerTerminal } from "./fleet-pages";
 import { createMetrics, journalMetrics, type FrontendMetrics, type MetricSources } from "./metrics";
 import { openApiText, registerOpenApi } from "./openapi";
@@ -33,6 +35,8 @@ export interface OperatorSide {
   noteError(request: FastifyRequest, code: string): void;
   /** Starts the console (when configured) once the terminals' listener is up. */
   start(service: PurchaseService): Promise<void>;
+  /** Hands in a console connection accepted by the primary of --workers (a no-op without a console). */
+  accept(socket: Socket): void;
   /** The console's URL and port, once started (undefined without `operator` in the configuration). */
   readonly url: string | undefined;
   readonly port: number | undefined;
@@ -57,10 +61,11 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
   app.get("/openapi.json", { schema: { hide: true } }, async (_request, reply) => reply.type("application/json").send(openApiText(app)));
 
   let queries: ConsoleQueries | undefined;
-  let running: { url: string; port: number; close(): Promise<void> } | undefined;
+  let running: { url: string; port: number; accept(socket: Socket): void; close(): Promise<void> } | undefined;
   return {
     metrics,
     noteError: metrics.noteError,
+    accept(socket) { if (running) running.accept(socket); else socket.destroy(); },
     get url() { return running?.url; },
     get port() { return running?.port; },
     async start(service) {
@@ -82,6 +87,8 @@ export async function prepareOperator(app: FastifyInstance, config: FrontendConf
         store, queries: q, service, metrics, openApi: () => openApiText(app), statusEveryMs: operator.statusEveryMs, now: config.clock ?? Date.now,
         logLevel: config.log?.level ?? "info", logFile: config.log?.file, loginLimits: operator.loginLimits, passwordThreads: operator.passwordThreads,
         accountsFile: config.operator.accountsFile ? new AccountsFile(config.operator.accountsFile, operator.accounts, (m) => process.emitWarning(m)) : undefined,
+        limits: checkListenLimits(config.listen),
+        acceptsHandedConnections: inWorker(),
         metricsText: inWorker() ? askPrimaryForMetrics : () => metrics.registry.metrics(),
       });
     },

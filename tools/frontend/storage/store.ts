@@ -296,7 +296,9 @@ export class PostgresStore implements Store {
         try {
           // Under the lock: CREATE TABLE IF NOT EXISTS itself is not safe against a concurrent twin.
           await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK]);
-          await client.query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+          // Created only when missing: a front-end running as a role without CREATE (docs/operate.md) gets this far.
+          const exists = await client.query<{ t: string | null }>("SELECT to_regclass('schema_version')::text AS t");
+          if (exists.rows[0]?.t == null) await client.query("CREATE TABLE schema_version (version INTEGER NOT NULL)");
           const { rows } = await client.query<{ v: number | null }>("SELECT max(version) AS v FROM schema_version");
           const current = rows[0]?.v ?? 0;
           if (current > SCHEMA_VERSION) throw new Error(`database schema ${current} is newer than this program (${SCHEMA_VERSION})`);

@@ -3,6 +3,7 @@
  * store, the PN532 emulator with virtual cards on a pty pair (socat) or, with no pty tool, on an in-memory line,
  * and the terminal (the same src/ as the ESP32 runs) taking payments through its controller port.
  */
+import type { ListenLimits } from "../../frontend/listen/limits";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -44,6 +45,8 @@ export interface SimulationOptions {
   operator?: OperatorConfig;
   /** The terminal's events as it emits them (the MDB cashless adapter listens here). */
   onEvent?: (event: TerminalEvent) => void;
+  /** Listener limits for both front-ends (e.g. a shorter idle timeout: tools/frontend/listen/limits.ts). */
+  frontendListen?: ListenLimits;
 }
 
 export interface CardSpec {
@@ -108,6 +111,9 @@ export class Simulation {
     const urls = { 1: `https://127.0.0.1:${ports[1]}`, 2: `https://127.0.0.1:${ports[2]}` };
     this.#frontendConfigs = frontendConfigs(this.#world, { dir: this.dir, ports, urls, tls: "pem", log: { level: o.frontendLog ?? "silent" } });
     if (o.operator) this.#frontendConfigs[1] = { ...this.#frontendConfigs[1], operator: o.operator };
+    if (o.frontendListen) {
+      for (const level of [1, 2] as const) this.#frontendConfigs[level] = { ...this.#frontendConfigs[level], listen: { ...this.#frontendConfigs[level].listen, ...o.frontendListen } };
+    }
     this.level2 = await startFrontend(this.#frontendConfigs[2]);
     this.level1 = await startFrontend(this.#frontendConfigs[1]);
     if (this.linkKind === "pty") {
