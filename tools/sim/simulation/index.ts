@@ -14,7 +14,7 @@ import { createPtyPair, hasSocat, type PtyPair } from "../../../hosts/node/pty";
 import { startNodeTerminal, type NodeTerminal } from "../../../hosts/node/terminal";
 import type { TerminalConfig, TerminalEvent } from "../../../src/terminal";
 import type { ApplicationProfile, VirtualCard, VirtualCardOptions } from "../cardsim/index";
-import { openDatabase, startFrontend, type RunningFrontend } from "../../frontend/index";
+import { openDatabase, startFrontend, type FrontendConfig, type RunningFrontend } from "../../frontend/index";
 import type { OperatorConfig } from "../../frontend/operator/index";
 import type { JournalStorage } from "../../../modules/journal/storage";
 import { ControllerLink, type ControllerEvent } from "./controller-link";
@@ -47,6 +47,12 @@ export interface SimulationOptions {
   onEvent?: (event: TerminalEvent) => void;
   /** Listener limits for both front-ends (e.g. a shorter idle timeout: tools/frontend/listen/limits.ts). */
   frontendListen?: ListenLimits;
+  /**
+   * The front-ends' limits. The simulation pays far faster than a terminal at a vending machine (the soak, the
+   * benchmarks and the fault suites tap many times a second with instant card timing), so the per-terminal
+   * authorization rate is lifted unless this sets it; test/node/frontend/limits.test.ts tests the limiter.
+   */
+  frontendLimits?: FrontendConfig["limits"];
 }
 
 export interface CardSpec {
@@ -111,6 +117,9 @@ export class Simulation {
     const urls = { 1: `https://127.0.0.1:${ports[1]}`, 2: `https://127.0.0.1:${ports[2]}` };
     this.#frontendConfigs = frontendConfigs(this.#world, { dir: this.dir, ports, urls, tls: "pem", log: { level: o.frontendLog ?? "silent" } });
     if (o.operator) this.#frontendConfigs[1] = { ...this.#frontendConfigs[1], operator: o.operator };
+    for (const level of [1, 2] as const) {
+      this.#frontendConfigs[level] = { ...this.#frontendConfigs[level], limits: { authorizationsPerSecond: 10_000, authorizationBurst: 10_000, ...o.frontendLimits } };
+    }
     if (o.frontendListen) {
       for (const level of [1, 2] as const) this.#frontendConfigs[level] = { ...this.#frontendConfigs[level], listen: { ...this.#frontendConfigs[level].listen, ...o.frontendListen } };
     }
