@@ -5,6 +5,7 @@
 // discipline's PARMRK doubling of a data FF proves the input flags), and the words the terminal sends leave as
 // their data bytes. What a pty cannot show: the mode bit itself (no parity bit on a pty; Linux ptys even drop
 // PARENB), so neither FF 00 b marking of a mode-bit byte nor the mark/space switch on transmit is seen here.
+import { commandLength, MAX_BLOCK } from "../../../modules/mdb/commands";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,6 +46,26 @@ describe("modules/mdb/native C code (host cc)", function () {
 
   it("the link core compiles warning-free as C99 and passes its unit tests", () => {
     buildAndRun(dir, "link_test", ["modules/mdb/native/mdb_link.c", "modules/mdb/native/test/link_test.c"], /all checks passed/);
+  });
+
+  it("the C link core and modules/mdb/commands.ts agree on every command's length", () => {
+    const exe = path.join(dir, "lengths_dump");
+    const build = spawnSync(cc!, ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1", "-o", exe,
+      path.join(root, "modules/mdb/native/mdb_link.c"), path.join(root, "modules/mdb/native/test/lengths_dump.c")], { encoding: "utf8" });
+    assert.equal(build.status, 0, `build failed:\n${build.stderr}`);
+    const fromC = spawnSync(exe, [], { encoding: "utf8", maxBuffer: 16 << 20 }).stdout.trim().split("\n").map(Number);
+    const fromTs: number[] = [];
+    const block = new Uint8Array(MAX_BLOCK);
+    for (let first = 0; first < 8; first++) for (let sub = 0; sub < 256; sub++) for (let z3 = 0; z3 < 40; z3++) for (let seen = 1; seen <= 4; seen++) for (const expanded of [false, true]) {
+      block[0] = 0x10 | first;
+      block[1] = sub;
+      block[2] = 0;
+      block[3] = z3;
+      fromTs.push(commandLength(block, seen, expanded));
+    }
+    assert.equal(fromC.length, fromTs.length);
+    const first = fromTs.findIndex((n, i) => n !== fromC[i]);
+    assert.equal(first, -1, `the tables differ at input ${first}: TypeScript ${fromTs[first]}, C ${fromC[first]}`);
   });
 
   it("the bit framing the ESP32 hardware layer bit-bangs passes its unit tests", () => {
