@@ -147,9 +147,9 @@ async function main(): Promise<void> {
       controller: rig.controllerPair.device, pn532Port: rig.pn532Pair.device, keys: rig.keysPath, scenarios, out: results,
       baud: 115200, readyTimeoutMs: 120_000, print,
     });
-    // The firmware traces an idle figure every 5 s between payments: wait for one after the last scenario.
+    // The firmware traces its idle figures every 5 s between payments: wait for them after the last scenario.
     const idleFrom = trace.length;
-    for (let i = 0; i < 70 && !trace.slice(idleFrom).some((t) => t.line.includes('xs-memory {"at":"idle"')); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 70 && !trace.slice(idleFrom).some((t) => t.line.includes('xs-memory {"at":"idle-live"')); i++) await new Promise((r) => setTimeout(r, 100));
     const mcsimExit = sim?.exitCode ?? null;
     respawn = false;
     if (sim && sim.exitCode === null && sim.signalCode === null) {
