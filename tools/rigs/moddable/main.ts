@@ -49,6 +49,9 @@ async function main(): Promise<void> {
   const only = parsed.values.only;
   const bin = moddableTools();
   if (!bin) fail(MODDABLE_MISSING, 2);
+  // Before the build and the rig: fail() exits at once, skipping the rig's close() below, which left both front-ends
+  // and the socat pairs running when this was found only after Rig.start.
+  if (!process.env.DISPLAY && !hasCommand("Xvfb")) fail("mcsim needs a display: apt-get install -y xvfb (or set DISPLAY)", 2);
   const out = path.join(ROOT, "build", "moddable-lin");
   const results = path.join(ROOT, "harness-results", "moddable-lin");
   mkdirSync(out, { recursive: true });
@@ -90,7 +93,6 @@ async function main(): Promise<void> {
     settings();
     let display = process.env.DISPLAY;
     if (!display) {
-      if (!hasCommand("Xvfb")) fail("mcsim needs a display: apt-get install -y xvfb (or set DISPLAY)", 2);
       display = `:${90 + (process.pid % 9)}`;
       const xvfb = spawn("Xvfb", [display, "-nolisten", "tcp"], { stdio: "ignore" });
       children.push(xvfb);
