@@ -88,10 +88,13 @@ async function main(): Promise<void> {
   }, settings.terminal, (event) => {
     if (memory.available) trace(`xs-memory ${JSON.stringify(memory.figure(event.event))}\n`);
   });
-  // The idle figure: between payments, every IDLE_FIGURE_MS (one timer for the process, whatever the start attempts).
+  // The idle figures, as found and after a collection: between payments, every IDLE_FIGURE_MS (one timer for the process,
+  // whatever the start attempts).
   idleTerminal = running.terminal;
   idleTimer ??= memory.available ? Timer.repeat(() => {
-    if (idleTerminal?.state === "idle") trace(`xs-memory ${JSON.stringify(memory.figure("idle"))}\n`);
+    if (idleTerminal?.state !== "idle") return;
+    trace(`xs-memory ${JSON.stringify(memory.figure("idle"))}\n`);
+    trace(`xs-memory ${JSON.stringify(memory.liveFigure("idle-live"))}\n`);
   }, IDLE_FIGURE_MS) : undefined;
   trace(`terminal ${settings.terminal.terminalId} ready: ${running.terminal.routes?.routes.length ?? 0} routes\n`);
 }

@@ -5,6 +5,7 @@
  * one `xs-memory {...}` trace line, which `npm run moddable` reads. The three indexes are looked up once; a sample
  * allocates nothing.
  */
+import Debug from "debug";
 import Instrumentation from "instrumentation";
 import type { MemoryFigure } from "./memory-figure";
 
@@ -37,5 +38,14 @@ export class XsMemory {
     this.#peakSlots = figure.slots;
     this.#peakChunks = figure.chunks;
     return figure;
+  }
+
+  /**
+   * The figure after a full collection: what the app keeps. XS collects only when a heap is full, so the plain
+   * figure also counts whatever garbage the last payments left, and varies from run to run with when XS last collected.
+   */
+  liveFigure(at: string): MemoryFigure {
+    Debug.gc();
+    return this.figure(at);
   }
 }

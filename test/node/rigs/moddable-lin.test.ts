@@ -32,11 +32,15 @@ describe("npm run moddable -- lin", function () {
     const r = spawnSync(process.execPath, ["--import", "tsx", path.join(ROOT, "tools/rigs/moddable/main.ts"), "lin"], { cwd: ROOT, encoding: "utf8", maxBuffer: 64 << 20 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`.slice(-3000));
     const figures = JSON.parse(readFileSync(path.join(ROOT, "harness-results/moddable-lin/figures.json"), "utf8")) as {
-      moddable: { scenarios: number; passed: number }; tlsHandshakeMs: { all: number[] }; xsMemoryBytes: { purchasePeak?: { stack: number } };
+      moddable: { scenarios: number; passed: number }; tlsHandshakeMs: { all: number[] };
+      xsMemoryBytes: { purchasePeak?: { stack: number }; idleLive?: { slots: number } };
     };
     assert.ok(figures.moddable.scenarios >= 10 && figures.moddable.passed === figures.moddable.scenarios, JSON.stringify(figures.moddable));
     assert.ok(figures.tlsHandshakeMs.all.length >= 1);
     assert.ok((figures.xsMemoryBytes.purchasePeak?.stack ?? 0) > 0);
+    // The kept state, after a collection at idle: below the slot heap (4,096 slots of 32 bytes), or something leaks.
+    const live = figures.xsMemoryBytes.idleLive?.slots ?? 0;
+    assert.ok(live > 0 && live < 4096 * 32, `idle-live slots ${live}`);
   });
 
   it("the ESP32 and Linux builds give XS the same creation sizes (chunks scaled to 64 bits), with room for the app's stack", () => {

@@ -59,6 +59,7 @@ export function figures(o: { target: string; buildMs: number | null; mcsimStarts
   const handshakes = tagged<{ ms: number }>(o.trace, "tls-handshake").map((h) => h.ms);
   const start = memory.find((m) => m.at === "ready");
   const idle = [...memory].reverse().find((m) => m.at === "idle");
+  const idleLive = [...memory].reverse().find((m) => m.at === "idle-live");
   const purchase = memory.filter((m) => m.at === "card-read" || m.at === "approved");
   const moddableTap = tapToApproved(o.moddable);
   const nodeTap = tapToApproved(o.node);
@@ -76,6 +77,8 @@ export function figures(o: { target: string; buildMs: number | null; mcsimStarts
     xsMemoryBytes: {
       start: start && { chunks: start.chunks, slots: start.slots, stack: start.stack },
       idle: idle && { chunks: idle.chunks, slots: idle.slots, stack: idle.stack },
+      // After a full collection: the app's kept state, comparable from run to run (the figure above counts garbage).
+      idleLive: idleLive && { chunks: idleLive.chunks, slots: idleLive.slots, stack: idleLive.stack },
       purchasePeak: purchase.length ? {
         chunks: Math.max(...purchase.map((m) => m.peakChunks)),
         slots: Math.max(...purchase.map((m) => m.peakSlots)),

@@ -49,6 +49,9 @@ async function main(): Promise<void> {
   const only = parsed.values.only;
   const bin = moddableTools();
   if (!bin) fail(MODDABLE_MISSING, 2);
+  // Before the build and the rig: fail() exits at once, skipping the rig's close() below, which left both front-ends
+  // and the socat pairs running when this was found only after Rig.start.
+  if (!process.env.DISPLAY && !hasCommand("Xvfb")) fail("mcsim needs a display: apt-get install -y xvfb (or set DISPLAY)", 2);
   const out = path.join(ROOT, "build", "moddable-lin");
   const results = path.join(ROOT, "harness-results", "moddable-lin");
   mkdirSync(out, { recursive: true });
@@ -90,7 +93,6 @@ async function main(): Promise<void> {
     settings();
     let display = process.env.DISPLAY;
     if (!display) {
-      if (!hasCommand("Xvfb")) fail("mcsim needs a display: apt-get install -y xvfb (or set DISPLAY)", 2);
       display = `:${90 + (process.pid % 9)}`;
       const xvfb = spawn("Xvfb", [display, "-nolisten", "tcp"], { stdio: "ignore" });
       children.push(xvfb);
@@ -147,9 +149,9 @@ async function main(): Promise<void> {
       controller: rig.controllerPair.device, pn532Port: rig.pn532Pair.device, keys: rig.keysPath, scenarios, out: results,
       baud: 115200, readyTimeoutMs: 120_000, print,
     });
-    // The firmware traces an idle figure every 5 s between payments: wait for one after the last scenario.
+    // The firmware traces its idle figures every 5 s between payments: wait for them after the last scenario.
     const idleFrom = trace.length;
-    for (let i = 0; i < 70 && !trace.slice(idleFrom).some((t) => t.line.includes('xs-memory {"at":"idle"')); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 70 && !trace.slice(idleFrom).some((t) => t.line.includes('xs-memory {"at":"idle-live"')); i++) await new Promise((r) => setTimeout(r, 100));
     const mcsimExit = sim?.exitCode ?? null;
     respawn = false;
     if (sim && sim.exitCode === null && sim.signalCode === null) {
