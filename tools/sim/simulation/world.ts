@@ -16,14 +16,24 @@ export const LEVEL2_CITY = "4100";
 /** A card the level-1 front-end refuses (CARD_HOTLISTED). */
 export const HOTLISTED_ASN = "03101000000000000999";
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A port for a front-end that must keep its number across restarts (the routes and a proxy point at it). It is picked
+ * below Linux's ephemeral range (32768-60999), so the outgoing connections of this machine's other processes, which
+ * take ports from that range, cannot take it between this check and the front-end's bind.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  throw new Error("no free port found below the ephemeral range");
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
   });
 }
 
