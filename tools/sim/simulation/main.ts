@@ -56,7 +56,7 @@ A terminal on a PC (--pn532):
   --terminal-id <id>  12 hex digits, equal to the certificate's CN
   --controller <port> the controller port's serial line (default: JSON lines on stdin/stdout)
   --mdb-port <tty>    controller "mdb": be the vending machine's MDB cashless device on this UART, through the
-                      mark/space-parity helper (built with cc on first use; wiring: README "In a vending machine")
+                      mark/space-parity helper (built with cc on first use; wiring: docs/guide/vending.md)
   --mdb-address 0x10|0x60  cashless device #1 (default) or #2;  --mdb-level 1|2|3  the reader's level (default 3)
   --mdb-link stream   the MDB port is a pty carrying docs/mdb.md §5 bytes (a VMC simulator or the harness), no helper
   --journal <file>    the journal (default: var/terminal.journal, git-ignored)
