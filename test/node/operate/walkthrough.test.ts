@@ -144,10 +144,11 @@ for (const engine of ["sqlite", "postgres"] as const) {
         writeFileSync(envFile, `DATABASE_URL=${path.join(root, "var", "frontend.sqlite")}\n`);
       }
 
+      sh(block("walkthrough-keys", root), pgEnv());
       const first = await startAsUnit(root);
       running = first.child;
       {
-        const masterKeys = readDevelopmentMasterKeys(path.join(root, "etc", "keys.json"), { keyIndex: 1, keyVersion: 1, algorithm: "3des" });
+        const masterKeys = readDevelopmentMasterKeys(path.join(root, "etc", "trial", "issuer-keys.json"), { keyIndex: 1, keyVersion: 1, algorithm: "3des" });
         const card = new VirtualCard(issueCard([{ layout: "tunion", algorithm: "3des", asn: "03100000000000000777", cityCode: "1000", masterKeys, balance: 10_000 }]));
         const client = terminalClient(root, first.url);
         let kept: string;
