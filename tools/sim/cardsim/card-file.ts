@@ -20,7 +20,7 @@ export class CardsUsageError extends CodedError {
 export const CARDS_HELP = `Usage: npm run cards -- issue --keystore <file> --out <card.json> [options]
 
 Writes a virtual card for the PN532 emulator, its keys diversified from the key store's master keys.
-  --keystore <file>         a development key store (npm run frontend -- init writes one; format purse-keystore/1)
+  --keystore <file>         a development key file (npm run frontend -- keys --out writes one; format purse-keystore/1)
   --out <card.json>         the card file to write (refused if it exists, unless --force)
   --balance <fen>           the purse balance in fen (default 5000, that is 50.00 yuan)
   --layout tunion|cityunion a T-Union card (default) or a city card
